@@ -1,0 +1,241 @@
+"""One typed configuration, loaded once from YAML in config/ and passed down.
+
+Secrets (passwords, 授权码) never live in the YAML: each mailbox names an environment
+variable or a file. `load()` collects every problem at once, each with the file, the
+key and what is expected, in Chinese, for `mailbot check-config`.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+DEFAULT_PATH = Path("config/mailbot.yaml")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Mailbox(_Strict):
+    """One IMAP mailbox the robot reads."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    host: str
+    port: int = Field(default=993, ge=1, le=65535)
+    tls: Literal["implicit", "starttls", "plain"] = "implicit"
+    user: str
+    password_env: str | None = None
+    password_file: Path | None = None
+    folder: str = "INBOX"
+    quarantine_folder: str = "mailbot/quarantine"
+    verify_tls: bool = True
+    timeout: float = Field(default=60.0, gt=0)
+
+    def password(self) -> str:
+        """Read the password or 授权码 from the environment or the file."""
+        if self.password_env:
+            value = os.environ.get(self.password_env)
+            if value is None:
+                raise ConfigError([Problem("", f"mailboxes[{self.name}].password_env",
+                                           f"环境变量 {self.password_env} 没有设置")])
+            return value
+        if self.password_file:
+            return self.password_file.read_text(encoding="utf-8").strip()
+        raise ConfigError([Problem("", f"mailboxes[{self.name}]", "没有配置 password_env 或 password_file")])
+
+
+class Department(_Strict):
+    """A 科室 that reviews 稿件; `mailbox` is the name of the mailbox that is its own."""
+
+    key: str = Field(pattern=r"^[a-z0-9_-]+$")
+    name: str
+    prefix: str = Field(pattern=r"^[A-Z]{1,4}$")
+    mailbox: str | None = None
+
+
+class Settings(_Strict):
+    """Everything the robot needs to know; `load()` builds it."""
+
+    timezone: str = "Asia/Shanghai"
+    storage: Path = Path("var")
+    database_url: str | None = None
+    poll_interval: float = Field(default=60.0, gt=0)
+    idle: bool = True
+    idle_timeout: float = Field(default=25 * 60, gt=0)
+    batch_size: int = Field(default=100, ge=1, le=1000)
+    batch_bytes: int = Field(default=32 * 1024 * 1024, ge=1024 * 1024)
+    reconnect_initial: float = Field(default=1.0, gt=0)
+    reconnect_max: float = Field(default=300.0, gt=0)
+    mark_processed: bool = True
+    mailboxes: list[Mailbox] = Field(min_length=1)
+    departments: list[Department] = Field(default_factory=list)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"不认识的时区 {value!r}，例如 Asia/Shanghai") from None
+        return value
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @property
+    def db_url(self) -> str:
+        """The database URL; the default is a SQLite file under the storage folder."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.storage / 'mailbot.db').resolve()}"
+
+    def mailbox(self, name: str) -> Mailbox:
+        for box in self.mailboxes:
+            if box.name == name:
+                return box
+        raise KeyError(name)
+
+
+@dataclass(frozen=True)
+class Problem:
+    file: str
+    key: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}: " if self.file else ""
+        return f"{where}{self.key or '（顶层）'}：{self.message}"
+
+
+class ConfigError(Exception):
+    """The configuration has problems; `problems` lists every one of them."""
+
+    def __init__(self, problems: list[Problem]):
+        super().__init__("\n".join(str(p) for p in problems))
+        self.problems = problems
+
+
+_MESSAGES = {
+    "missing": "缺少必填项",
+    "extra_forbidden": "不认识这个配置项（拼写错误？）",
+    "int_parsing": "应为整数",
+    "int_type": "应为整数",
+    "float_parsing": "应为数字",
+    "float_type": "应为数字",
+    "bool_parsing": "应为 true 或 false",
+    "bool_type": "应为 true 或 false",
+    "string_type": "应为文字",
+    "list_type": "应为列表",
+    "model_type": "应为一组键值（映射）",
+    "dict_type": "应为一组键值（映射）",
+    "too_short": "至少需要一项",
+    "string_pattern_mismatch": "格式不对",
+    "greater_than": "应大于 {gt}",
+    "greater_than_equal": "应不小于 {ge}",
+    "less_than_equal": "应不大于 {le}",
+    "path_type": "应为文件路径",
+}
+
+
+def _translate(err: dict) -> str:
+    kind = err.get("type", "")
+    ctx = err.get("ctx") or {}
+    if kind == "literal_error":
+        return f"应为以下之一：{ctx.get('expected', '')}"
+    if kind == "value_error":
+        return str(ctx.get("error", err.get("msg", "")))
+    if kind == "string_pattern_mismatch":
+        return f"格式不对（应匹配 {ctx.get('pattern', '')}）"
+    template = _MESSAGES.get(kind)
+    if template:
+        try:
+            return template.format(**ctx)
+        except (KeyError, IndexError):
+            return template
+    return f"取值不合法（{err.get('msg', '')}）"
+
+
+def _key(loc: tuple, data: dict) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def load(path: Path | str = DEFAULT_PATH, check_secrets: bool = False) -> Settings:
+    """Load and validate the YAML; raise ConfigError listing every problem.
+
+    Relative paths in the file (storage, password_file) are taken from the working
+    directory, as an operator types them.
+    """
+    path = Path(path)
+    name = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError([Problem(name, "", "找不到配置文件；可复制 config/mailbot.example.yaml 后修改")]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError([Problem(name, "", f"无法读取配置文件（{exc.__class__.__name__}）")]) from None
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"第 {mark.line + 1} 行第 {mark.column + 1} 列" if mark else ""
+        raise ConfigError([Problem(name, "", f"YAML 格式错误 {where}：{getattr(exc, 'problem', exc)}")]) from None
+    if not isinstance(data, dict):
+        raise ConfigError([Problem(name, "", "顶层应为一组键值（映射）")])
+    problems = _secret_in_yaml(name, data)
+    settings = None
+    try:
+        settings = Settings.model_validate(data)
+    except ValidationError as exc:
+        problems += [Problem(name, _key(e["loc"], data), _translate(e)) for e in exc.errors()]
+    if settings is not None:
+        problems += _cross_checks(name, settings, check_secrets)
+    if problems:
+        raise ConfigError(problems)
+    return settings
+
+
+def _secret_in_yaml(name: str, data: dict) -> list[Problem]:
+    problems = []
+    for i, box in enumerate(data.get("mailboxes") or []):
+        if isinstance(box, dict) and "password" in box:
+            box.pop("password")
+            problems.append(Problem(name, f"mailboxes[{i}].password",
+                                    "密码或授权码不能写在配置文件里；请改用 password_env（环境变量名）或 password_file（文件路径）"))
+    return problems
+
+
+def _cross_checks(name: str, s: Settings, check_secrets: bool) -> list[Problem]:
+    problems = []
+    names = [b.name for b in s.mailboxes]
+    for i, box in enumerate(s.mailboxes):
+        if names.count(box.name) > 1:
+            problems.append(Problem(name, f"mailboxes[{i}].name", f"邮箱名 {box.name} 重复"))
+        if not box.password_env and not box.password_file:
+            problems.append(Problem(name, f"mailboxes[{i}]", "需要 password_env 或 password_file 之一"))
+        if check_secrets and box.password_env and box.password_env not in os.environ:
+            problems.append(Problem(name, f"mailboxes[{i}].password_env", f"环境变量 {box.password_env} 没有设置"))
+        if check_secrets and box.password_file and not box.password_file.is_file():
+            problems.append(Problem(name, f"mailboxes[{i}].password_file", f"文件 {box.password_file} 不存在"))
+        if box.tls == "plain" and box.host not in ("127.0.0.1", "localhost", "::1"):
+            problems.append(Problem(name, f"mailboxes[{i}].tls",
+                                    "明文连接（plain）只允许用于本机测试；外部服务器请用 implicit 或 starttls"))
+    for i, dept in enumerate(s.departments):
+        if dept.mailbox and dept.mailbox not in names:
+            problems.append(Problem(name, f"departments[{i}].mailbox", f"没有名为 {dept.mailbox} 的邮箱"))
+    for field in ("key", "prefix", "name"):
+        values = [getattr(d, field) for d in s.departments]
+        for i, value in enumerate(values):
+            if values.index(value) != i:
+                problems.append(Problem(name, f"departments[{i}].{field}", f"{value} 重复"))
+    return problems

@@ -1,0 +1,188 @@
+"""The only SQL and the only disk writes: tables, engine, raw-mail files, schema checks.
+
+SQLModel tables run unchanged on SQLite (the embedded default) and PostgreSQL; the
+schema is owned by Alembic migrations in mailbot/migrations. Raw messages are stored
+content-addressed by SHA-256 under <storage>/raw/, written before any row points at them.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+
+from sqlalchemy import BigInteger, Column, Index, Text, UniqueConstraint, event, text
+from sqlalchemy.engine import Engine
+from sqlmodel import Field, Session, SQLModel, create_engine, select
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class MailboxState(SQLModel, table=True):
+    """Where ingestion stands in one mailbox folder: UIDVALIDITY and the last UID stored."""
+
+    __tablename__ = "mailbox_state"
+    id: int | None = Field(default=None, primary_key=True)
+    mailbox: str = Field(max_length=100, unique=True)
+    folder: str = Field(default="INBOX", max_length=200)
+    uidvalidity: int | None = Field(default=None, sa_type=BigInteger)  # 32-bit unsigned
+    last_uid: int = Field(default=0, sa_type=BigInteger)
+    last_contact_at: datetime | None = Field(default=None)
+    last_error: str | None = Field(default=None, sa_column=Column(Text))
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class InboundMessage(SQLModel, table=True):
+    """One distinct received message (deduplicated by `key`), with its processing state."""
+
+    __tablename__ = "inbound_message"
+    __table_args__ = (Index("ix_inbound_message_status", "status"),)
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(max_length=1000, unique=True)
+    message_id: str | None = Field(default=None, max_length=1000)
+    sha256: str = Field(max_length=64, index=True)
+    size: int = Field(sa_type=BigInteger)
+    raw_path: str = Field(max_length=300)
+    first_mailbox: str = Field(max_length=100)
+    status: str = Field(default="stored", max_length=20)  # stored | parsed | quarantined
+    reason: str | None = Field(default=None, sa_column=Column(Text))
+    subject: str | None = Field(default=None, sa_column=Column(Text))
+    from_address: str | None = Field(default=None, max_length=320)
+    from_name: str | None = Field(default=None, max_length=300)
+    sent_at: datetime | None = Field(default=None)
+    auto_reply: bool = Field(default=False)
+    bounce: bool = Field(default=False)
+    attachment_count: int = Field(default=0)
+    parsed_json: str | None = Field(default=None, sa_column=Column(Text))
+    attempts: int = Field(default=0)
+    received_at: datetime = Field(default_factory=utcnow)
+    processed_at: datetime | None = Field(default=None)
+
+
+class MessageCopy(SQLModel, table=True):
+    """One copy of a message on a server (mailbox, UIDVALIDITY, UID): every UID the
+    robot has fetched is accounted for here, duplicates included."""
+
+    __tablename__ = "message_copy"
+    __table_args__ = (UniqueConstraint("mailbox", "uidvalidity", "uid", name="uq_message_copy_uid"),
+                      Index("ix_message_copy_action", "mailbox", "server_action"))
+    id: int | None = Field(default=None, primary_key=True)
+    inbound_id: int | None = Field(default=None, foreign_key="inbound_message.id", index=True)
+    mailbox: str = Field(max_length=100)
+    folder: str = Field(default="INBOX", max_length=200)
+    uidvalidity: int = Field(sa_type=BigInteger)
+    uid: int = Field(sa_type=BigInteger)
+    sha256: str | None = Field(default=None, max_length=64)
+    duplicate: bool = Field(default=False)
+    server_action: str = Field(default="pending", max_length=20)  # pending | done | failed | none
+    server_note: str | None = Field(default=None, sa_column=Column(Text))
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Event(SQLModel, table=True):
+    """Audit trail: what happened, when, to which message or mailbox."""
+
+    __tablename__ = "event"
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = Field(default_factory=utcnow, index=True)
+    kind: str = Field(max_length=50, index=True)
+    mailbox: str | None = Field(default=None, max_length=100)
+    inbound_id: int | None = Field(default=None, foreign_key="inbound_message.id", index=True)
+    detail: str | None = Field(default=None, sa_column=Column(Text))
+
+
+# --- engine ---------------------------------------------------------------------
+
+
+def make_engine(url: str) -> Engine:
+    """An engine with the settings each backend needs for several threads and workers."""
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+
+        @event.listens_for(engine, "connect")
+        def _pragmas(dbapi_conn, _record):
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA busy_timeout=30000")
+            cur.close()
+
+        return engine
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://"):]
+    return create_engine(url, pool_pre_ping=True)
+
+
+def log_event(session: Session, kind: str, detail: str = "", mailbox: str | None = None,
+              inbound_id: int | None = None) -> None:
+    session.add(Event(kind=kind, detail=detail, mailbox=mailbox, inbound_id=inbound_id))
+
+
+def find_by_key(session: Session, key: str) -> InboundMessage | None:
+    return session.exec(select(InboundMessage).where(InboundMessage.key == key)).first()
+
+
+def find_copy(session: Session, mailbox: str, uidvalidity: int, uid: int) -> MessageCopy | None:
+    return session.exec(select(MessageCopy).where(
+        MessageCopy.mailbox == mailbox, MessageCopy.uidvalidity == uidvalidity, MessageCopy.uid == uid)).first()
+
+
+def mailbox_state(session: Session, mailbox: str, folder: str = "INBOX") -> MailboxState:
+    """The state row of a mailbox, created on first use."""
+    row = session.exec(select(MailboxState).where(MailboxState.mailbox == mailbox)).first()
+    if row is None:
+        row = MailboxState(mailbox=mailbox, folder=folder)
+        session.add(row)
+        session.flush()
+    return row
+
+
+def ping(engine: Engine) -> None:
+    with engine.connect() as conn:
+        conn.execute(text("SELECT 1"))
+
+
+# --- raw files ------------------------------------------------------------------
+
+
+class RawStore:
+    """Content-addressed raw messages: <root>/raw/ab/cd/<sha256>.eml, written atomically."""
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+
+    def path_for(self, sha256: str) -> Path:
+        return self.root / "raw" / sha256[:2] / sha256[2:4] / f"{sha256}.eml"
+
+    def put(self, data: bytes, sha256: str, durable: bool = False) -> str:
+        """Write the bytes once (same hash, same file); return the path relative to root."""
+        path = self.path_for(sha256)
+        rel = str(path.relative_to(self.root))
+        if path.exists() and path.stat().st_size == len(data):
+            return rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+                if durable:
+                    fh.flush()
+                    os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
+        return rel
+
+    def read(self, rel: str) -> bytes:
+        return (self.root / rel).read_bytes()
+
+    @staticmethod
+    def sync() -> None:
+        """Flush written files to disk before the rows that point at them are committed."""
+        os.sync()
