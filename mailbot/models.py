@@ -56,9 +56,11 @@ class ForwardedMessage:
     from_: Address | None
     message_id: str | None
     date: str | None = None
+    text: str = ""
 
     def to_json(self) -> dict:
         return {
+            "text": self.text,
             "subject": self.subject,
             "from": asdict(self.from_) if self.from_ else None,
             "message_id": self.message_id,

@@ -161,7 +161,8 @@ class _Context:
         self.plain: list[str] = []
         self.html: list[str] = []
         self.attachments: list[Attachment] = []
-        self.forwarded: list[ForwardedMessage] = []
+        self.forwarded: list[ForwardedMessage | None] = []
+        self.fwd_texts: list[list[str]] = []
         self.names: set[str] = set()
 
 
@@ -225,8 +226,10 @@ _MSGID = re.compile(r"<[^<>\s]+>")
 def _message_id(value: str | None) -> str | None:
     if value is None:
         return None
-    text = re.sub(r"\s+", "", value.encode("ascii", "surrogateescape").decode("ascii", "replace")
-                  if header_bytes(value) else value)
+    # Message-IDs are ASCII; stray 8-bit bytes are replaced rather than guessed.
+    if header_bytes(value) is not None:
+        value = value.encode("ascii", "surrogateescape").decode("ascii", "replace")
+    text = re.sub(r"\s+", "", value)
     found = _MSGID.search(text)
     if found:
         return found.group(0)
@@ -282,10 +285,13 @@ def _walk(part: Message, ctx: _Context, forwarded: bool, depth: int) -> None:
             _walk(sub, ctx, forwarded, depth + 1)
         return
     data = _payload(part, ctx)
-    if not forwarded and _is_body(part, ctype):
+    if _is_body(part, ctype):
         text, defects = decode_bytes(data, _charset_param(part), ctype)
         ctx.defects.extend(defects)
-        (ctx.html if ctype == "text/html" else ctx.plain).append(text)
+        if forwarded:  # the forwarded message's own text, kept with it
+            ctx.fwd_texts[-1].append(text if ctype == "text/plain" else html_to_text(text))
+        else:
+            (ctx.html if ctype == "text/html" else ctx.plain).append(text)
         return
     ctx.attachments.append(_attachment(part, data, ctype, forwarded, ctx))
 
@@ -298,14 +304,19 @@ def _forwarded(part: Message, ctx: _Context, depth: int) -> None:
         inner = message_from_bytes(_payload(part, ctx), policy=policy.compat32)
     inner_ctx = _Context(ctx.raw, ctx.blobs)
     from_list = _addresses(inner, "from", inner_ctx)
-    ctx.forwarded.append(ForwardedMessage(
+    index = len(ctx.forwarded)
+    ctx.forwarded.append(None)  # keeps MIME order when forwards nest
+    ctx.fwd_texts.append([])
+    _walk(inner, ctx, forwarded=True, depth=depth + 1)
+    texts = ctx.fwd_texts.pop()
+    ctx.forwarded[index] = ForwardedMessage(
         subject=_header(inner, "subject", inner_ctx),
         from_=from_list[0] if from_list else None,
         message_id=_message_id(_raw_get(inner, "message-id")),
         date=(d.isoformat() if (d := _date(_raw_get(inner, "date"), inner_ctx)) else None),
-    ))
+        text=_clean_text("\n\n".join(texts)),
+    )
     ctx.defects.extend(inner_ctx.defects)
-    _walk(inner, ctx, forwarded=True, depth=depth + 1)
 
 
 def _is_body(part: Message, ctype: str) -> bool:
@@ -590,3 +601,16 @@ def _bounce(msg: Message, subject: str, froms: list[Address], ctx) -> tuple[bool
     if _BOUNCE_SUBJECT.match(subject) and re.match(r"^\s*(?:系统退信|退信)", subject):
         return True, "bounce subject"
     return False, None
+
+
+def read_key(raw: bytes) -> tuple[str | None, str]:
+    """(Message-ID, dedup key) from the header block alone, without parsing the body."""
+    end = raw.find(b"\r\n\r\n")
+    end = raw.find(b"\n\n") if end < 0 else end
+    head = raw[: end if 0 <= end < 1 << 20 else 1 << 20]
+    try:
+        msg = message_from_bytes(head + b"\n\n", policy=policy.compat32)
+        message_id = _message_id(_raw_get(msg, "message-id"))
+    except Exception:  # header junk: the content hash identifies it
+        message_id = None
+    return message_id, message_id or f"sha256:{hashlib.sha256(raw).hexdigest()}"

@@ -1,0 +1,245 @@
+"""The operator's command line: run, check-config, parse, replay, db, demo.
+
+Messages to people are Chinese; a failure prints what went wrong and what to do, and
+exits non-zero, never with a traceback (set MAILBOT_DEBUG=1 to see one).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="mailbot：科协稿件与报表邮件机器人")
+db_app = typer.Typer(no_args_is_help=True, help="数据库结构（迁移）")
+app.add_typer(db_app, name="db")
+out = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+
+ConfigOpt = typer.Option(None, "--config", "-c", help="配置文件（默认 $MAILBOT_CONFIG 或 config/mailbot.yaml）")
+
+
+def _config_path(path: Path | None) -> Path:
+    return path or Path(os.environ.get("MAILBOT_CONFIG", "config/mailbot.yaml"))
+
+
+def _settings(path: Path | None, check_secrets: bool = False):
+    from .config import load
+
+    return load(_config_path(path), check_secrets=check_secrets)
+
+
+def _logging(verbose: bool = True) -> None:
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+@app.command()
+def run(once: bool = typer.Option(False, "--once", help="处理完当前所有待办后退出（测试和 cron 用）"),
+        config: Path | None = ConfigOpt) -> None:
+    """运行机器人（守护进程）；--once 只运行一轮。"""
+    from . import daemon
+
+    _logging()
+    rt = daemon.Runtime.build(_settings(config))
+    if not once:
+        daemon.run_forever(rt)
+        return
+    errors = daemon.run_once(rt)
+    t = rt.totals
+    out.print(f"本轮完成：取回 {t.fetched} 封，新存 {t.stored} 封，重复 {t.duplicates} 封，"
+              f"解析 {t.parsed} 封，隔离 {t.quarantined} 封。")
+    for exc in errors:
+        err.print(f"[red]错误[/red]：{exc.message}")
+    if errors:
+        raise typer.Exit(2)
+
+
+@app.command("check-config")
+def check_config(config: Path | None = ConfigOpt) -> None:
+    """检查配置文件，一次列出所有问题。"""
+    settings = _settings(config, check_secrets=True)
+    out.print(f"配置检查通过：{_config_path(config)}")
+    out.print(f"  邮箱 {len(settings.mailboxes)} 个：" + "、".join(b.name for b in settings.mailboxes))
+    out.print(f"  科室 {len(settings.departments)} 个：" + "、".join(d.name for d in settings.departments))
+    out.print(f"  存储目录：{settings.storage}；数据库：{_redact(settings.db_url)}；时区：{settings.timezone}")
+
+
+def _redact(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return "（无法显示）"
+
+
+@app.command()
+def parse(file: Path = typer.Argument(..., help=".eml 文件"),
+          as_json: bool = typer.Option(False, "--json", help="输出一个 JSON 对象（UTF-8）")) -> None:
+    """读取一封邮件并显示机器人读到的内容；不连接邮箱，也不写数据库。"""
+    from .parse import UnreadableMessage
+    from .parse import parse as parse_mail
+
+    data = _read_file(file)
+    try:
+        mail = parse_mail(data)
+    except UnreadableMessage as exc:
+        err.print(f"无法读取：{file} 不是一封邮件（{exc}）")
+        raise typer.Exit(3)
+    if as_json:
+        sys.stdout.write(json.dumps(mail.to_json(), ensure_ascii=False, indent=2) + "\n")
+        return
+    _print_mail(mail)
+
+
+def _read_file(file: Path) -> bytes:
+    try:
+        return file.read_bytes()
+    except FileNotFoundError:
+        err.print(f"找不到文件：{file}")
+        raise typer.Exit(2)
+    except OSError as exc:
+        err.print(f"无法读取文件 {file}：{exc.strerror}")
+        raise typer.Exit(2)
+
+
+def _print_mail(mail) -> None:
+    table = Table(show_header=False, box=None)
+    table.add_row("主题", mail.subject or "（无）")
+    table.add_row("发件人", f"{mail.from_.name} <{mail.from_.address}>")
+    table.add_row("收件人", "、".join(a.address for a in mail.to) or "（无）")
+    table.add_row("日期", mail.date.isoformat() if mail.date else "（无或无法识别）")
+    table.add_row("Message-ID", mail.message_id or "（无，按内容哈希识别）")
+    table.add_row("正文", (mail.text[:300] + ("…" if len(mail.text) > 300 else "")) or "（空）")
+    table.add_row("署名单位", mail.unit_signature or "（未识别）")
+    table.add_row("自动回复/退信", f"{'是' if mail.auto_reply else '否'} / {'是' if mail.bounce else '否'}")
+    out.print(table)
+    if mail.attachments:
+        att = Table(title="附件")
+        for col in ("文件名", "保存为", "大小", "实际类型", "转发邮件内"):
+            att.add_column(col)
+        for a in mail.attachments:
+            att.add_row(a.filename or "（无名）", a.safe_name, f"{a.size:,}", a.content_type,
+                        "是" if a.in_forwarded_message else "")
+        out.print(att)
+    for link in mail.large_attachment_links:
+        out.print(f"超大附件：{link.name}（{link.size}，{link.expires} 到期）{link.url or ''}")
+    for fwd in mail.forwarded_messages:
+        out.print(f"转发的邮件：{fwd.subject}（{fwd.from_.address if fwd.from_ else '发件人未知'}）")
+    for defect in mail.defects:
+        out.print(f"[yellow]修复[/yellow]：{defect}")
+
+
+@app.command()
+def replay(file: Path = typer.Argument(..., help=".eml 文件"),
+           mailbox: str = typer.Option(..., "--mailbox", "-m", help="当作收到这封邮件的邮箱名"),
+           config: Path | None = ConfigOpt) -> None:
+    """把一封 .eml 当作刚收到的邮件走一遍流程（也用于修复后重新处理被隔离的邮件）。"""
+    from . import daemon, pipeline
+
+    settings = _settings(config)
+    names = [b.name for b in settings.mailboxes]
+    if mailbox not in names:
+        err.print(f"没有名为 {mailbox} 的邮箱；配置中的邮箱有：{'、'.join(names)}")
+        raise typer.Exit(2)
+    data = _read_file(file)
+    rt = daemon.Runtime.build(settings)
+    row, outcome = pipeline.replay(rt.engine, rt.raws, data, mailbox)
+    words = {"parsed": "已存储并解析", "quarantined": "已存储，但无法处理，已隔离",
+             "duplicate": "这封邮件以前已收到并处理过，未重复处理", "retried+parsed": "被隔离的邮件已重新处理成功",
+             "retried+quarantined": "被隔离的邮件重新处理后仍然失败", "skipped": "正在由其他进程处理"}
+    out.print(f"{words.get(outcome, outcome)}（编号 {row.id}，状态 {row.status}）")
+    if row.reason:
+        out.print(f"原因：{row.reason}")
+    if row.status == "quarantined":
+        raise typer.Exit(1)
+
+
+@db_app.command("upgrade")
+def db_upgrade(config: Path | None = ConfigOpt) -> None:
+    """把数据库结构升级到最新。"""
+    from . import schema
+    from .store import make_engine
+
+    settings = _settings(config)
+    settings.storage.mkdir(parents=True, exist_ok=True)
+    engine = make_engine(settings.db_url)
+    before = schema.current_revision(engine)
+    schema.upgrade(engine)
+    out.print(f"数据库结构已是最新：{before or '空'} → {schema.head_revision()}")
+
+
+@db_app.command("current")
+def db_current(config: Path | None = ConfigOpt) -> None:
+    """显示数据库结构的当前版本。"""
+    from . import schema
+    from .store import make_engine
+
+    engine = make_engine(_settings(config).db_url)
+    current, head = schema.current_revision(engine), schema.head_revision()
+    out.print(f"当前 {current or '空'}，最新 {head}" + ("" if current == head else "（请运行 mailbot db upgrade）"))
+
+
+@app.command()
+def demo(keep: bool = typer.Option(False, "--keep", help="结束后保留演示数据目录"),
+         storage: Path = typer.Option(Path("demo-var"), help="演示数据目录（每次重新创建）")) -> None:
+    """演示：启动本机邮件服务器，投递样例邮件，运行机器人一轮并显示结果。"""
+    from . import demo as demo_mod
+
+    _logging(verbose=False)
+    demo_mod.run(storage, keep=keep, console=out)
+
+
+def main() -> None:
+    """Entry point: every known failure becomes one Chinese line and an exit code."""
+    from sqlalchemy.exc import OperationalError
+
+    from .config import ConfigError
+    from .ingest import MailboxError
+    from .schema import SchemaOutOfDate
+
+    try:
+        app(standalone_mode=False)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except ConfigError as exc:
+        err.print(f"配置有 {len(exc.problems)} 处问题：")
+        for problem in exc.problems:
+            err.print(f"  - {problem}")
+        sys.exit(2)
+    except MailboxError as exc:
+        err.print(exc.message)
+        sys.exit(2)
+    except SchemaOutOfDate as exc:
+        err.print(str(exc))
+        sys.exit(2)
+    except OperationalError as exc:
+        err.print(f"无法使用数据库：{str(exc.orig).strip().splitlines()[0] if exc.orig else exc}")
+        _debug()
+        sys.exit(2)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except Exception as exc:  # the last line of defence: a sentence, not a traceback
+        # typer vendors click: recognise its usage errors by shape, not by import
+        if hasattr(exc, "show") and hasattr(exc, "exit_code"):
+            exc.show()
+            sys.exit(exc.exit_code)
+        if type(exc).__name__ == "Abort":
+            sys.exit(1)
+        err.print(f"出现了意外错误（{exc.__class__.__name__}）。请把这条信息和日志发给维护人员。")
+        _debug()
+        sys.exit(1)
+
+
+def _debug() -> None:
+    if os.environ.get("MAILBOT_DEBUG"):
+        import traceback
+
+        traceback.print_exc()

@@ -1,0 +1,126 @@
+"""The runtime: one asyncio loop owning a reader per mailbox (IDLE, or polling), with
+reconnect-and-backoff, and the run-once mode used by tests and cron.
+
+Blocking IMAP work runs in threads (`asyncio.to_thread`); a shared Event stops them.
+The only clock reads of the ingestion path are here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import signal
+import threading
+from dataclasses import dataclass, field
+
+from imapclient.exceptions import IMAPClientError
+
+from . import ingest, pipeline, schema
+from .config import Mailbox, Settings
+from .pipeline import Counts
+from .store import RawStore, make_engine
+
+log = logging.getLogger("mailbot.daemon")
+
+
+@dataclass
+class Runtime:
+    """What every part of the robot shares, built once from the settings."""
+
+    settings: Settings
+    engine: object
+    raws: RawStore
+    totals: Counts = field(default_factory=Counts)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @classmethod
+    def build(cls, settings: Settings, upgrade_sqlite: bool = True) -> "Runtime":
+        settings.storage.mkdir(parents=True, exist_ok=True)
+        engine = make_engine(settings.db_url)
+        schema.ensure_current(engine, auto_upgrade_sqlite=upgrade_sqlite)
+        return cls(settings=settings, engine=engine, raws=RawStore(settings.storage))
+
+    def count(self, counts: Counts) -> None:
+        with self.lock:
+            self.totals.add(counts)
+
+
+def run_once(rt: Runtime) -> list[ingest.MailboxError]:
+    """Process everything pending in every mailbox once, then return the mailboxes' errors."""
+    errors: list[ingest.MailboxError] = []
+    rt.count(pipeline.process_pending(rt.engine, rt.raws))  # left from an earlier crash
+    for box in rt.settings.mailboxes:
+        try:
+            client = ingest.connect(box, box.password())
+        except ingest.MailboxError as exc:
+            ingest.record_error(rt.engine, box, exc.message)
+            errors.append(exc)
+            continue
+        try:
+            rt.count(ingest.sync(client, box, rt.settings, rt.engine, rt.raws))
+        except (IMAPClientError, *ingest.NETWORK_ERRORS) as exc:
+            message = f"邮箱 {box.name}：读取邮件时连接出错（{exc.__class__.__name__}: {exc}），下次运行会从中断处继续"
+            ingest.record_error(rt.engine, box, message)
+            errors.append(ingest.MailboxError("network", message))
+        finally:
+            ingest._close(client)
+    return errors
+
+
+def mailbox_loop(rt: Runtime, box: Mailbox, stop: threading.Event) -> None:
+    """Read one mailbox until stopped: sync, wait (IDLE or poll), sync; reconnect with backoff."""
+    delay = rt.settings.reconnect_initial
+    while not stop.is_set():
+        client = None
+        try:
+            client = ingest.connect(box, box.password())
+            log.info("%s: connected", box.name)
+            delay = rt.settings.reconnect_initial
+            while not stop.is_set():
+                counts = ingest.sync(client, box, rt.settings, rt.engine, rt.raws)
+                if counts.fetched:
+                    log.info("%s: fetched %d, stored %d, duplicates %d, parsed %d, quarantined %d", box.name,
+                             counts.fetched, counts.stored, counts.duplicates, counts.parsed, counts.quarantined)
+                rt.count(counts)
+                ingest.wait_for_news(client, rt.settings, stop)
+        except ingest.MailboxError as exc:
+            log.error("%s: %s", box.name, exc.message)
+            ingest.record_error(rt.engine, box, exc.message)
+        except (IMAPClientError, *ingest.NETWORK_ERRORS) as exc:
+            log.warning("%s: connection lost (%s: %s); reconnecting in %.1fs", box.name,
+                        exc.__class__.__name__, exc, delay)
+            ingest.record_error(rt.engine, box, f"连接中断：{exc.__class__.__name__}")
+        except Exception as exc:  # e.g. the database is down: keep the reader alive, retry
+            log.exception("%s: unexpected error; retrying in %.1fs", box.name, delay)
+            ingest.record_error(rt.engine, box, f"内部错误：{exc.__class__.__name__}")
+        finally:
+            if client is not None:
+                ingest._close(client)
+        stop.wait(delay * random.uniform(0.8, 1.2))
+        delay = min(delay * 2, rt.settings.reconnect_max)
+
+
+async def serve(rt: Runtime, stop: threading.Event) -> None:
+    """Run every mailbox reader until `stop` is set."""
+    await asyncio.to_thread(pipeline.process_pending, rt.engine, rt.raws)
+    readers = [asyncio.to_thread(mailbox_loop, rt, box, stop) for box in rt.settings.mailboxes]
+    await asyncio.gather(*readers)
+
+
+def run_forever(rt: Runtime) -> None:
+    """The daemon: stops cleanly on SIGTERM/SIGINT and logs one line of counts."""
+    stop = threading.Event()
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await serve(rt, stop)
+
+    log.info("mailbot started: %d mailbox(es), database %s", len(rt.settings.mailboxes),
+             rt.engine.url.render_as_string(hide_password=True))
+    asyncio.run(main())
+    t = rt.totals
+    log.info("mailbot stopped: fetched %d, stored %d, duplicates %d, parsed %d, quarantined %d",
+             t.fetched, t.stored, t.duplicates, t.parsed, t.quarantined)

@@ -1,0 +1,158 @@
+"""`mailbot demo`: the robot's main job on its embedded default, end to end.
+
+Starts a private Dovecot and SMTP relay on loopback, mails a handful of realistic
+messages to the three department mailboxes (a 稿件 sent to two of them at once, a
+GBK-encoded one, a forwarded one, an auto-reply, a broken one), runs the robot once on
+SQLite, shows what it stored, then runs again to show that nothing is done twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import os
+import shutil
+from email.message import EmailMessage
+from email.utils import format_datetime, make_msgid
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import aiosmtplib
+from rich.console import Console
+from rich.table import Table
+from sqlmodel import Session, select
+
+from . import daemon
+from .config import Settings
+from .devservers import MailServers
+from .store import InboundMessage, MessageCopy
+
+CHINA = timezone(timedelta(hours=8))
+PASSWORD_ENV = "MAILBOT_DEMO_PASSWORD"
+
+
+def samples(domain: str) -> list[tuple[list[str], bytes]]:
+    """(recipients, raw bytes) of the demo's incoming mail."""
+    at = lambda user: f"{user}@{domain}"  # noqa: E731
+    now = datetime(2026, 11, 20, 9, 30, tzinfo=CHINA)
+    out = []
+
+    m = EmailMessage()
+    m["From"] = f"沂水县科协 <{at('unit1')}>"
+    m["To"] = f"{at('skxkpb')}, {at('skxdxb')}"  # one 稿件, two mailboxes
+    m["Subject"] = "【沂水县科协】科普日活动信息"
+    m["Date"] = format_datetime(now)
+    m["Message-ID"] = make_msgid(domain="yishui.example")
+    m.set_content("各位老师好：\n\n附件是我县全国科普日活动信息，请审核。\n\n沂水县科协\n2026年11月20日")
+    m.add_attachment("（稿件正文）沂水县全国科普日活动顺利举办".encode("utf-8"), maintype="application",
+                     subtype="octet-stream", filename="科普日活动信息.txt")
+    out.append(([at("skxkpb"), at("skxdxb")], m.as_bytes()))
+
+    subject = base64.b64encode("临沂市农学会李喆：学会年会稿件".encode("gbk")).decode()
+    body = "报送单位：临沂市农学会\n联系人：李喆\n\n年会于11月18日召开。".encode("gbk")
+    gbk = (f"From: =?gb2312?B?{base64.b64encode('李喆'.encode('gbk')).decode()}?= <{at('unit2')}>\r\n"
+           f"To: {at('skxxhb')}\r\nSubject: =?gb2312?B?{subject}?=\r\n"
+           f"Date: {format_datetime(now + timedelta(minutes=5))}\r\n"
+           f"Message-ID: <gbk-demo-1@nongxue.example>\r\nMIME-Version: 1.0\r\n"
+           "Content-Type: text/plain; charset=gb2312\r\nContent-Transfer-Encoding: 8bit\r\n\r\n").encode() + body
+    out.append(([at("skxxhb")], gbk))
+
+    inner = EmailMessage()
+    inner["From"] = f"兰山区科协 <{at('unit1')}>"
+    inner["Subject"] = "兰山区科普进社区活动"
+    inner["Message-ID"] = make_msgid(domain="lanshan.example")
+    inner.set_content("科普进社区活动稿件见附件。")
+    inner.add_attachment(b"%PDF-1.4\n%demo\n", maintype="application", subtype="pdf", filename="科普进社区.pdf")
+    fwd = EmailMessage()
+    fwd["From"] = f"兰山区科协办公室 <{at('unit1')}>"
+    fwd["To"] = at("skxkpb")
+    fwd["Subject"] = "转发：兰山区科普进社区活动"
+    fwd["Date"] = format_datetime(now + timedelta(minutes=10))
+    fwd["Message-ID"] = make_msgid(domain="lanshan.example")
+    fwd.set_content("转发一份稿件，请查收。")
+    fwd.add_attachment(inner)
+    out.append(([at("skxkpb")], fwd.as_bytes()))
+
+    auto = EmailMessage()
+    auto["From"] = at("reviewer1")
+    auto["To"] = at("skxdxb")
+    auto["Subject"] = "自动回复: 稿件"
+    auto["Auto-Submitted"] = "auto-replied"
+    auto["Message-ID"] = make_msgid(domain="qq.example")
+    auto.set_content("这是来自QQ邮箱的假期自动回复邮件。您好，我最近正在休假中，无法亲自回复您的邮件。")
+    out.append(([at("skxdxb")], auto.as_bytes()))
+
+    broken = (f"From: =?x-gbk?B?{base64.b64encode('堃'.encode('gbk')).decode()}?= <{at('unit2')}>\r\n"
+              f"To: {at('skxdxb')}\r\nSubject: \xb9\xd8\xd7\xa2\xc7\xe9\xbf\xf6\r\n"
+              "Content-Type: multipart/mixed; boundary=\"never-closed\"\r\n\r\n"
+              "--never-closed\r\nContent-Type: text/plain; charset=\"charset=\"GB2312\"\"\r\n\r\n")
+    out.append(([at("skxdxb")], broken.encode("latin-1") + "统计表已填好".encode("gbk")))
+    return out
+
+
+async def _send(servers: MailServers, mails: list[tuple[list[str], bytes]]) -> None:
+    for rcpts, data in mails:
+        await aiosmtplib.send(data, sender=servers.address("unit1"), recipients=rcpts,
+                              hostname=servers.host, port=servers.smtp_port, start_tls=False)
+
+
+def settings_for(servers: MailServers, storage: Path) -> Settings:
+    boxes = [{"name": n, "host": servers.host, "port": servers.imap_port, "tls": "plain", "user": n,
+              "password_env": PASSWORD_ENV} for n in ("skxkpb", "skxxhb", "skxdxb")]
+    depts = [{"key": "kepu", "name": "科普部", "prefix": "KP", "mailbox": "skxkpb"},
+             {"key": "xuehui", "name": "学会部", "prefix": "XH", "mailbox": "skxxhb"},
+             {"key": "diaoxuan", "name": "调宣部", "prefix": "DX", "mailbox": "skxdxb"}]
+    return Settings.model_validate({"storage": storage, "mailboxes": boxes, "departments": depts})
+
+
+def run(storage: Path, keep: bool, console: Console) -> None:
+    storage = storage.resolve()
+    if storage.exists():
+        shutil.rmtree(storage)
+    console.print("启动本机测试邮件服务器（Dovecot IMAP + SMTP 转发）……")
+    with MailServers() as servers:
+        os.environ[PASSWORD_ENV] = "secret"
+        mails = samples(servers.domain)
+        asyncio.run(_send(servers, mails))
+        console.print(f"已向三个科室邮箱投递 {len(mails)} 封样例邮件（其中一封同时发给两个邮箱）。")
+        rt = daemon.Runtime.build(settings_for(servers, storage))
+        errors = daemon.run_once(rt)
+        t = rt.totals
+        console.print(f"第一轮：取回 {t.fetched} 份，新存 {t.stored} 封，识别重复 {t.duplicates} 份，"
+                      f"解析 {t.parsed} 封，隔离 {t.quarantined} 封。")
+        _show(rt, console)
+        rt.totals = type(t)()
+        errors += daemon.run_once(rt)
+        console.print(f"第二轮：取回 {rt.totals.fetched} 份，新存 {rt.totals.stored} 封（没有新邮件，不会重复处理）。")
+        with servers.imap("skxdxb") as imap:
+            quarantined = imap.select_folder("mailbot/quarantine")[b"EXISTS"] if imap.folder_exists(
+                "mailbot/quarantine") else 0
+        if quarantined:
+            console.print(f"服务器上：无法处理的邮件已移入 skxdxb 的 mailbot/quarantine 文件夹（{quarantined} 封）。")
+        console.print("服务器上的邮件都已加上 $MailbotStored 标记，没有删除任何邮件。")
+        for exc in errors:
+            console.print(f"[red]错误[/red]：{exc.message}")
+    console.print(f"数据保存在 {storage}（原始邮件在 raw/，数据库 mailbot.db）。")
+    if not keep:
+        shutil.rmtree(storage, ignore_errors=True)
+        console.print("演示结束，已清理演示数据（加 --keep 可保留）。")
+
+
+def _show(rt, console: Console) -> None:
+    table = Table(title="收到的邮件")
+    for col in ("编号", "邮箱", "发件人", "主题", "附件", "状态"):
+        table.add_column(col)
+    with Session(rt.engine) as session:
+        for row in session.exec(select(InboundMessage).order_by(InboundMessage.id)):
+            boxes = sorted({c.mailbox for c in session.exec(
+                select(MessageCopy).where(MessageCopy.inbound_id == row.id))})
+            status = {"parsed": "已解析", "quarantined": f"已隔离：{row.reason}", "stored": "待处理"}[row.status]
+            if row.auto_reply:
+                status += "（自动回复）"
+            defects = len(json.loads(row.parsed_json)["defects"]) if row.parsed_json else 0
+            if defects:
+                status += f"（修复 {defects} 处）"
+            table.add_row(str(row.id), "、".join(boxes), row.from_name or row.from_address or "",
+                          row.subject or "", str(row.attachment_count), status)
+    console.print(table)
