@@ -83,7 +83,7 @@ def mailbox_loop(rt: Runtime, box: Mailbox, stop: threading.Event) -> None:
                     log.info("%s: fetched %d, stored %d, duplicates %d, parsed %d, quarantined %d", box.name,
                              counts.fetched, counts.stored, counts.duplicates, counts.parsed, counts.quarantined)
                 rt.count(counts)
-                ingest.wait_for_news(client, rt.settings, stop)
+                ingest.wait_for_news(client, box, rt.settings, rt.engine, stop)
         except ingest.MailboxError as exc:
             log.error("%s: %s", box.name, exc.message)
             ingest.record_error(rt.engine, box, exc.message)

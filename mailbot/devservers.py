@@ -61,6 +61,7 @@ first_valid_uid = $uid
 first_valid_gid = $gid
 mail_location = maildir:~/Maildir
 imap_idle_notify_interval = 1 mins
+shutdown_clients = yes
 
 passdb {
   driver = passwd-file
@@ -314,6 +315,20 @@ class Dovecot:
                 proc.kill()
                 proc.wait()
         self._proc = None  # only now: an interrupted wait must not lose track of the child
+        self._kill_leftovers()
+
+    def _kill_leftovers(self) -> None:
+        """A stopped server drops its clients, as a real restart or crash does: imap
+        processes that outlive the master (they do, here) are killed."""
+        import psutil
+
+        tag = f"mailbot-dev-{self._imap_port}-{os.getpid()}/"
+        for proc in psutil.process_iter(["cmdline"]):
+            try:
+                if any(tag in part for part in proc.info["cmdline"] or []):
+                    proc.kill()
+            except (psutil.NoSuchProcess, psutil.AccessDenied):
+                continue
 
     def restart(self) -> None:
         """Stop and start again on the same ports; mailboxes on disk are kept."""

@@ -258,17 +258,34 @@ def folder_path(client: IMAPClient, path: str) -> str:
     return delim.join(path.split("/"))
 
 
-def wait_for_news(client: IMAPClient, settings: Settings, stop) -> None:
-    """Block until the server reports new mail (IDLE), the poll interval passes, or `stop` is set."""
+def wait_for_news(client: IMAPClient, box: Mailbox, settings: Settings, engine, stop) -> None:
+    """Block until the server reports new mail (IDLE), the poll interval passes, or `stop` is set.
+
+    Before IDLE the folder is re-selected and searched once: an EXISTS that arrived during
+    our own last commands was consumed by them and would not be announced again.
+    """
     if not (settings.idle and client.has_capability("IDLE")):
         stop.wait(settings.poll_interval)
+        return
+    open_folder(client, box)
+    with Session(engine) as session:
+        last_uid = mailbox_state(session, box.name, box.folder).last_uid
+    if any(u > last_uid for u in client.search(["UID", f"{last_uid + 1}:*"])):
         return
     client.idle()
     try:
         deadline = time.monotonic() + settings.idle_timeout
         while not stop.is_set() and time.monotonic() < deadline:
+            started = time.monotonic()
             responses = client.idle_check(timeout=1)
+            if not responses and time.monotonic() - started < 0.9:
+                # imapclient swallows EOF in idle_check: readable with nothing to read is a
+                # closed connection (server restart), not silence.
+                raise ConnectionError("server closed the connection during IDLE")
             if any(len(r) >= 2 and r[1] in (b"EXISTS", b"RECENT") for r in responses):
                 break
     finally:
-        client.idle_done()
+        try:
+            client.idle_done()
+        except (IMAPClientError, *NETWORK_ERRORS):
+            raise ConnectionError("connection lost while leaving IDLE") from None

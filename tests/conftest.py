@@ -1,0 +1,91 @@
+"""Shared fixtures: a fresh database (SQLite, or PostgreSQL when MAILBOT_TEST_DATABASE_URL
+is set: one schema per test), real mail servers, and settings that point at both."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import sys
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+from sqlalchemy import text
+
+from mailbot import schema
+from mailbot.config import Settings
+from mailbot.devservers import MailServers
+from mailbot.store import make_engine
+
+ROOT = Path(__file__).resolve().parents[1]
+MAIL = ROOT / "tests" / "mail"
+SHARED = ROOT.parent / "shared"
+PG_URL = os.environ.get("MAILBOT_TEST_DATABASE_URL")
+PASSWORD_ENV = "MAILBOT_TEST_PASSWORD"
+
+
+@pytest.fixture
+def db_url(tmp_path):
+    """A URL to an empty database of the backend under test."""
+    if not PG_URL:
+        yield f"sqlite:///{tmp_path / 'mailbot.db'}"
+        return
+    name = f"mbt_{secrets.token_hex(6)}"
+    admin = make_engine(PG_URL)
+    with admin.begin() as conn:
+        conn.execute(text(f"CREATE SCHEMA {name}"))
+    sep = "&" if "?" in PG_URL else "?"
+    yield f"{PG_URL}{sep}options={quote(f'-csearch_path={name}')}"
+    with admin.begin() as conn:
+        conn.execute(text(f"DROP SCHEMA {name} CASCADE"))
+    admin.dispose()
+
+
+@pytest.fixture
+def engine(db_url):
+    eng = make_engine(db_url)
+    schema.upgrade(eng)
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture
+def servers():
+    with MailServers() as srv:
+        yield srv
+
+
+@pytest.fixture
+def make_settings(tmp_path, db_url, monkeypatch):
+    """Settings for the test servers; keyword overrides go straight into the config."""
+    monkeypatch.setenv(PASSWORD_ENV, "secret")
+
+    def build(srv: MailServers, boxes=("skxkpb", "skxxhb", "skxdxb"), **over) -> Settings:
+        data = {
+            "storage": str(tmp_path / "storage"),
+            "database_url": db_url,
+            "mailboxes": [{"name": n, "host": srv.host, "port": srv.imap_port, "tls": "plain",
+                           "user": n, "password_env": PASSWORD_ENV, "timeout": 10} for n in boxes],
+            "departments": [{**d, "mailbox": d["mailbox"] if d["mailbox"] in boxes else None} for d in (
+                {"key": "kepu", "name": "科普部", "prefix": "KP", "mailbox": "skxkpb"},
+                {"key": "xuehui", "name": "学会部", "prefix": "XH", "mailbox": "skxxhb"},
+                {"key": "diaoxuan", "name": "调宣部", "prefix": "DX", "mailbox": "skxdxb"})],
+            "reconnect_initial": 0.2, "reconnect_max": 2, "poll_interval": 1,
+        }
+        data.update(over)
+        return Settings.model_validate(data)
+
+    return build
+
+
+def write_config(settings: Settings, path: Path) -> Path:
+    """The settings as a YAML file, for tests that run the real CLI."""
+    import yaml
+
+    data = settings.model_dump(mode="json", exclude_none=True)
+    path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    return path
+
+
+def mailbot_cmd() -> list[str]:
+    return [sys.executable, "-m", "mailbot"]
