@@ -219,7 +219,7 @@ def _cross_checks(name: str, s: Settings, check_secrets: bool) -> list[Problem]:
     problems = []
     names = [b.name for b in s.mailboxes]
     for i, box in enumerate(s.mailboxes):
-        if names.count(box.name) > 1:
+        if names.index(box.name) != i:
             problems.append(Problem(name, f"mailboxes[{i}].name", f"邮箱名 {box.name} 重复"))
         if not box.password_env and not box.password_file:
             problems.append(Problem(name, f"mailboxes[{i}]", "需要 password_env 或 password_file 之一"))

@@ -56,8 +56,8 @@ def servers():
 
 
 @pytest.fixture
-def make_settings(tmp_path, db_url, monkeypatch):
-    """Settings for the test servers; keyword overrides go straight into the config."""
+def make_settings(tmp_path, db_url, engine, monkeypatch):
+    """Settings for the test servers (schema already migrated); keyword overrides go into the config."""
     monkeypatch.setenv(PASSWORD_ENV, "secret")
 
     def build(srv: MailServers, boxes=("skxkpb", "skxxhb", "skxdxb"), **over) -> Settings:

@@ -139,10 +139,10 @@ def test_daemon_reconnects_after_dovecot_restart(servers, make_settings, daemon_
     d = daemon_factory(settings)
     d.wait_log(": connected")
     servers.append("skxkpb", mail("重启前"))
-    wait_until(lambda: count(engine) == 1, timeout=5)
+    wait_until(lambda: count(engine, InboundMessage.status == "parsed") == 1, timeout=5)
     servers.dovecot.restart()
     servers.append("skxkpb", mail("重启后"))
-    wait_until(lambda: count(engine) == 2, timeout=20)
+    wait_until(lambda: count(engine, InboundMessage.status == "parsed") == 2, timeout=20)
     d.wait_log(": connected", count=2)
     with Session(engine) as s:
         assert sorted(s.exec(select(InboundMessage.subject)).all()) == ["重启前", "重启后"]

@@ -1102,6 +1102,79 @@ def f0029():
     ], LF), LF)
 
 
+@fixture("0030-rfc2231-single-utf8-filename.eml")
+def f0030():
+    # One RFC 2231 parameter, no continuation: filename*=utf-8''... as Python's own
+    # email package (EmailMessage.add_attachment) and many scripts write it.
+    name = "科普讲座通知.pdf"
+    b = "===============5823746519283746501=="
+    return part([
+        "Content-Type: multipart/mixed; boundary=\"" + b + "\"",
+        "MIME-Version: 1.0",
+        "From: " + ew("临沂市科技馆", "utf-8") + " <kjg@lykjg.org.cn>",
+        "To: skxkpb@lykx.gov.cn",
+        "Subject: " + ew("科普讲座通知", "utf-8"),
+        "Date: " + rfc_date(2026, 3, 23, 9, 0, 0),
+        "Message-ID: <177422760000.12345.6789012345678901234@lykjg.org.cn>",
+    ], multipart(b, [
+        part(['Content-Type: text/plain; charset="utf-8"', "Content-Transfer-Encoding: base64"],
+             b64(text_lines("通知见附件。\n\n临沂市科技馆科普基地", "utf-8"))),
+        part(["Content-Type: application/pdf",
+              "Content-Transfer-Encoding: base64",
+              "Content-Disposition: attachment; filename*=utf-8''" + pct(name.encode("utf-8"))],
+             b64(payload(name, tiny_pdf("Science lecture notice")))),
+    ]))
+
+
+@fixture("0031-outlook-long-filename-folded-encoded-words.eml")
+def f0031():
+    # Outlook zh-CN: labels gb2312 but writes cp936 (堃 is GBK-only); a long file name as
+    # several encoded words folded across lines INSIDE the quoted name/filename; the text
+    # part sits in multipart/alternative inside multipart/mixed.
+    name = "临沂市农学会关于推荐王堃同志为优秀科技工作者候选人的报告.docx"
+    words = ew_split(name, "gb2312", "B", "gbk", 12)
+
+    def quoted(key: str) -> list[str]:
+        return ['\t' + key + '="' + words[0]] + [" " + w for w in words[1:-1]] + [" " + words[-1] + '"']
+
+    body = ("市科协学会部：\n"
+            "　　现将我会推荐王堃同志为优秀科技工作者候选人的报告报上，请审阅。\n"
+            "\n"
+            "临沂市农学会")
+    html = ('<html><head><meta http-equiv="Content-Type" content="text/html; charset=gb2312"></head>'
+            "<body><p>市科协学会部：</p><p>　　现将我会推荐王堃同志为优秀科技工作者候选人的报告报上，请审阅。</p>"
+            "<p>临沂市农学会</p></body></html>")
+    mixed = "_004_TYZPR06MB6123ABCDEF0123456789TYZPR06MB6123apcp_"
+    alt = "_000_TYZPR06MB6123ABCDEF0123456789TYZPR06MB6123apcp_"
+    docx_type = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+    return part([
+        "From: " + ew("临沂市农学会", "gb2312") + " <lynxh@outlook.com>",
+        "To: " + ew("市科协学会部", "gb2312") + " <skxxhb@lykx.gov.cn>",
+        "Subject: " + ew("推荐王堃同志的报告", "gb2312", codec="gbk"),
+        "Thread-Topic: " + ew("推荐王堃同志的报告", "gb2312", codec="gbk"),
+        "Thread-Index: AdqC1nV0xWq3m1b2T0e4p7Qk9f1x2A==",
+        "Date: " + rfc_date(2026, 3, 23, 2, 15, 40, "+0000"),
+        "Message-ID: <TYZPR06MB6123ABCDEF0123456789TYZPR06MB6123.apcprd06.prod.outlook.com>",
+        "Accept-Language: zh-CN, en-US",
+        "Content-Language: zh-CN",
+        "X-MS-Has-Attach: yes",
+        f'Content-Type: multipart/mixed; boundary="{mixed}"',
+        "MIME-Version: 1.0",
+    ], multipart(mixed, [
+        part([f'Content-Type: multipart/alternative; boundary="{alt}"'], multipart(alt, [
+            part(['Content-Type: text/plain; charset="gb2312"', "Content-Transfer-Encoding: base64"],
+                 b64(text_lines(body, "gbk"))),
+            part(['Content-Type: text/html; charset="gb2312"', "Content-Transfer-Encoding: base64"],
+                 b64(html.encode("gbk"))),
+        ])),
+        part([f"Content-Type: {docx_type};", *quoted("name"),
+              "Content-Description: " + words[0],
+              "Content-Disposition: attachment;", *quoted("filename"),
+              "Content-Transfer-Encoding: base64"],
+             b64(payload(name, minimal_docx()))),
+    ]))
+
+
 # --- main ------------------------------------------------------------------------------------
 
 

@@ -1,0 +1,47 @@
+"""Configuration: every problem reported at once, each with file, key and expectation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from mailbot.config import ConfigError, load
+
+CASES = yaml.safe_load((Path(__file__).parents[1] / "cases" / "config.yaml").read_text(encoding="utf-8"))
+ROOT = Path(__file__).parents[2]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c["name"] for c in CASES])
+def test_bad_config_reports_every_problem(case, tmp_path):
+    path = tmp_path / "mailbot.yaml"
+    path.write_text(case["yaml"], encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load(path)
+    problems = [(p.key, p.message, p.file) for p in info.value.problems]
+    for key, fragment in case["expect"]:
+        assert any(k == key and fragment in m for k, m, _ in problems), (key, fragment, problems)
+    assert all(f == str(path) for _, _, f in problems)
+    assert len(problems) == len(case["expect"]), problems
+
+
+def test_example_config_is_valid_and_complete(monkeypatch):
+    settings = load(ROOT / "config" / "mailbot.example.yaml")
+    assert [b.name for b in settings.mailboxes] == ["skxkpb", "skxxhb", "skxdxb"]
+    assert [d.name for d in settings.departments] == ["科普部", "学会部", "调宣部"]
+    assert settings.timezone == "Asia/Shanghai"
+    assert settings.db_url.startswith("sqlite:///") and settings.db_url.endswith("var/mailbot.db")
+    with pytest.raises(ConfigError) as info:  # secrets are checked only when asked
+        load(ROOT / "config" / "mailbot.example.yaml", check_secrets=True)
+    assert any("MAILBOT_PASSWORD_SKXKPB" in p.message for p in info.value.problems)
+    monkeypatch.setenv("MAILBOT_PASSWORD_SKXKPB", "x")
+    monkeypatch.setenv("MAILBOT_PASSWORD_SKXXHB", "x")
+    monkeypatch.setenv("MAILBOT_PASSWORD_SKXDXB", "x")
+    assert load(ROOT / "config" / "mailbot.example.yaml", check_secrets=True).mailbox("skxdxb").password() == "x"
+
+
+def test_missing_file_says_what_to_do(tmp_path):
+    with pytest.raises(ConfigError) as info:
+        load(tmp_path / "nope.yaml")
+    assert "mailbot.example.yaml" in str(info.value)
