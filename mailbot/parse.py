@@ -260,6 +260,8 @@ def _date(value: str | None, ctx: _Context) -> datetime | None:
         return None
     if parsed is None:
         return None
+    if parsed.tzinfo is None and re.search(r"-0000\s*(?:\([^)]*\))?\s*$", value):
+        parsed = parsed.replace(tzinfo=timezone.utc)  # RFC 5322: -0000 is UTC, zone unknown
     if parsed.tzinfo is None:
         ctx.defects.append("date-no-timezone: read as China time (+08:00)")
         parsed = parsed.replace(tzinfo=CHINA)
@@ -393,6 +395,7 @@ def _filename(part: Message, ctx: _Context | None) -> str:
                 continue
             if isinstance(value, tuple):  # RFC 2231: (charset, language, %-decoded text)
                 charset, _lang, text = value
+                text = utils.unquote(text) if isinstance(text, str) else text
                 data = text.encode("latin-1", "surrogateescape") if isinstance(text, str) else text
                 decoded, defects = decode_bytes(data, charset or None, "file name")
             else:
@@ -491,18 +494,22 @@ def html_to_text(html: str) -> str:
 
 _LARGE_TRIGGER = re.compile(r"从(?P<provider>[^\n]{1,12}?)邮箱发来的(?:超大|云)附件")
 _LARGE_ITEM = re.compile(
-    r"(?P<name>[^\n(（]+?)\s*[(（]\s*(?P<size>[\d.]+\s*[KMGT]?B?)\s*[,，]\s*"
+    r"(?m)^[ \t\u3000]*(?P<name>[^\n]+?)\s*[(（]\s*(?P<size>[\d.]+\s*[KMGT]?B?)\s*[,，]\s*"
     r"(?P<expires>\d{4}年\d{1,2}月\d{1,2}日\s*\d{1,2}:\d{2})\s*到期\s*[)）]")
 _LARGE_URL = re.compile(
     r"https?://(?:wx\.mail\.qq\.com/ftn/download\?|mail\.qq\.com/cgi-bin/ftnExs_download\?|"
     r"exmail\.qq\.com/cgi-bin/ftnExs_download\?|[\w.]*mail\.163\.com/large-attachment-download/|"
-    r"[\w.]*mail\.126\.com/large-attachment-download/|u\.163\.com/|dashi\.163\.com/)[^\s\"'<>）)]+")
+    r"[\w.]*mail\.126\.com/large-attachment-download/)[^\s\"'<>）)]+")
 
 
 def find_large_links(text: str, html: str) -> list[LargeAttachmentLink]:
     """超大附件 (large attachments sent as download links) named in the body."""
-    haystack = text + "\n" + (html_to_text(html) if html else "")
+    # One rendering only (the plain text, else the HTML's), or every file is counted twice.
+    haystack = text
     trigger = _LARGE_TRIGGER.search(haystack)
+    if not trigger and html:
+        haystack = html_to_text(html)
+        trigger = _LARGE_TRIGGER.search(haystack)
     if not trigger:
         return []
     provider = trigger.group("provider").strip() + "邮箱"
