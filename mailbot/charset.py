@@ -77,7 +77,8 @@ def _strict(data: bytes, codec: str) -> str | None:
         return None
 
 
-def decode_bytes(data: bytes, label: str | None, where: str = "text") -> tuple[str, list[str]]:
+def decode_bytes(data: bytes, label: str | None, where: str = "text",
+                 hint: str | None = None) -> tuple[str, list[str]]:
     """Decode bytes declared as `label`; return the text and the repairs made.
 
     Order: declared label (aliased) strictly; UTF-8 strictly (also preferred when a
@@ -107,7 +108,9 @@ def decode_bytes(data: bytes, label: str | None, where: str = "text") -> tuple[s
                                "characters; read as gb18030")
             return text, defects
         defects.append(f"charset-invalid: {where} is not valid {raw_label!r}; content sniffed")
-    for fallback in FALLBACKS:
+    hinted = codec_for(hint) if hint else None
+    candidates = list(dict.fromkeys(c for c in ("utf-8", hinted, *FALLBACKS) if c))
+    for fallback in candidates:
         if fallback == codec:
             continue
         text = _strict(data, fallback)
@@ -115,6 +118,13 @@ def decode_bytes(data: bytes, label: str | None, where: str = "text") -> tuple[s
             if codec or raw_label not in SNIFF:
                 defects.append(f"charset-sniffed: {where} decoded as {fallback}")
             return text, defects
+    # A few bad bytes (a line cut mid-character) in otherwise valid CJK text: keep that
+    # reading, with the bad bytes visible as U+FFFD, rather than a Latin-1 "best guess".
+    best, bad = _fewest_errors(data, [c for c in (codec, hinted) if c])
+    if best and bad <= max(2, len(data) // 200):
+        defects.append(f"charset-replaced: {where} decoded as {best}; {bad} invalid byte sequence(s) "
+                       "shown as U+FFFD")
+        return data.decode(best, errors="replace"), defects
     guess = _normalizer_guess(data)
     if guess:
         text = _strict(data, guess)
@@ -125,6 +135,18 @@ def decode_bytes(data: bytes, label: str | None, where: str = "text") -> tuple[s
     defects.append(f"charset-replaced: {where} has bytes invalid in every charset tried; "
                    f"they are shown as U+FFFD ({fallback})")
     return data.decode(fallback, errors="replace"), defects
+
+
+def _fewest_errors(data: bytes, codecs_: list[str]) -> tuple[str | None, int]:
+    best, fewest = None, len(data) + 1
+    for name in dict.fromkeys(codecs_):
+        try:
+            bad = data.decode(name, errors="replace").count("\ufffd")
+        except LookupError:
+            continue
+        if bad < fewest:
+            best, fewest = name, bad
+    return best, fewest
 
 
 def _normalizer_guess(data: bytes) -> str | None:
@@ -153,7 +175,7 @@ def header_bytes(value: str) -> bytes | None:
         return value.encode("utf-8", "surrogateescape")
 
 
-def decode_header_value(value: object, where: str = "header") -> tuple[str, list[str]]:
+def decode_header_value(value: object, where: str = "header", hint: str | None = None) -> tuple[str, list[str]]:
     """Decode a header value: raw 8-bit bytes, RFC 2047 words (even split mid-character
     or inside quotes), unknown charset labels. Returns (text, defects)."""
     if value is None:
@@ -162,7 +184,7 @@ def decode_header_value(value: object, where: str = "header") -> tuple[str, list
     text = value if isinstance(value, str) else str(value)
     raw = header_bytes(text)
     if raw is not None:
-        text, found = decode_bytes(raw, None, where)
+        text, found = decode_bytes(raw, None, where, hint=hint)
         defects.append(f"raw-8bit-header: {where} had unencoded 8-bit bytes")
         defects.extend(found)
     if "=?" not in text:

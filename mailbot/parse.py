@@ -89,6 +89,7 @@ def parse(raw: bytes) -> Mail:
             msg = message_from_bytes(repaired, policy=policy.compat32)
     if not msg.keys():
         raise UnreadableMessage("no header could be read: this is not an email message")
+    ctx.hint = _first_charset(msg)
     headers = _decoded_headers(msg, ctx)
     message_id = _message_id(_raw_get(msg, "message-id"))
     subject = _header(msg, "subject", ctx)
@@ -164,6 +165,7 @@ class _Context:
         self.forwarded: list[ForwardedMessage | None] = []
         self.fwd_texts: list[list[str]] = []
         self.names: set[str] = set()
+        self.hint: str | None = None  # the message's declared charset: a clue for raw 8-bit headers
 
 
 # --- headers ---------------------------------------------------------------------
@@ -183,15 +185,24 @@ def _header(msg: Message, name: str, ctx: _Context) -> str:
     value = _raw_get(msg, name)
     if value is None:
         return ""
-    text, defects = decode_header_value(value, name.title())
+    text, defects = decode_header_value(value, name.title(), hint=ctx.hint)
     ctx.defects.extend(defects)
     return text
+
+
+def _first_charset(msg: Message) -> str | None:
+    for part in msg.walk():
+        if not part.is_multipart():
+            label = _charset_param(part)
+            if label:
+                return label
+    return None
 
 
 def _decoded_headers(msg: Message, ctx: _Context) -> tuple[tuple[str, str], ...]:
     out = []
     for key, value in msg.raw_items():
-        text, _ = decode_header_value(value, key)
+        text, _ = decode_header_value(value, key, hint=ctx.hint)
         out.append((str(key), text))
     return tuple(out)
 
@@ -207,7 +218,7 @@ def _addresses(msg: Message, name: str, ctx: _Context) -> list[Address]:
         ctx.defects.append(f"address-unparseable: {name.title()} kept as text")
         pairs = [("", v) for v in values]
     for raw_name, raw_addr in pairs:
-        display, defects = decode_header_value(raw_name, f"{name.title()} name")
+        display, defects = decode_header_value(raw_name, f"{name.title()} name", hint=ctx.hint)
         ctx.defects.extend(defects)
         addr, defects = decode_header_value(raw_addr, f"{name.title()} address")
         ctx.defects.extend(defects)
@@ -610,14 +621,34 @@ def _bounce(msg: Message, subject: str, froms: list[Address], ctx) -> tuple[bool
     return False, None
 
 
-def read_key(raw: bytes) -> tuple[str | None, str]:
-    """(Message-ID, dedup key) from the header block alone, without parsing the body."""
+_FINGERPRINT_HEADERS = ("from", "to", "cc", "subject", "date", "message-id", "in-reply-to",
+                        "content-type", "content-transfer-encoding")
+
+
+def read_key(raw: bytes) -> tuple[str | None, str, str]:
+    """(Message-ID, dedup key, content fingerprint) from the bytes, without parsing the body.
+
+    The fingerprint hashes what a re-delivery cannot change (the addressing headers and
+    the body, line ends normalised) and ignores what it does (Received, Delivered-To …),
+    so a copy of one message in two mailboxes matches, and two different messages that
+    happen to share a Message-ID do not.
+    """
     end = raw.find(b"\r\n\r\n")
     end = raw.find(b"\n\n") if end < 0 else end
     head = raw[: end if 0 <= end < 1 << 20 else 1 << 20]
+    body = raw[len(head):].replace(b"\r\n", b"\n").strip()
+    digest = hashlib.sha256()
     try:
         msg = message_from_bytes(head + b"\n\n", policy=policy.compat32)
         message_id = _message_id(_raw_get(msg, "message-id"))
+        for name in _FINGERPRINT_HEADERS:
+            for value in _raw_all(msg, name):
+                digest.update(name.encode() + b":" + re.sub(r"\s+", " ", value).strip()
+                              .encode("utf-8", "surrogateescape") + b"\n")
     except Exception:  # header junk: the content hash identifies it
         message_id = None
-    return message_id, message_id or f"sha256:{hashlib.sha256(raw).hexdigest()}"
+    digest.update(b"\n" + body)
+    if message_id is None:  # no identity in the headers: the whole text is the identity
+        digest = hashlib.sha256(raw.replace(b"\r\n", b"\n"))
+    key = message_id or f"sha256:{hashlib.sha256(raw).hexdigest()}"
+    return message_id, key, digest.hexdigest()

@@ -46,14 +46,20 @@ def keep(session: Session, raws: RawStore, raw: RawMail, folder: str = "INBOX") 
     """
     if raw.uid is not None and find_copy(session, raw.mailbox, raw.uidvalidity, raw.uid):
         return None, "seen"
-    message_id, key = parser.read_key(raw.data)
+    message_id, key, fingerprint = parser.read_key(raw.data)
     sha = raw.sha256
     row = find_by_key(session, key)
+    if row is not None and message_id and row.fingerprint != fingerprint and row.sha256 != sha:
+        # Same Message-ID, different message (a broken client, a template re-used): both are kept.
+        key = f"{message_id}#{fingerprint[:16]}"
+        log_event(session, "message-id-collision", f"{message_id} in {raw.mailbox} uid {raw.uid}",
+                  mailbox=raw.mailbox, inbound_id=row.id)
+        row = find_by_key(session, key)
     outcome = "duplicate"
     if row is None:
         rel = raws.put(raw.data, sha)
-        row = InboundMessage(key=key, message_id=message_id, sha256=sha, size=len(raw.data),
-                             raw_path=rel, first_mailbox=raw.mailbox or "replay")
+        row = InboundMessage(key=key, message_id=message_id, sha256=sha, fingerprint=fingerprint,
+                             size=len(raw.data), raw_path=rel, first_mailbox=raw.mailbox or "replay")
         session.add(row)
         session.flush()
         outcome = "stored"

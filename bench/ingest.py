@@ -1,0 +1,445 @@
+"""Ingestion benchmark: how close does `mailbot run --once` come to a bare IMAP FETCH?
+
+1. Start a private Dovecot (MailServers, maildirs on /dev/shm), generate N realistic
+   Chinese 稿件 messages (bench/corpus.py) and seed them into skxkpb's INBOX with
+   MULTIAPPEND in chunks (≤100 messages, ≤32 MB per command).
+2. (a) Bare imapclient: one connection, SELECT, UID SEARCH ALL, FETCH BODY.PEEK[] in
+   batches of 100, bytes only counted. Best of --bare-runs runs (the ceiling).
+   (b) The robot: `.venv/bin/mailbot run --once --config <yaml>` as a child process,
+   SQLite + raw files under a temp dir on the normal disk (the embedded default), wall
+   time, peak RSS sampled with psutil every 20 ms (children included) and the child's
+   ru_maxrss from os.wait4 as a cross-check. Before it, one run on an empty mailbox
+   measures the fixed start-up cost (interpreter, imports, schema check, login).
+3. Verify in the database that all messages are stored and parsed, print a table and
+   write bench/results/ingest-<timestamp>.json.
+
+Run from the repository root: bench/ingest [--n 2000] [--large-every 10] [--huge] [--keep]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import pstats
+import resource
+import shutil
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from datetime import datetime
+from pathlib import Path
+
+import psutil
+import yaml
+from imapclient import IMAPClient
+
+from mailbot.devservers import MailServers
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from corpus import Corpus  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results"
+VENV_BIN = ROOT / ".venv" / "bin"
+USER = "skxkpb"
+EMPTY_USER = "skxdxb"
+PASSWORD_ENV = "MAILBOT_BENCH_PASSWORD"
+SEED_CHUNK_COUNT = 100
+SEED_CHUNK_BYTES = 32 << 20
+FETCH_BATCH = 100
+SAMPLE_EVERY = 0.020
+GOAL_RATIO = 0.5
+GOAL_RSS_MB = 300.0
+MB = 1e6  # throughput and sizes in decimal MB; RSS in MiB (see labels)
+MIB = 1 << 20
+
+
+class BenchFailure(SystemExit):
+    pass
+
+
+def fail(message: str) -> None:
+    print(f"\n*** BENCHMARK FAILED: {message}", file=sys.stderr, flush=True)
+    raise BenchFailure(1)
+
+
+# --- environment -------------------------------------------------------------------
+
+
+def fs_type(path: Path) -> tuple[str, str]:
+    """(mount point, fs type) of the filesystem holding `path`."""
+    path = path.resolve()
+    best = ("/", "?")
+    with open("/proc/mounts") as fh:
+        for line in fh:
+            parts = line.split()
+            mnt, kind = parts[1].replace("\\040", " "), parts[2]
+            if (str(path) == mnt or str(path).startswith(mnt.rstrip("/") + "/")) and len(mnt) >= len(best[0]):
+                best = (mnt, kind)
+    return best
+
+
+def machine() -> dict:
+    def first(path: str, prefix: str = "") -> str | None:
+        try:
+            for line in open(path):
+                if line.startswith(prefix):
+                    return line.split(":", 1)[-1].strip() if prefix else line.strip()
+        except OSError:
+            return None
+        return None
+
+    try:
+        dovecot = subprocess.run(["dovecot", "--version"], capture_output=True, text=True).stdout.strip()
+    except OSError:
+        dovecot = None
+    try:
+        rev = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
+                             capture_output=True, text=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True).stdout.split("\n")
+        dirty_files = [line[3:] for line in dirty if line.strip()]
+    except OSError:
+        rev, dirty_files = None, []
+    return {
+        "cpus": os.cpu_count(),
+        "cpu_model": first("/proc/cpuinfo", "model name"),
+        "mem_total_mib": round(psutil.virtual_memory().total / MIB),
+        "os": f"Debian {first('/etc/debian_version')}" if os.path.exists("/etc/debian_version") else platform.platform(),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "dovecot": dovecot,
+        "git_head": rev,
+        "git_dirty_files": dirty_files,
+    }
+
+
+# --- 1. seed -----------------------------------------------------------------------
+
+
+def seed(srv: MailServers, corpus: Corpus, huge: bool) -> dict:
+    """MULTIAPPEND the corpus in chunks; generation and APPEND timed apart."""
+    client = srv.imap(USER)
+    gen_s = append_s = 0.0
+    count = nbytes = large = 0
+    chunk: list[bytes] = []
+    chunk_bytes = 0
+    commands = 0
+
+    def flush() -> None:
+        nonlocal chunk, chunk_bytes, append_s, commands
+        if not chunk:
+            return
+        t = time.perf_counter()
+        client.multiappend("INBOX", chunk)
+        append_s += time.perf_counter() - t
+        commands += 1
+        chunk, chunk_bytes = [], 0
+
+    def items():
+        for i in range(corpus.n):
+            yield corpus.is_large(i), (lambda i=i: corpus.message(i))
+        if huge:
+            yield True, corpus.huge
+
+    try:
+        for is_large, make in items():
+            t = time.perf_counter()
+            raw = make()
+            gen_s += time.perf_counter() - t
+            if chunk and (len(chunk) >= SEED_CHUNK_COUNT or chunk_bytes + len(raw) > SEED_CHUNK_BYTES):
+                flush()
+            chunk.append(raw)
+            chunk_bytes += len(raw)
+            count += 1
+            nbytes += len(raw)
+            large += is_large
+            del raw
+        flush()
+        exists = int(client.select_folder("INBOX", readonly=True)[b"EXISTS"])
+    finally:
+        client.logout()
+    if exists != count:
+        fail(f"seeded {count} messages but INBOX has {exists}")
+    return {"messages": count, "large_messages": large, "bytes": nbytes, "generate_s": gen_s,
+            "append_s": append_s, "append_commands": commands,
+            "append_msgs_per_s": count / append_s, "append_mb_per_s": nbytes / MB / append_s}
+
+
+# --- 2a. bare fetch ----------------------------------------------------------------
+
+
+def bare_fetch(srv: MailServers) -> dict:
+    """One connection, SELECT, UID SEARCH ALL, FETCH BODY.PEEK[] by 100: the ceiling."""
+    t0 = time.perf_counter()
+    client = IMAPClient(srv.host, port=srv.imap_port, ssl=False, timeout=300)
+    client.login(USER, srv.users[USER])
+    client.select_folder("INBOX")
+    uids = sorted(client.search("ALL"))  # imapclient sends UID SEARCH
+    count = nbytes = 0
+    for i in range(0, len(uids), FETCH_BATCH):
+        batch = uids[i:i + FETCH_BATCH]
+        resp = client.fetch(batch, [b"BODY.PEEK[]"])
+        for uid in batch:
+            nbytes += len(resp[uid][b"BODY[]"])
+            count += 1
+        del resp
+    client.logout()
+    dt = time.perf_counter() - t0
+    return {"messages": count, "bytes": nbytes, "seconds": dt,
+            "msgs_per_s": count / dt, "mb_per_s": nbytes / MB / dt}
+
+
+# --- 2b. the robot -----------------------------------------------------------------
+
+
+def write_config(srv: MailServers, storage: Path, user: str, path: Path) -> Path:
+    data = {
+        "storage": str(storage),  # database_url unset: SQLite at <storage>/mailbot.db, the default
+        "mailboxes": [{"name": user, "host": srv.host, "port": srv.imap_port, "tls": "plain",
+                       "user": user, "password_env": PASSWORD_ENV, "timeout": 300}],
+        "departments": [{"key": "kepu", "name": "科普部", "prefix": "KP", "mailbox": user}],
+    }
+    path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    return path
+
+
+class RssSampler(threading.Thread):
+    """Peak RSS of a process tree, sampled every 20 ms."""
+
+    def __init__(self, pid: int):
+        super().__init__(daemon=True)
+        self.proc = psutil.Process(pid)
+        self.stop = threading.Event()
+        self.peak = 0
+        self.peak_at = 0.0
+        self.samples = 0
+        self.t0 = time.perf_counter()
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            try:
+                procs = [self.proc, *self.proc.children(recursive=True)]
+            except psutil.Error:
+                break  # gone (reaped)
+            rss = 0
+            for p in procs:
+                try:
+                    rss += p.memory_info().rss
+                except psutil.Error:
+                    pass
+            if rss > self.peak:
+                self.peak, self.peak_at = rss, time.perf_counter() - self.t0
+            self.samples += 1
+            self.stop.wait(SAMPLE_EVERY)
+
+
+def run_robot(config: Path, workdir: Path, tag: str, prefix: list[str] | None = None) -> dict:
+    """`mailbot run --once` as a child: wall time, sampled peak RSS, wait4 rusage."""
+    cmd = [*(prefix or [str(VENV_BIN / "mailbot")]), "run", "--once", "--config", str(config)]
+    env = {**os.environ, PASSWORD_ENV: "secret", "PYTHONUNBUFFERED": "1"}
+    out_path, err_path = workdir / f"{tag}.stdout", workdir / f"{tag}.stderr"
+    os.sync()  # earlier writes (seeding, other runs) must not be flushed on the robot's clock
+    with open(out_path, "wb") as out, open(err_path, "wb") as err:
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(cmd, cwd=workdir, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=err)
+        sampler = RssSampler(proc.pid)
+        sampler.start()
+        _pid, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - t0
+        proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here: Popen must not wait again
+        sampler.stop.set()
+        sampler.join()
+    stdout = out_path.read_text(errors="replace")
+    stderr = err_path.read_text(errors="replace")
+    if proc.returncode != 0:
+        print(stdout, stderr[-4000:], sep="\n", file=sys.stderr)
+        fail(f"`{' '.join(cmd)}` exited with {proc.returncode} (logs in {workdir})")
+    return {"seconds": wall, "exit_code": proc.returncode,
+            "peak_rss_mib_sampled": sampler.peak / MIB, "peak_rss_at_s": sampler.peak_at,
+            "rss_samples": sampler.samples,
+            "ru_maxrss_mib_wait4": usage.ru_maxrss / 1024,  # KiB on Linux
+            "cpu_user_s": usage.ru_utime, "cpu_sys_s": usage.ru_stime,
+            "summary_line": next((line for line in stdout.splitlines() if "本轮完成" in line), "").strip()}
+
+
+def verify(db: Path, expected: int, expected_bytes: int) -> dict:
+    if not db.exists():
+        fail(f"no database at {db}")
+    con = sqlite3.connect(db)
+    try:
+        by_status = dict(con.execute("SELECT status, COUNT(*) FROM inbound_message GROUP BY status").fetchall())
+        total, size = con.execute("SELECT COUNT(*), COALESCE(SUM(size), 0) FROM inbound_message").fetchone()
+        copies = con.execute("SELECT COUNT(*) FROM message_copy").fetchone()[0]
+        attachments = con.execute("SELECT COALESCE(SUM(attachment_count), 0) FROM inbound_message").fetchone()[0]
+    finally:
+        con.close()
+    result = {"inbound_message": total, "by_status": by_status, "message_copy": copies,
+              "stored_bytes": size, "attachments": attachments}
+    parsed = by_status.get("parsed", 0)
+    if total != expected or parsed != expected or copies != expected:
+        fail(f"expected {expected} messages stored and parsed; database has {total} rows, "
+             f"by status {by_status}, {copies} message_copy rows ({db})")
+    if size != expected_bytes:
+        fail(f"stored sizes add up to {size} B, the seeded messages to {expected_bytes} B")
+    return result
+
+
+def profile_robot(srv: MailServers, workdir: Path, stamp: str, top: int = 30) -> dict:
+    """One more run under cProfile (fresh database), the top functions saved as text."""
+    storage = workdir / "profile-storage"
+    config = write_config(srv, storage, USER, workdir / "profile.yaml")
+    prof = workdir / "robot.prof"
+    run = run_robot(config, workdir, "profile",
+                    prefix=[str(VENV_BIN / "python"), "-m", "cProfile", "-o", str(prof), "-m", "mailbot"])
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    text_path = RESULTS / f"ingest-{stamp}-profile.txt"
+    with open(text_path, "w") as fh:
+        stats = pstats.Stats(str(prof), stream=fh)
+        fh.write(f"mailbot run --once under cProfile: {run['seconds']:.2f} s wall\n\n")
+        stats.sort_stats("tottime").print_stats(top)
+        stats.sort_stats("cumulative").print_stats(top)
+    shutil.copy(prof, RESULTS / f"ingest-{stamp}.prof")
+    return {"seconds_under_profiler": run["seconds"], "text": str(text_path.relative_to(ROOT)),
+            "prof": str((RESULTS / f"ingest-{stamp}.prof").relative_to(ROOT))}
+
+
+# --- main --------------------------------------------------------------------------
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(prog="bench/ingest", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--n", type=int, default=2000, help="messages to seed (default 2000)")
+    ap.add_argument("--large-every", type=int, default=10,
+                    help="every k-th message has a 1-3 MB attachment (default 10; 0 = none)")
+    ap.add_argument("--huge", action="store_true", help="add one message with a 30 MB attachment")
+    ap.add_argument("--keep", action="store_true", help="keep the robot's work dir (database, raw files, logs)")
+    ap.add_argument("--bare-runs", type=int, default=2, help="bare FETCH runs, best one counts (default 2)")
+    ap.add_argument("--profile", action="store_true",
+                    help="afterwards, one more robot run under cProfile (top functions to bench/results/)")
+    ap.add_argument("--workdir", type=Path, default=Path(os.environ.get("BENCH_WORKDIR", "/var/tmp")),
+                    help="where the robot's storage and SQLite go (default /var/tmp; must not be tmpfs)")
+    ap.add_argument("--seed", type=int, default=20261123, help="corpus seed")
+    args = ap.parse_args()
+    if args.n < 1:
+        ap.error("--n must be at least 1")
+
+    mount, kind = fs_type(args.workdir)
+    if kind in ("tmpfs", "ramfs"):
+        fail(f"--workdir {args.workdir} is on {kind}; the robot's default storage is a normal disk")
+    stamp = datetime.now().strftime("%Y%m%dT%H%M%S")
+    workdir = Path(tempfile.mkdtemp(prefix=f"mailbot-bench-ingest-{stamp}-", dir=args.workdir))
+    corpus = Corpus(args.n, args.large_every, seed=args.seed)
+    expected = args.n + (1 if args.huge else 0)
+    result: dict = {"benchmark": "ingest", "started": datetime.now().astimezone().isoformat(timespec="seconds"),
+                    "params": {"n": args.n, "large_every": args.large_every, "huge": args.huge,
+                               "messages": expected, "seed": args.seed, "fetch_batch": FETCH_BATCH,
+                               "bare_runs": args.bare_runs},
+                    "machine": machine(), "robot_storage": {"dir": str(workdir), "mount": mount, "fs": kind}}
+    print(f"ingest benchmark: {expected} messages (large every {args.large_every}"
+          f"{', plus one 30 MB' if args.huge else ''}); robot storage {workdir} ({kind} on {mount})", flush=True)
+    try:
+        with MailServers() as srv:
+            mail_mount, mail_fs = fs_type(srv.dir)
+            result["mailserver_dir"] = {"dir": str(srv.dir), "mount": mail_mount, "fs": mail_fs}
+            print(f"  Dovecot on {srv.host}:{srv.imap_port}, maildirs in {srv.dir} ({mail_fs})", flush=True)
+
+            s = seed(srv, corpus, args.huge)
+            result["seed"] = s
+            print(f"  seeded {s['messages']} messages, {s['bytes'] / MB:.1f} MB: generate {s['generate_s']:.1f} s, "
+                  f"MULTIAPPEND {s['append_s']:.1f} s ({s['append_commands']} commands, "
+                  f"{s['append_msgs_per_s']:.0f} msg/s, {s['append_mb_per_s']:.0f} MB/s)", flush=True)
+
+            bares = []
+            for k in range(max(1, args.bare_runs)):
+                b = bare_fetch(srv)
+                if b["messages"] != expected or b["bytes"] != s["bytes"]:
+                    fail(f"bare fetch got {b['messages']} messages / {b['bytes']} B, "
+                         f"expected {expected} / {s['bytes']} B")
+                bares.append(b)
+                print(f"  bare FETCH run {k + 1}: {b['seconds']:.2f} s, {b['msgs_per_s']:.0f} msg/s, "
+                      f"{b['mb_per_s']:.0f} MB/s", flush=True)
+            bare = min(bares, key=lambda r: r["seconds"])
+            result["bare_fetch"] = {**bare, "runs_s": [r["seconds"] for r in bares]}
+
+            startup = run_robot(write_config(srv, workdir / "empty-storage", EMPTY_USER, workdir / "empty.yaml"),
+                                workdir, "empty")
+            result["robot_startup"] = startup
+            print(f"  robot start-up (run --once on an empty mailbox): {startup['seconds']:.2f} s, "
+                  f"peak RSS {startup['peak_rss_mib_sampled']:.0f} MiB", flush=True)
+
+            storage = workdir / "storage"
+            robot = run_robot(write_config(srv, storage, USER, workdir / "mailbot.yaml"), workdir, "robot")
+            print(f"  robot run --once: {robot['seconds']:.2f} s ({robot['summary_line']})", flush=True)
+            robot["verified"] = verify(storage / "mailbot.db", expected, s["bytes"])
+            robot["msgs_per_s"] = expected / robot["seconds"]
+            robot["mb_per_s"] = s["bytes"] / MB / robot["seconds"]
+            net = robot["seconds"] - startup["seconds"]
+            robot["msgs_per_s_excl_startup"] = expected / net if net > 0 else None
+            robot["cpu_per_wall"] = (robot["cpu_user_s"] + robot["cpu_sys_s"]) / robot["seconds"]
+            result["robot"] = robot
+            result["ru_maxrss_children_mib"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+
+            ratio = robot["msgs_per_s"] / bare["msgs_per_s"]
+            peak = max(robot["peak_rss_mib_sampled"], robot["ru_maxrss_mib_wait4"])
+            result["summary"] = {
+                "bare_msgs_per_s": bare["msgs_per_s"], "bare_mb_per_s": bare["mb_per_s"],
+                "robot_msgs_per_s": robot["msgs_per_s"], "robot_mb_per_s": robot["mb_per_s"],
+                "ratio_robot_to_bare": ratio, "ratio_goal": GOAL_RATIO, "ratio_ok": ratio >= GOAL_RATIO,
+                "peak_rss_mib": peak, "rss_goal_mib": GOAL_RSS_MB if args.huge else None,
+                "rss_ok": (peak < GOAL_RSS_MB) if args.huge else None,
+            }
+            if args.profile:
+                print("  profiling one more run under cProfile ...", flush=True)
+                result["profile"] = profile_robot(srv, workdir, stamp)
+    finally:
+        if not args.keep:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    out = RESULTS / f"ingest-{stamp}.json"
+    out.write_text(json.dumps(result, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    report(result)
+    print(f"\nresults: {out.relative_to(ROOT)}" + (f"; work dir kept: {workdir}" if args.keep else ""))
+    if "profile" in result:
+        print(f"profile: {result['profile']['text']}")
+    return 0
+
+
+def report(r: dict) -> None:
+    s, b, rb, st = r["summary"], r["bare_fetch"], r["robot"], r["robot_startup"]
+    n = r["params"]["messages"]
+    mb = r["seed"]["bytes"] / MB
+    rows = [
+        ("corpus", f"{n} msgs, {mb:.0f} MB ({r['seed']['large_messages']} large)", ""),
+        ("bare FETCH", f"{b['msgs_per_s']:,.0f} msg/s  {b['mb_per_s']:.0f} MB/s", f"{b['seconds']:.2f} s"),
+        ("robot run --once", f"{rb['msgs_per_s']:,.0f} msg/s  {rb['mb_per_s']:.0f} MB/s", f"{rb['seconds']:.2f} s"),
+        ("  excl. start-up", f"{rb['msgs_per_s_excl_startup'] or 0:,.0f} msg/s", f"start-up {st['seconds']:.2f} s"),
+        ("  robot CPU", f"{rb['cpu_user_s']:.1f} user + {rb['cpu_sys_s']:.1f} sys s",
+         f"{rb['cpu_per_wall']:.2f} cores"),
+        ("ratio robot/bare", f"{s['ratio_robot_to_bare']:.2f}",
+         f"goal >= {s['ratio_goal']}: {'OK' if s['ratio_ok'] else 'MISSED'}"),
+        ("peak RSS (psutil)", f"{rb['peak_rss_mib_sampled']:.0f} MiB", f"at {rb['peak_rss_at_s']:.1f} s, "
+                                                                     f"{rb['rss_samples']} samples"),
+        ("peak RSS (wait4)", f"{rb['ru_maxrss_mib_wait4']:.0f} MiB",
+         (f"goal < {s['rss_goal_mib']:.0f} MiB: {'OK' if s['rss_ok'] else 'MISSED'}")
+         if s["rss_goal_mib"] else "(goal < 300 MiB applies with --huge)"),
+        ("verified", f"{rb['verified']['by_status']}", f"{rb['verified']['attachments']} attachments"),
+    ]
+    w0 = max(len(a) for a, _, _ in rows)
+    w1 = max(len(x) for _, x, _ in rows)
+    print()
+    for a, x, c in rows:
+        print(f"  {a:<{w0}}  {x:<{w1}}  {c}")
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except BenchFailure as exc:
+        sys.exit(exc.code)
