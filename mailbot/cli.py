@@ -19,8 +19,8 @@ from rich.table import Table
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="mailbot：科协稿件与报表邮件机器人")
 db_app = typer.Typer(no_args_is_help=True, help="数据库结构（迁移）")
 app.add_typer(db_app, name="db")
-out = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 ConfigOpt = typer.Option(None, "--config", "-c", help="配置文件（默认 $MAILBOT_CONFIG 或 config/mailbot.yaml）")
 
@@ -206,7 +206,9 @@ def main() -> None:
     from .schema import SchemaOutOfDate
 
     try:
-        app(standalone_mode=False)
+        # Without standalone mode click returns an Exit's code instead of raising it.
+        code = app(standalone_mode=False)
+        sys.exit(code if isinstance(code, int) else 0)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except ConfigError as exc:

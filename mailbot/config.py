@@ -14,7 +14,7 @@ from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 DEFAULT_PATH = Path("config/mailbot.yaml")
 
@@ -37,6 +37,12 @@ class Mailbox(_Strict):
     quarantine_folder: str = "mailbot/quarantine"
     verify_tls: bool = True
     timeout: float = Field(default=60.0, gt=0)
+
+    @model_validator(mode="after")
+    def _has_secret_source(self) -> "Mailbox":
+        if not self.password_env and not self.password_file:
+            raise ValueError("需要 password_env 或 password_file 之一")
+        return self
 
     def password(self) -> str:
         """Read the password or 授权码 from the environment or the file."""
@@ -151,7 +157,7 @@ def _translate(err: dict) -> str:
     if kind == "literal_error":
         return f"应为以下之一：{ctx.get('expected', '')}"
     if kind == "value_error":
-        return str(ctx.get("error", err.get("msg", "")))
+        return str(ctx.get("error", err.get("msg", ""))).removeprefix("Value error, ")
     if kind == "string_pattern_mismatch":
         return f"格式不对（应匹配 {ctx.get('pattern', '')}）"
     template = _MESSAGES.get(kind)
@@ -221,8 +227,6 @@ def _cross_checks(name: str, s: Settings, check_secrets: bool) -> list[Problem]:
     for i, box in enumerate(s.mailboxes):
         if names.index(box.name) != i:
             problems.append(Problem(name, f"mailboxes[{i}].name", f"邮箱名 {box.name} 重复"))
-        if not box.password_env and not box.password_file:
-            problems.append(Problem(name, f"mailboxes[{i}]", "需要 password_env 或 password_file 之一"))
         if check_secrets and box.password_env and box.password_env not in os.environ:
             problems.append(Problem(name, f"mailboxes[{i}].password_env", f"环境变量 {box.password_env} 没有设置"))
         if check_secrets and box.password_file and not box.password_file.is_file():
