@@ -106,6 +106,7 @@ class Mail:
     defects: tuple[str, ...]
     headers: tuple[tuple[str, str], ...] = field(default=(), repr=False)
     size: int = 0
+    received: tuple[dict, ...] = field(default=(), repr=False)
 
     def header(self, name: str) -> str | None:
         """First decoded header of that name (case-insensitive), or None."""
@@ -141,4 +142,5 @@ class Mail:
             "bounce": self.bounce,
             "bounce_reason": self.bounce_reason,
             "defects": list(self.defects),
+            "received": list(self.received),
         }
