@@ -60,6 +60,9 @@ def connect(box: Mailbox, password: str) -> IMAPClient:
         raise MailboxError("network", f"邮箱 {box.name}：无法连接 {where}（{_why(exc)}）") from None
     except IMAPClientError as exc:
         raise MailboxError("protocol", f"邮箱 {box.name}：服务器 {where} 的回应异常（{exc}）") from None
+    # imapclient turns on imaplib's debug level 5, which makes imaplib format a repr() of
+    # every fetched message (even unlogged): 6x slower FETCH and 3x the memory.
+    client._imap.debug = 0
     try:
         client.login(box.user, password)
     except LoginError:
@@ -115,6 +118,7 @@ def sync(client: IMAPClient, box: Mailbox, settings: Settings, engine, raws: Raw
         counts.fetch_failed += len(batch) - len(got)
         counts.add(pipeline.keep_batch(engine, raws, got, box.folder,
                                        _advance(box, folder.uidvalidity, max(batch))))
+        del got  # stored on disk now: parsing reads it back, so a 40 MB message is not held twice
         counts.add(pipeline.process_pending(engine, raws))
         apply_server_actions(client, box, folder, engine)
     apply_server_actions(client, box, folder, engine)  # left over from an earlier crash

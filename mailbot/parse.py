@@ -41,32 +41,64 @@ _BLANK_LINE = re.compile(rb"\r?\n\r?\n")
 _HOLLOW_MIN = 65536
 
 
+_CTE_VARIANTS = (b"ransfer-encoding:", b"ransfer-Encoding:", b"RANSFER-ENCODING:")
+
+
+def _cte_headers(raw: bytes):
+    """Positions of Content-Transfer-Encoding headers, found with memchr-fast searches
+    (no lower-cased copy of a 40 MB message). Yields (position, end of line); the caller
+    sends back where to continue, so a base64 body is never scanned."""
+    nxt = {v: raw.find(v) for v in _CTE_VARIANTS}
+    pos = 0
+    while True:
+        live = [(p, v) for v, p in nxt.items() if p >= 0]
+        if not live:
+            return
+        p, v = min(live)
+        nxt[v] = raw.find(v, p + len(v))
+        if p < pos or raw[max(0, p - 9):p].lower() != b"content-t":
+            continue
+        eol = raw.find(b"\n", p)
+        if eol < 0:
+            return
+        resume = yield p, eol
+        if resume:
+            pos = resume
+            for var, q in nxt.items():
+                if 0 <= q < pos:
+                    nxt[var] = raw.find(var, pos)
+
+
 def hollow(raw: bytes, nonce: str) -> tuple[bytes, dict[str, tuple[int, int]]]:
-    """Replace each large base64 body with a placeholder; return the skeleton and blob ranges."""
-    low = raw.lower()
+    """Replace each large base64 body with a placeholder; return the skeleton and blob ranges.
+
+    A body runs from the blank line after its headers to the next boundary line ("\n--",
+    which base64 never contains). Characters outside the alphabet are ignored when it is
+    decoded, exactly as the stdlib's own base64 decoding does.
+    """
     out: list[bytes] = []
     blobs: dict[str, tuple[int, int]] = {}
-    pos = i = 0
-    while (i := low.find(b"content-transfer-encoding:", i)) >= 0:
-        eol = low.find(b"\n", i)
-        if eol < 0:
-            break
-        value = low[i + 26:eol].strip(b' \t\r"\'')
-        i = eol
-        if value != b"base64" or eol < pos:
-            continue
-        blank = _BLANK_LINE.search(raw, eol - 1)
-        if not blank:
-            break
-        start = blank.end()
-        end = raw.find(b"\n--", start)
-        end = len(raw) if end < 0 else end + 1
-        if end - start < _HOLLOW_MIN or raw[start:end].translate(None, _B64_CHARS):
-            continue
-        token = f"MAILBOTBLOB{nonce}{len(blobs):06d}"
-        blobs[token] = (start, end)
-        out += [raw[pos:start], token.encode("ascii"), b"\n"]
-        pos = i = end
+    pos = 0
+    headers = _cte_headers(raw)
+    found = next(headers, None)
+    while found is not None:
+        p, eol = found
+        resume = None
+        value = raw[p + 17:eol].strip(b' \t\r"\'').lower()
+        blank = _BLANK_LINE.search(raw, eol - 1) if value == b"base64" else None
+        if blank:
+            start = blank.end()
+            end = raw.find(b"\n--", start)
+            end = len(raw) if end < 0 else end + 1
+            if end - start >= _HOLLOW_MIN:
+                token = f"MAILBOTBLOB{nonce}{len(blobs):06d}"
+                blobs[token] = (start, end)
+                out += [raw[pos:start], token.encode("ascii"), b"\n"]
+                pos = resume = end
+        try:
+            found = headers.send(resume)
+        except StopIteration:
+            found = None
     if not blobs:
         return raw, blobs
     out.append(raw[pos:])
@@ -76,9 +108,9 @@ def hollow(raw: bytes, nonce: str) -> tuple[bytes, dict[str, tuple[int, int]]]:
 # --- entry point -------------------------------------------------------------------
 
 
-def parse(raw: bytes) -> Mail:
+def parse(raw: bytes, sha256: str | None = None) -> Mail:
     """Parse one message. Raises UnreadableMessage only for bytes that hold no header."""
-    sha = hashlib.sha256(raw).hexdigest()
+    sha = sha256 or hashlib.sha256(raw).hexdigest()
     skeleton, blobs = hollow(raw, os.urandom(6).hex().upper())
     msg = message_from_bytes(skeleton, policy=policy.compat32)
     ctx = _Context(raw, blobs)
@@ -354,7 +386,7 @@ def _payload(part: Message, ctx: _Context) -> bytes:
         token = raw.strip()
         if token in ctx.blobs:
             start, end = ctx.blobs[token]
-            return _b64(ctx.raw[start:end], ctx)
+            return _b64(memoryview(ctx.raw)[start:end], ctx)
     try:
         data = part.get_payload(decode=True)
     except Exception as exc:  # cpython #94606 and friends
@@ -366,7 +398,11 @@ def _payload(part: Message, ctx: _Context) -> bytes:
 
 
 def _b64(block: bytes, ctx: _Context) -> bytes:
-    data = block.translate(None, b"\r\n \t")
+    try:  # the usual case: one pass, line breaks skipped by the decoder, no copies
+        return binascii.a2b_base64(block)
+    except binascii.Error:
+        pass
+    data = bytes(block).translate(None, b"\r\n \t")
     try:
         return base64.b64decode(data + b"=" * (-len(data.rstrip(b"=")) % 4))
     except binascii.Error:
@@ -519,7 +555,7 @@ def find_large_links(text: str, html: str) -> list[LargeAttachmentLink]:
     # One rendering only (the plain text, else the HTML's), or every file is counted twice.
     haystack = text
     trigger = _LARGE_TRIGGER.search(haystack)
-    if not trigger and html:
+    if not trigger and html and "邮箱发来的" in html:
         haystack = html_to_text(html)
         trigger = _LARGE_TRIGGER.search(haystack)
     if not trigger:
@@ -626,6 +662,18 @@ _FINGERPRINT_HEADERS = ("from", "to", "cc", "subject", "date", "message-id", "in
                         "content-type", "content-transfer-encoding")
 
 
+def _hash_text(digest, raw: bytes, start: int, chunk: int = 1 << 20) -> None:
+    """Hash raw[start:] without carriage returns or surrounding whitespace, 1 MiB at a time
+    (a 40 MB message is not copied whole)."""
+    end = len(raw)
+    while end > start and raw[end - 1] in b" \t\r\n":
+        end -= 1
+    while start < end and raw[start] in b" \t\r\n":
+        start += 1
+    for i in range(start, end, chunk):
+        digest.update(raw[i:min(i + chunk, end)].translate(None, b"\r"))
+
+
 def read_key(raw: bytes) -> tuple[str | None, str, str]:
     """(Message-ID, dedup key, content fingerprint) from the bytes, without parsing the body.
 
@@ -637,7 +685,6 @@ def read_key(raw: bytes) -> tuple[str | None, str, str]:
     end = raw.find(b"\r\n\r\n")
     end = raw.find(b"\n\n") if end < 0 else end
     head = raw[: end if 0 <= end < 1 << 20 else 1 << 20]
-    body = raw[len(head):].replace(b"\r\n", b"\n").strip()
     digest = hashlib.sha256()
     try:
         msg = message_from_bytes(head + b"\n\n", policy=policy.compat32)
@@ -648,9 +695,12 @@ def read_key(raw: bytes) -> tuple[str | None, str, str]:
                               .encode("utf-8", "surrogateescape") + b"\n")
     except Exception:  # header junk: the content hash identifies it
         message_id = None
-    digest.update(b"\n" + body)
     if message_id is None:  # no identity in the headers: the whole text is the identity
-        digest = hashlib.sha256(raw.replace(b"\r\n", b"\n"))
+        digest = hashlib.sha256()
+        _hash_text(digest, raw, 0)
+    else:
+        digest.update(b"\n")
+        _hash_text(digest, raw, len(head))
     key = message_id or f"sha256:{hashlib.sha256(raw).hexdigest()}"
     return message_id, key, digest.hexdigest()
 

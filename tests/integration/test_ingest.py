@@ -144,10 +144,10 @@ def test_parser_crash_quarantines_one_message_only(servers, make_settings, monke
         servers.append("skxkpb", mail(subject, body="CRASH-ME" if "崩溃" in subject else "ok"))
     real = pipeline.parser.parse
 
-    def fragile(data: bytes):  # fault injection in the pure core, not a mock of a server
+    def fragile(data: bytes, **kw):  # fault injection in the pure core, not a mock of a server
         if b"CRASH-ME" in data:
             raise RuntimeError("simulated parser bug")
-        return real(data)
+        return real(data, **kw)
 
     monkeypatch.setattr(pipeline.parser, "parse", fragile)
     rt = daemon.Runtime.build(make_settings(servers, boxes=("skxkpb",)))
