@@ -80,6 +80,8 @@ class Settings(_Strict):
     reconnect_initial: float = Field(default=1.0, gt=0)
     reconnect_max: float = Field(default=300.0, gt=0)
     mark_processed: bool = True
+    parse_workers: int = Field(default=1, ge=0, le=16)
+    parse_timeout: float = Field(default=300.0, gt=0)
     mailboxes: list[Mailbox] = Field(min_length=1)
     departments: list[Department] = Field(default_factory=list)
 

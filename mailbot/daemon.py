@@ -31,6 +31,7 @@ class Runtime:
     settings: Settings
     engine: object
     raws: RawStore
+    processor: pipeline.Processor | None = None
     totals: Counts = field(default_factory=Counts)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -39,7 +40,12 @@ class Runtime:
         settings.storage.mkdir(parents=True, exist_ok=True)
         engine = make_engine(settings.db_url)
         schema.ensure_current(engine, auto_upgrade_sqlite=upgrade_sqlite)
-        return cls(settings=settings, engine=engine, raws=RawStore(settings.storage))
+        raws = RawStore(settings.storage)
+        processor = pipeline.Processor(engine, raws, settings.parse_workers, settings.parse_timeout)
+        return cls(settings=settings, engine=engine, raws=raws, processor=processor)
+
+    def close(self) -> None:
+        self.processor.close()
 
     def count(self, counts: Counts) -> None:
         with self.lock:
@@ -49,7 +55,7 @@ class Runtime:
 def run_once(rt: Runtime) -> list[ingest.MailboxError]:
     """Process everything pending in every mailbox once, then return the mailboxes' errors."""
     errors: list[ingest.MailboxError] = []
-    rt.count(pipeline.process_pending(rt.engine, rt.raws))  # left from an earlier crash
+    rt.count(rt.processor.drain())  # left from an earlier crash
     for box in rt.settings.mailboxes:
         try:
             client = ingest.connect(box, box.password())
@@ -58,13 +64,14 @@ def run_once(rt: Runtime) -> list[ingest.MailboxError]:
             errors.append(exc)
             continue
         try:
-            rt.count(ingest.sync(client, box, rt.settings, rt.engine, rt.raws))
+            rt.count(ingest.sync(client, box, rt.settings, rt.engine, rt.raws, rt.processor))
         except (IMAPClientError, *ingest.NETWORK_ERRORS) as exc:
             message = f"邮箱 {box.name}：读取邮件时连接出错（{exc.__class__.__name__}: {exc}），下次运行会从中断处继续"
             ingest.record_error(rt.engine, box, message)
             errors.append(ingest.MailboxError("network", message))
         finally:
             ingest._close(client)
+    rt.processor.close()  # workers end with the run; the next run starts fresh ones
     return errors
 
 
@@ -78,7 +85,7 @@ def mailbox_loop(rt: Runtime, box: Mailbox, stop: threading.Event) -> None:
             log.info("%s: connected", box.name)
             delay = rt.settings.reconnect_initial
             while not stop.is_set():
-                counts = ingest.sync(client, box, rt.settings, rt.engine, rt.raws)
+                counts = ingest.sync(client, box, rt.settings, rt.engine, rt.raws, rt.processor)
                 if counts.fetched:
                     log.info("%s: fetched %d, stored %d, duplicates %d, parsed %d, quarantined %d", box.name,
                              counts.fetched, counts.stored, counts.duplicates, counts.parsed, counts.quarantined)
@@ -103,7 +110,7 @@ def mailbox_loop(rt: Runtime, box: Mailbox, stop: threading.Event) -> None:
 
 async def serve(rt: Runtime, stop: threading.Event) -> None:
     """Run every mailbox reader until `stop` is set."""
-    await asyncio.to_thread(pipeline.process_pending, rt.engine, rt.raws)
+    await asyncio.to_thread(rt.processor.drain)
     readers = [asyncio.to_thread(mailbox_loop, rt, box, stop) for box in rt.settings.mailboxes]
     await asyncio.gather(*readers)
 
@@ -120,7 +127,10 @@ def run_forever(rt: Runtime) -> None:
 
     log.info("mailbot started: %d mailbox(es), database %s", len(rt.settings.mailboxes),
              rt.engine.url.render_as_string(hide_password=True))
-    asyncio.run(main())
+    try:
+        asyncio.run(main())
+    finally:
+        rt.close()
     t = rt.totals
     log.info("mailbot stopped: fetched %d, stored %d, duplicates %d, parsed %d, quarantined %d",
              t.fetched, t.stored, t.duplicates, t.parsed, t.quarantined)

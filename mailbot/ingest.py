@@ -107,8 +107,12 @@ def open_folder(client: IMAPClient, box: Mailbox) -> Folder:
                   exists=int(info.get(b"EXISTS", 0)))
 
 
-def sync(client: IMAPClient, box: Mailbox, settings: Settings, engine, raws: RawStore) -> Counts:
-    """Fetch and store every new message, process it, then flag or quarantine it on the server."""
+def sync(client: IMAPClient, box: Mailbox, settings: Settings, engine, raws: RawStore,
+         processor: pipeline.Processor) -> Counts:
+    """Fetch and store every new message, process it, then flag or quarantine it on the server.
+
+    Parsing runs in the processor's worker while the next batch is fetched and stored.
+    """
     folder = open_folder(client, box)
     last_uid = _progress(engine, box, folder.uidvalidity)
     uids = sorted(u for u in client.search(["UID", f"{last_uid + 1}:*"]) if u > last_uid)
@@ -119,9 +123,10 @@ def sync(client: IMAPClient, box: Mailbox, settings: Settings, engine, raws: Raw
         counts.add(pipeline.keep_batch(engine, raws, got, box.folder,
                                        _advance(box, folder.uidvalidity, max(batch))))
         del got  # stored on disk now: parsing reads it back, so a 40 MB message is not held twice
-        counts.add(pipeline.process_pending(engine, raws))
-        apply_server_actions(client, box, folder, engine)
-    apply_server_actions(client, box, folder, engine)  # left over from an earlier crash
+        processor.submit()
+        counts.add(processor.collect())
+    counts.add(processor.drain())
+    apply_server_actions(client, box, folder, engine)
     _touch(engine, box)
     return counts
 

@@ -1,5 +1,5 @@
 """Use cases over stored mail: keep a raw message (deduplicated), process what is pending,
-replay a file. Later issues hang routing, filing, review and forms off `process_one`.
+replay a file. Later issues hang routing, filing, review and forms off `record_results`.
 
 Order is the whole point: raw bytes on disk and a row in the database first; parsing
 and everything after it work from the stored copy, so a crash at any step loses nothing
@@ -10,12 +10,19 @@ from __future__ import annotations
 
 import json
 import logging
+import multiprocessing
+import threading
+import time
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlmodel import Session, select
 
 from . import parse as parser
+from . import parseworker
 from .models import RawMail
 from .store import InboundMessage, MessageCopy, RawStore, find_by_key, log_event, utcnow
 
@@ -128,37 +135,171 @@ def keep_batch(engine, raws: RawStore, batch: list[RawMail], folder: str, state_
     return Counts()
 
 
-def process_pending(engine, raws: RawStore, limit: int = 200, max_bytes: int = 64 << 20) -> Counts:
-    """Parse every stored, unprocessed message; quarantine what cannot be handled.
+class _Ready:
+    """A finished result with the Future interface, for in-process parsing."""
 
-    Messages are taken in batches (row locks skip what another worker holds) and their
-    results committed together; if a batch cannot be committed, its messages are done one
-    by one so that only the one at fault is quarantined.
+    def __init__(self, value):
+        self.value = value
+
+    def done(self) -> bool:
+        return True
+
+    def result(self, timeout=None):
+        return self.value
+
+
+class Processor:
+    """Parses stored messages (in worker processes, or inline) and records the results.
+
+    `submit()` hands every stored, not yet submitted message to the parser; `collect()`
+    records what has finished; `drain()` waits for everything. Results are written only
+    to rows still 'stored', so a message is recorded once even with several robots.
+    A worker that crashes or exceeds `timeout` seconds on a message is replaced, and the
+    message it was on is quarantined with the reason.
     """
-    counts = Counts()
-    while True:
-        with Session(engine) as session:
-            rows = session.exec(select(InboundMessage).where(InboundMessage.status == "stored")
-                                .order_by(InboundMessage.id).limit(limit)
-                                .with_for_update(skip_locked=True)).all()
-            if not rows:
-                return counts
-            done, size = Counts(), 0
-            ids = [r.id for r in rows]
-            for row in rows:
-                _tally(done, _process_row(session, raws, row))
-                size += row.size
-                if size > max_bytes:
-                    break  # commit now; the rest are picked up by the next round
+
+    def __init__(self, engine, raws: RawStore, workers: int = 0, timeout: float = 300.0):
+        self.engine, self.raws, self.workers, self.timeout = engine, raws, workers, timeout
+        self.pool = None
+        self.inflight: dict[int, tuple[object, float, str, str]] = {}
+        self.lock = threading.RLock()
+
+    def _pool(self):
+        if self.pool is None:
+            ctx = multiprocessing.get_context("spawn")  # no fork of a threaded process
+            self.pool = ProcessPoolExecutor(self.workers, mp_context=ctx)
+        return self.pool
+
+    def submit(self, limit: int = 1000) -> int:
+        with self.lock, Session(self.engine) as session:
+            rows = session.exec(select(InboundMessage.id, InboundMessage.raw_path, InboundMessage.sha256)
+                                .where(InboundMessage.status == "stored")
+                                .order_by(InboundMessage.id).limit(limit)).all()
+            fresh = [r for r in rows if r[0] not in self.inflight]
+            for inbound_id, rel, sha in fresh:
+                path = str(self.raws.root / rel)
+                fut = (self._pool().submit(parseworker.parse_file, path, sha) if self.workers
+                       else _Ready(parseworker.parse_file(path, sha)))
+                self.inflight[inbound_id] = (fut, time.monotonic(), path, sha)
+            return len(fresh)
+
+    def collect(self, wait: bool = False) -> Counts:
+        """Record finished results (all of them, waiting, when `wait`)."""
+        counts = Counts()
+        with self.lock:
+            while self.inflight:
+                results = self._finished()
+                if results:
+                    _tally_all(counts, record_results(self.engine, results))
+                if not wait or not self.inflight:
+                    break
+                time.sleep(0.01)
+        return counts
+
+    def drain(self) -> Counts:
+        """Parse and record everything stored, including what arrives meanwhile from this process."""
+        counts = Counts()
+        while self.submit() or self.inflight:
+            counts.add(self.collect(wait=True))
+        return counts
+
+    def _finished(self) -> list[tuple[int, str, str]]:
+        out = []
+        for inbound_id, (fut, started, path, sha) in list(self.inflight.items()):
+            if fut.done():
+                try:
+                    out.append((inbound_id, *fut.result()))
+                except BrokenProcessPool:
+                    out += self._isolate(inbound_id, path, sha)
+                del self.inflight[inbound_id]
+            elif time.monotonic() - started > self.timeout:
+                self._kill_pool()
+                out.append((inbound_id, "quarantined", f"解析超过 {self.timeout:.0f} 秒仍未完成，已中止"))
+                del self.inflight[inbound_id]
+                self._resubmit()
+        return out
+
+    def _isolate(self, inbound_id: int, path: str, sha: str) -> list[tuple[int, str, str]]:
+        """The pool broke under some message: try this one alone in a fresh worker."""
+        self._kill_pool()
+        ctx = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(1, mp_context=ctx) as alone:
             try:
+                return [(inbound_id, *alone.submit(parseworker.parse_file, path, sha).result(self.timeout))]
+            except Exception as exc:  # the worker died on this very message
+                log.error("parse worker died on inbound %s (%s)", inbound_id, type(exc).__name__)
+                return [(inbound_id, "quarantined", f"解析进程在处理这封邮件时崩溃（{type(exc).__name__}）")]
+
+    def _kill_pool(self) -> None:
+        if self.pool is not None:
+            for proc in list(getattr(self.pool, "_processes", {}).values()):
+                proc.kill()
+            self.pool.shutdown(wait=False, cancel_futures=True)
+            self.pool = None
+
+    def _resubmit(self) -> None:
+        for inbound_id, (_fut, _t, path, sha) in list(self.inflight.items()):
+            self.inflight[inbound_id] = (self._pool().submit(parseworker.parse_file, path, sha),
+                                         time.monotonic(), path, sha)
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+            self.pool = None
+
+
+def process_pending(engine, raws: RawStore) -> Counts:
+    """Parse every stored message in this process (replay, recovery, tests)."""
+    return Processor(engine, raws, workers=0).drain()
+
+
+def record_results(engine, results: list[tuple[int, str, str]]) -> list[str]:
+    """Write parse results to rows that are still 'stored'; return the outcomes recorded.
+
+    One transaction for the lot; if it cannot be committed, row by row, so that only the
+    row at fault is quarantined (with the database's reason).
+    """
+    try:
+        with Session(engine) as session:
+            outcomes = _apply(session, results)
+            session.commit()
+            return outcomes
+    except SQLAlchemyError:
+        log.exception("recording a batch of parse results failed; going one by one")
+    outcomes = []
+    for item in results:
+        try:
+            with Session(engine) as session:
+                outcomes += _apply(session, [item])
                 session.commit()
-                counts.add(done)
-                continue
-            except SQLAlchemyError:
-                session.rollback()
-                log.exception("committing a processed batch failed; going one by one")
-        for inbound_id in ids:
-            _tally(counts, process_one(engine, raws, inbound_id))
+        except SQLAlchemyError as exc:
+            with Session(engine) as session:
+                outcomes += _apply(session, [(item[0], "quarantined",
+                                              f"处理结果无法保存到数据库（{type(exc).__name__}）")])
+                session.commit()
+    return outcomes
+
+
+def _apply(session: Session, results: list[tuple[int, str, str]]) -> list[str]:
+    by_id = {r[0]: r for r in results}
+    rows = session.exec(select(InboundMessage).where(InboundMessage.id.in_(list(by_id)),
+                                                     InboundMessage.status == "stored")
+                        .with_for_update(skip_locked=True)).all()
+    outcomes = []
+    for row in rows:
+        _id, outcome, payload = by_id[row.id]
+        row.attempts += 1
+        if outcome == "parsed":
+            _record_parsed(row, payload)
+        else:
+            _quarantine(session, row, payload)
+        outcomes.append(outcome)
+    return outcomes
+
+
+def _tally_all(counts: Counts, outcomes: list[str]) -> None:
+    for outcome in outcomes:
+        _tally(counts, outcome)
 
 
 def _tally(counts: Counts, outcome: str) -> None:
@@ -168,60 +309,18 @@ def _tally(counts: Counts, outcome: str) -> None:
         counts.quarantined += 1
 
 
-def process_one(engine, raws: RawStore, inbound_id: int) -> str:
-    """Parse one stored message and record the result; never raises for bad mail."""
-    with Session(engine) as session:
-        row = session.exec(select(InboundMessage).where(InboundMessage.id == inbound_id,
-                                                        InboundMessage.status == "stored")
-                           .with_for_update(skip_locked=True)).first()
-        if row is None:
-            return "skipped"  # another worker has it, or it is done
-        outcome = _process_row(session, raws, row)
-        try:
-            session.commit()
-            return outcome
-        except SQLAlchemyError as exc:
-            session.rollback()
-            reason = f"处理结果无法保存到数据库（{type(exc).__name__}）"
-    with Session(engine) as session:
-        row = session.get(InboundMessage, inbound_id)
-        _quarantine(session, row, reason)
-        session.commit()
-        return "quarantined"
-
-
-def _process_row(session: Session, raws: RawStore, row: InboundMessage) -> str:
-    """Parse one row's raw message and record the result in the session (no commit)."""
-    row.attempts += 1
-    try:
-        data = raws.read(row.raw_path)
-    except OSError as exc:
-        return _quarantine(session, row, f"原始邮件文件无法读取（{exc.strerror or exc}）")
-    try:
-        mail = parser.parse(data, sha256=row.sha256)
-    except parser.UnreadableMessage as exc:
-        return _quarantine(session, row, f"无法解析：不是一封可读的邮件（{exc}）")
-    except Exception as exc:  # a parser bug must not stop the loop: keep it, say why
-        log.exception("parse failed for inbound %s", row.id)
-        return _quarantine(session, row, f"解析时出错（{type(exc).__name__}: {str(exc)[:200]}）")
-    _record_parsed(row, mail)
+def _record_parsed(row: InboundMessage, summary_json: str) -> None:
+    summary = json.loads(summary_json)
+    row.subject = summary["subject"][:2000]
+    row.from_address = summary["from"]["address"][:320]
+    row.from_name = summary["from"]["name"][:300]
+    row.sent_at = datetime.fromisoformat(summary["date"]) if summary["date"] else None
+    row.auto_reply = summary["auto_reply"]
+    row.bounce = summary["bounce"]
+    row.attachment_count = len(summary["attachments"])
+    row.parsed_json = summary_json
     row.status = "parsed"
     row.processed_at = utcnow()
-    return "parsed"
-
-
-def _record_parsed(row: InboundMessage, mail) -> None:
-    row.subject = mail.subject[:2000]
-    row.from_address = mail.from_.address[:320]
-    row.from_name = mail.from_.name[:300]
-    row.sent_at = mail.date
-    row.auto_reply = mail.auto_reply
-    row.bounce = mail.bounce
-    row.attachment_count = len(mail.attachments)
-    summary = mail.to_json()
-    if len(summary["text"]) > 200_000:
-        summary["text"] = summary["text"][:200_000]
-    row.parsed_json = json.dumps(summary, ensure_ascii=False)
 
 
 def _quarantine(session: Session, row: InboundMessage, reason: str) -> str:
@@ -248,9 +347,10 @@ def replay(engine, raws: RawStore, data: bytes, mailbox: str) -> tuple[InboundMe
         elif outcome == "stored":
             log_event(session, "replay", f"stored from a file as if received in {mailbox}", inbound_id=row.id)
         session.commit()
-        inbound_id = row.id
+        inbound_id, row_path, sha = row.id, raws.root / row.raw_path, row.sha256
     if outcome in ("stored", "retried"):
-        result = process_one(engine, raws, inbound_id)
+        result = record_results(engine, [(inbound_id, *parseworker.parse_file(str(row_path), sha))])
+        result = result[0] if result else "skipped"
         outcome = f"{outcome}+{result}" if outcome == "retried" else result
     with Session(engine) as session:
         return session.get(InboundMessage, inbound_id), outcome

@@ -150,7 +150,7 @@ def test_parser_crash_quarantines_one_message_only(servers, make_settings, monke
         return real(data, **kw)
 
     monkeypatch.setattr(pipeline.parser, "parse", fragile)
-    rt = daemon.Runtime.build(make_settings(servers, boxes=("skxkpb",)))
+    rt = daemon.Runtime.build(make_settings(servers, boxes=("skxkpb",), parse_workers=0))
     daemon.run_once(rt)
     statuses = sorted(r.status for r in rows(rt.engine, InboundMessage))
     assert statuses == ["parsed", "parsed", "quarantined"]
