@@ -18,6 +18,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from sqlalchemy import bindparam, insert, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlmodel import Session, select
 
@@ -45,36 +46,60 @@ class Counts:
         self.notes += other.notes
 
 
+@dataclass
+class _Known:
+    id: int
+    fingerprint: str
+    sha256: str
+    status: str
+
+
 class _Seen:
     """What the database already holds for one batch, loaded with two queries, then kept
-    current as the batch adds rows (a message twice in one batch is still one message)."""
+    current as the batch adds rows (a message twice in one batch is still one message).
+    Copy rows wait here and are inserted together (`flush_copies`)."""
 
     def __init__(self, session: Session, batch: list[RawMail], keys: list[str]):
         self.session = session
-        uids = [r.uid for r in batch if r.uid is not None]
         self.copies: set[tuple[str, int, int]] = set()
+        self.new_copies: list[dict] = []
+        uids = [r.uid for r in batch if r.uid is not None]
         if uids:
             first = batch[0]
             rows = session.exec(select(MessageCopy.uid).where(
                 MessageCopy.mailbox == first.mailbox, MessageCopy.uidvalidity == first.uidvalidity,
                 MessageCopy.uid.in_(uids))).all()
             self.copies = {(first.mailbox, first.uidvalidity, uid) for uid in rows}
-        self.rows = {r.key: r for r in session.exec(select(InboundMessage).where(InboundMessage.key.in_(keys)))}
+        self.rows: dict[str, _Known | None] = {}
+        self._load(keys)
 
-    def row(self, key: str) -> InboundMessage | None:
+    def _load(self, keys: list[str]) -> None:
+        cols = (InboundMessage.key, InboundMessage.id, InboundMessage.fingerprint,
+                InboundMessage.sha256, InboundMessage.status)
+        for key, *rest in self.session.exec(select(*cols).where(InboundMessage.key.in_(keys))):
+            self.rows[key] = _Known(*rest)
+
+    def row(self, key: str) -> _Known | None:
         if key not in self.rows:
-            self.rows[key] = find_by_key(self.session, key)
+            self._load([key])
+            self.rows.setdefault(key, None)
         return self.rows[key]
+
+    def flush_copies(self) -> None:
+        if self.new_copies:
+            self.session.execute(insert(MessageCopy), self.new_copies)
+            self.new_copies = []
 
 
 def keep(session: Session, raws: RawStore, raw: RawMail, folder: str = "INBOX",
-         seen: _Seen | None = None, ident: tuple | None = None) -> tuple[InboundMessage | None, str]:
+         seen: _Seen | None = None, ident: tuple | None = None) -> tuple[_Known | None, str]:
     """Store one fetched message: raw file, then an inbound row (or a duplicate copy).
 
     Returns (row, outcome) with outcome 'stored', 'duplicate' or 'seen' (this exact UID
     was already recorded). The caller commits; nothing here talks to the server.
     """
     message_id, key, fingerprint, sha = ident or (*parser.read_key(raw.data), raw.sha256)
+    alone = seen is None
     seen = seen or _Seen(session, [raw], [key])
     if raw.uid is not None and (raw.mailbox, raw.uidvalidity, raw.uid) in seen.copies:
         return None, "seen"
@@ -88,21 +113,25 @@ def keep(session: Session, raws: RawStore, raw: RawMail, folder: str = "INBOX",
     outcome = "duplicate"
     if row is None:
         rel = raws.put(raw.data, sha)
-        row = InboundMessage(key=key, message_id=message_id, sha256=sha, fingerprint=fingerprint,
-                             size=len(raw.data), raw_path=rel, first_mailbox=raw.mailbox or "replay")
-        session.add(row)
-        session.flush()
-        seen.rows[key] = row
+        new_id = session.execute(insert(InboundMessage).values(
+            key=key, message_id=message_id, sha256=sha, fingerprint=fingerprint, size=len(raw.data),
+            raw_path=rel, first_mailbox=raw.mailbox or "replay", status="stored", received_at=utcnow(),
+            auto_reply=False, bounce=False, attachment_count=0, attempts=0,
+        ).returning(InboundMessage.id)).scalar_one()
+        row = seen.rows[key] = _Known(new_id, fingerprint, sha, "stored")
         outcome = "stored"
     else:
         note = "same bytes" if row.sha256 == sha else "same Message-ID, different bytes"
         log_event(session, "duplicate", f"{note}; copy in {raw.mailbox} uid {raw.uid}",
                   mailbox=raw.mailbox, inbound_id=row.id)
     if raw.uid is not None:
-        session.add(MessageCopy(inbound_id=row.id, mailbox=raw.mailbox, folder=folder,
-                                uidvalidity=raw.uidvalidity, uid=raw.uid, sha256=sha,
-                                duplicate=outcome == "duplicate"))
+        seen.new_copies.append(dict(inbound_id=row.id, mailbox=raw.mailbox, folder=folder,
+                                    uidvalidity=raw.uidvalidity, uid=raw.uid, sha256=sha,
+                                    duplicate=outcome == "duplicate", server_action="pending",
+                                    created_at=utcnow()))
         seen.copies.add((raw.mailbox, raw.uidvalidity, raw.uid))
+    if alone:
+        seen.flush_copies()
     return row, outcome
 
 
@@ -124,6 +153,7 @@ def keep_batch(engine, raws: RawStore, batch: list[RawMail], folder: str, state_
                         counts.stored += 1
                     elif outcome == "duplicate":
                         counts.duplicates += 1
+                seen.flush_copies()
                 state_update(session)
                 RawStore.sync()
                 session.commit()
@@ -214,7 +244,7 @@ class Processor:
                 del self.inflight[inbound_id]
             elif time.monotonic() - started > self.timeout:
                 self._kill_pool()
-                out.append((inbound_id, "quarantined", f"解析超过 {self.timeout:.0f} 秒仍未完成，已中止"))
+                out.append((inbound_id, "quarantined", f"解析超过 {self.timeout:.0f} 秒仍未完成，已中止", None))
                 del self.inflight[inbound_id]
                 self._resubmit()
         return out
@@ -228,7 +258,7 @@ class Processor:
                 return [(inbound_id, *alone.submit(parseworker.parse_file, path, sha).result(self.timeout))]
             except Exception as exc:  # the worker died on this very message
                 log.error("parse worker died on inbound %s (%s)", inbound_id, type(exc).__name__)
-                return [(inbound_id, "quarantined", f"解析进程在处理这封邮件时崩溃（{type(exc).__name__}）")]
+                return [(inbound_id, "quarantined", f"解析进程在处理这封邮件时崩溃（{type(exc).__name__}）", None)]
 
     def _kill_pool(self) -> None:
         if self.pool is not None:
@@ -253,7 +283,7 @@ def process_pending(engine, raws: RawStore) -> Counts:
     return Processor(engine, raws, workers=0).drain()
 
 
-def record_results(engine, results: list[tuple[int, str, str]]) -> list[str]:
+def record_results(engine, results: list[tuple]) -> list[str]:
     """Write parse results to rows that are still 'stored'; return the outcomes recorded.
 
     One transaction for the lot; if it cannot be committed, row by row, so that only the
@@ -275,25 +305,37 @@ def record_results(engine, results: list[tuple[int, str, str]]) -> list[str]:
         except SQLAlchemyError as exc:
             with Session(engine) as session:
                 outcomes += _apply(session, [(item[0], "quarantined",
-                                              f"处理结果无法保存到数据库（{type(exc).__name__}）")])
+                                              f"处理结果无法保存到数据库（{type(exc).__name__}）", None)])
                 session.commit()
     return outcomes
 
 
-def _apply(session: Session, results: list[tuple[int, str, str]]) -> list[str]:
+_PARSED = (update(InboundMessage.__table__)
+           .where(InboundMessage.__table__.c.id == bindparam("_id"))
+           .values(attempts=InboundMessage.__table__.c.attempts + 1))
+
+
+def _apply(session: Session, results: list[tuple]) -> list[str]:
+    """Record results on rows still 'stored' (locked; rows another worker holds are skipped)."""
     by_id = {r[0]: r for r in results}
-    rows = session.exec(select(InboundMessage).where(InboundMessage.id.in_(list(by_id)),
-                                                     InboundMessage.status == "stored")
+    live = session.exec(select(InboundMessage.id).where(InboundMessage.id.in_(list(by_id)),
+                                                        InboundMessage.status == "stored")
                         .with_for_update(skip_locked=True)).all()
-    outcomes = []
-    for row in rows:
-        _id, outcome, payload = by_id[row.id]
-        row.attempts += 1
+    outcomes, parsed = [], []
+    now = utcnow()
+    for inbound_id in live:
+        _id, outcome, payload, columns = (*by_id[inbound_id], None)[:4]
         if outcome == "parsed":
-            _record_parsed(row, payload)
+            sent = columns["sent_at"]
+            parsed.append({**columns, "sent_at": datetime.fromisoformat(sent) if sent else None,
+                           "_id": inbound_id, "parsed_json": payload, "status": "parsed", "processed_at": now})
         else:
+            row = session.get(InboundMessage, inbound_id)
+            row.attempts += 1
             _quarantine(session, row, payload)
         outcomes.append(outcome)
+    if parsed:
+        session.execute(_PARSED, parsed)
     return outcomes
 
 
@@ -307,20 +349,6 @@ def _tally(counts: Counts, outcome: str) -> None:
         counts.parsed += 1
     elif outcome == "quarantined":
         counts.quarantined += 1
-
-
-def _record_parsed(row: InboundMessage, summary_json: str) -> None:
-    summary = json.loads(summary_json)
-    row.subject = summary["subject"][:2000]
-    row.from_address = summary["from"]["address"][:320]
-    row.from_name = summary["from"]["name"][:300]
-    row.sent_at = datetime.fromisoformat(summary["date"]) if summary["date"] else None
-    row.auto_reply = summary["auto_reply"]
-    row.bounce = summary["bounce"]
-    row.attachment_count = len(summary["attachments"])
-    row.parsed_json = summary_json
-    row.status = "parsed"
-    row.processed_at = utcnow()
 
 
 def _quarantine(session: Session, row: InboundMessage, reason: str) -> str:
@@ -338,7 +366,8 @@ def replay(engine, raws: RawStore, data: bytes, mailbox: str) -> tuple[InboundMe
     (the way to retry after a fix). Returns the row and what happened.
     """
     with Session(engine) as session:
-        row, outcome = keep(session, raws, RawMail(data=data, mailbox=mailbox))
+        known, outcome = keep(session, raws, RawMail(data=data, mailbox=mailbox))
+        row = session.get(InboundMessage, known.id)
         if outcome == "duplicate" and row.status == "quarantined":
             row.status = "stored"
             row.reason = None
