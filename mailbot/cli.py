@@ -194,7 +194,8 @@ def demo(keep: bool = typer.Option(False, "--keep", help="结束后保留演示�
     from . import demo as demo_mod
 
     _logging(verbose=False)
-    demo_mod.run(storage, keep=keep, console=out)
+    console = out if out.is_terminal else Console(highlight=False, width=140)
+    demo_mod.run(storage, keep=keep, console=console)
 
 
 def main() -> None:

@@ -126,7 +126,7 @@ def sync(client: IMAPClient, box: Mailbox, settings: Settings, engine, raws: Raw
         processor.submit()
         counts.add(processor.collect())
     counts.add(processor.drain())
-    apply_server_actions(client, box, folder, engine)
+    apply_server_actions(client, box, folder, engine, settings.mark_processed)
     _touch(engine, box)
     return counts
 
@@ -221,7 +221,7 @@ def _fetch_failed(engine, box: Mailbox, uidvalidity: int, uid: int, why: str) ->
         session.commit()
 
 
-def apply_server_actions(client: IMAPClient, box: Mailbox, folder: Folder, engine) -> None:
+def apply_server_actions(client: IMAPClient, box: Mailbox, folder: Folder, engine, mark: bool = True) -> None:
     """After the commit: flag processed copies, move quarantined ones to the quarantine folder."""
     with Session(engine) as session:
         rows = session.exec(
@@ -232,7 +232,7 @@ def apply_server_actions(client: IMAPClient, box: Mailbox, folder: Folder, engin
         quarantine = [c.uid for c, status in rows if status == "quarantined"]
         done = [c.uid for c, status in rows if status != "quarantined"]
         notes: dict[int, str] = {}
-        if done and folder.can_flag:
+        if done and folder.can_flag and mark:
             client.add_flags(done, [FLAG_STORED], silent=True)
         if quarantine:
             notes.update(_quarantine_on_server(client, box, quarantine))

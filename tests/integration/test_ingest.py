@@ -176,3 +176,23 @@ def test_large_attachment_travels_in_its_own_batch(servers, make_settings):
 
     att = json.loads(inbound["大附件稿件"].parsed_json)["attachments"][0]
     assert att["size"] == len(big) and att["sha256"] == hashlib.sha256(big).hexdigest()
+
+
+def test_mark_processed_off_leaves_flags_alone(servers, make_settings):
+    servers.append("skxkpb", mail("不加标记"))
+    rt = daemon.Runtime.build(make_settings(servers, boxes=("skxkpb",), mark_processed=False))
+    daemon.run_once(rt)
+    assert [r.status for r in rows(rt.engine, InboundMessage)] == ["parsed"]
+    with servers.imap("skxkpb") as imap:
+        imap.select_folder("INBOX")
+        assert all(FLAG_STORED not in f for f in imap.get_flags(imap.search("ALL")).values())
+
+
+def test_parse_that_exceeds_the_timeout_is_stopped_and_quarantined(servers, make_settings):
+    servers.append("skxkpb", mail("解析很慢的一封", attachment=bytes(range(256)) * 40000))
+    rt = daemon.Runtime.build(make_settings(servers, boxes=("skxkpb",), parse_workers=1, parse_timeout=0.001))
+    assert daemon.run_once(rt) == []
+    [row] = rows(rt.engine, InboundMessage)
+    assert row.status == "quarantined" and "解析超过" in row.reason
+    with servers.imap("skxkpb") as imap:  # set aside on the server too, not lost
+        assert imap.select_folder("mailbot/quarantine")[b"EXISTS"] == 1
