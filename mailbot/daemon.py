@@ -65,6 +65,9 @@ def run_once(rt: Runtime) -> list[ingest.MailboxError]:
             continue
         try:
             rt.count(ingest.sync(client, box, rt.settings, rt.engine, rt.raws, rt.processor))
+        except ingest.MailboxError as exc:
+            ingest.record_error(rt.engine, box, exc.message)
+            errors.append(exc)
         except (IMAPClientError, *ingest.NETWORK_ERRORS) as exc:
             message = f"邮箱 {box.name}：读取邮件时连接出错（{exc.__class__.__name__}: {exc}），下次运行会从中断处继续"
             ingest.record_error(rt.engine, box, message)

@@ -120,8 +120,13 @@ def sync(client: IMAPClient, box: Mailbox, settings: Settings, engine, raws: Raw
     for batch in _batches(client, uids, settings.batch_size, settings.batch_bytes):
         got = _fetch(client, box, folder.uidvalidity, batch, engine)
         counts.fetch_failed += len(batch) - len(got)
-        counts.add(pipeline.keep_batch(engine, raws, got, box.folder,
-                                       _advance(box, folder.uidvalidity, max(batch))))
+        try:
+            counts.add(pipeline.keep_batch(engine, raws, got, box.folder,
+                                           _advance(box, folder.uidvalidity, max(batch))))
+        except OSError as exc:  # disk full, permissions: nothing was committed, nothing is lost
+            raise MailboxError("storage", f"邮箱 {box.name}：无法把邮件写入存储目录 {raws.root}"
+                                          f"（{exc.strerror or exc}），请检查磁盘空间和权限；"
+                                          "邮件仍在服务器上，恢复后会继续") from None
         del got  # stored on disk now: parsing reads it back, so a 40 MB message is not held twice
         processor.submit()
         counts.add(processor.collect())

@@ -4,22 +4,29 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-need_apt=()
-command -v dovecot >/dev/null 2>&1 || need_apt+=(dovecot-imapd dovecot-lmtpd)
-[ -x /usr/sbin/dovecot ] || need_apt+=(dovecot-imapd dovecot-lmtpd)
-python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need_apt+=(python3-venv python3-pip)
-if [ ${#need_apt[@]} -gt 0 ]; then
-  if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
-  echo "setup: installing Debian packages: ${need_apt[*]}"
-  $SUDO apt-get update -qq
+if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
+apt_updated=
+apt_install() {
+  echo "setup: installing Debian packages: $*"
+  if [ -z "$apt_updated" ]; then $SUDO apt-get update -qq; apt_updated=1; fi
   # policy-rc.d keeps the packaged system Dovecot from starting; ours runs privately.
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
+if [ ! -x /usr/sbin/dovecot ] || [ ! -e /usr/lib/dovecot/lmtp ]; then
+  apt_install dovecot-imapd dovecot-lmtpd
+fi
+
+if [ ! -x .venv/bin/python ]; then
+  # Debian's python3 has no venv/ensurepip until python3-venv is installed.
+  if ! python3 -m venv .venv >/dev/null 2>&1; then
+    rm -rf .venv
+    apt_install python3-venv python3-pip
+    python3 -m venv .venv
+  fi
 fi
 
 stamp=.venv/.mailbot-installed
-if [ ! -x .venv/bin/python ]; then
-  python3 -m venv .venv
-fi
 if [ ! -f "$stamp" ] || [ requirements.lock -nt "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   echo "setup: installing Python dependencies from requirements.lock"
   .venv/bin/python -m pip install -q --disable-pip-version-check -r requirements.lock

@@ -196,3 +196,17 @@ def test_parse_that_exceeds_the_timeout_is_stopped_and_quarantined(servers, make
     assert row.status == "quarantined" and "解析超过" in row.reason
     with servers.imap("skxkpb") as imap:  # set aside on the server too, not lost
         assert imap.select_folder("mailbot/quarantine")[b"EXISTS"] == 1
+
+
+def test_unwritable_storage_is_reported_and_nothing_is_lost(servers, make_settings):
+    servers.append("skxkpb", mail("存储目录写不进去"))
+    settings = make_settings(servers, boxes=("skxkpb",))
+    rt = daemon.Runtime.build(settings)
+    raw_dir = settings.storage / "raw"
+    raw_dir.write_text("not a directory")  # every write below it fails, as on a full or broken disk
+    [error] = daemon.run_once(rt)
+    assert error.kind == "storage" and "无法把邮件写入存储目录" in error.message
+    assert rows(rt.engine, InboundMessage) == [] and rows(rt.engine, MailboxState)[0].last_uid == 0
+    raw_dir.unlink()  # the operator frees the disk: the next run picks the message up
+    assert daemon.run_once(rt) == []
+    assert [r.subject for r in rows(rt.engine, InboundMessage)] == ["存储目录写不进去"]
