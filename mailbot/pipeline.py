@@ -139,10 +139,10 @@ def keep_batch(engine, raws: RawStore, batch: list[RawMail], folder: str, state_
     """Store a fetched batch in one transaction together with the mailbox's progress.
 
     `state_update(session)` moves the mailbox's last UID in the same commit, so progress
-    and stored rows never disagree. A unique-key race with another worker retries once.
+    and stored rows never disagree. A unique-key race with another worker is retried.
     """
     idents = [(*parser.read_key(raw.data), raw.sha256) for raw in batch]
-    for attempt in (1, 2):
+    for attempt in range(1, 6):
         counts = Counts(fetched=len(batch))
         try:
             with Session(engine) as session:
@@ -159,9 +159,10 @@ def keep_batch(engine, raws: RawStore, batch: list[RawMail], folder: str, state_
                 session.commit()
             return counts
         except IntegrityError:
-            if attempt == 2:
+            if attempt == 5:
                 raise
-            log.info("batch raced with another worker; retrying once")
+            log.info("batch raced with another worker; retrying (%d)", attempt)
+            time.sleep(0.05 * attempt)
     return Counts()
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from sqlalchemy import BigInteger, Column, Index, Text, UniqueConstraint, event, text
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Field, Session, SQLModel, create_engine, select
 
 
@@ -127,18 +128,17 @@ def find_by_key(session: Session, key: str) -> InboundMessage | None:
     return session.exec(select(InboundMessage).where(InboundMessage.key == key)).first()
 
 
-def find_copy(session: Session, mailbox: str, uidvalidity: int, uid: int) -> MessageCopy | None:
-    return session.exec(select(MessageCopy).where(
-        MessageCopy.mailbox == mailbox, MessageCopy.uidvalidity == uidvalidity, MessageCopy.uid == uid)).first()
-
-
 def mailbox_state(session: Session, mailbox: str, folder: str = "INBOX") -> MailboxState:
     """The state row of a mailbox, created on first use."""
-    row = session.exec(select(MailboxState).where(MailboxState.mailbox == mailbox)).first()
+    query = select(MailboxState).where(MailboxState.mailbox == mailbox)
+    row = session.exec(query).first()
     if row is None:
-        row = MailboxState(mailbox=mailbox, folder=folder)
-        session.add(row)
-        session.flush()
+        try:  # another robot may create it at the same moment: the savepoint keeps ours usable
+            with session.begin_nested():
+                row = MailboxState(mailbox=mailbox, folder=folder)
+                session.add(row)
+        except IntegrityError:
+            row = session.exec(query).one()
     return row
 
 

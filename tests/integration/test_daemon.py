@@ -147,3 +147,23 @@ def test_daemon_reconnects_after_dovecot_restart(servers, make_settings, daemon_
     with Session(engine) as s:
         assert sorted(s.exec(select(InboundMessage.subject)).all()) == ["重启前", "重启后"]
     assert d.stop() == 0
+
+
+def test_two_robots_on_the_same_mailboxes_store_each_message_once(servers, make_settings, engine, tmp_path):
+    """Several workers (a PostgreSQL deployment): unique keys and row locks keep it exact."""
+    total = 60
+    for i in range(total):
+        servers.append("skxkpb" if i % 2 else "skxdxb", mail(f"并发稿件 {i}", size=20_000 if i % 7 == 0 else 0))
+    settings = make_settings(servers, boxes=("skxkpb", "skxdxb"), batch_size=5)
+    cfg = write_config(settings, tmp_path / "both.yaml")
+    env = {**os.environ, PASSWORD_ENV: "secret"}
+    procs = [subprocess.Popen([*mailbot_cmd(), "run", "--once", "--config", str(cfg)], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs
+    with Session(engine) as s:
+        keys = s.exec(select(InboundMessage.key)).all()
+        statuses = set(s.exec(select(InboundMessage.status)).all())
+        copies = s.exec(select(MessageCopy.mailbox, MessageCopy.uid)).all()
+    assert len(keys) == len(set(keys)) == total and statuses == {"parsed"}
+    assert len(copies) == len(set(copies)) == total
