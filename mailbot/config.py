@@ -37,6 +37,21 @@ class Mailbox(_Strict):
     quarantine_folder: str = "mailbot/quarantine"
     verify_tls: bool = True
     timeout: float = Field(default=60.0, gt=0)
+    address: str | None = None  # the mailbox's e-mail address; default: user when it has an @
+    smtp_host: str | None = None  # default: host with imap. replaced by smtp.
+    smtp_port: int = Field(default=465, ge=1, le=65535)
+    smtp_tls: Literal["implicit", "starttls", "plain"] = "implicit"
+    smtp_auth: bool = True
+
+    @property
+    def email(self) -> str:
+        return self.address or self.user
+
+    @property
+    def smtp_server(self) -> str:
+        if self.smtp_host:
+            return self.smtp_host
+        return "smtp." + self.host.removeprefix("imap.") if self.host.startswith("imap.") else self.host
 
     @model_validator(mode="after")
     def _has_secret_source(self) -> "Mailbox":
@@ -64,6 +79,53 @@ class Department(_Strict):
     name: str
     prefix: str = Field(pattern=r"^[A-Z]{1,4}$")
     mailbox: str | None = None
+    sender_name: str | None = None  # display name on its mail, e.g. 临沂市科协科普部
+
+
+class Unit(_Strict):
+    """A sender unit (单位) of the roster."""
+
+    name: str = Field(min_length=2)
+    aliases: list[str] = Field(default_factory=list)
+    category: str = "其他"
+    parent: str | None = None
+    addresses: list[str] = Field(default_factory=list)
+    domains: list[str] = Field(default_factory=list)
+
+
+class Roster(_Strict):
+    units: list[Unit] = Field(default_factory=list)
+
+
+class Rule(_Strict):
+    """A routing rule: a unit category or a keyword in the subject/text sends to a department."""
+
+    name: str
+    department: str
+    categories: list[str] = Field(default_factory=list)
+    keywords: list[str] = Field(default_factory=list)
+
+
+class Routing(_Strict):
+    default: str = "diaoxuan"  # 其余由调宣部负责初审
+    unknown: str = "diaoxuan"  # unknown senders go here, marked as such
+    rules: list[Rule] = Field(default_factory=list)
+
+
+class Filing(_Strict):
+    move_to_unit_folder: bool = True
+    folder_prefix: str = "稿件"
+    unknown_unit_folder: str = "未知单位"
+    max_message_bytes: int = Field(default=50 * 1024 * 1024, ge=1024)
+
+
+class Outbox(_Strict):
+    retry_initial: float = Field(default=30.0, gt=0)
+    retry_max: float = Field(default=1800.0, gt=0)
+    give_up_after_hours: float = Field(default=48.0, gt=0)
+    daily_cap_per_sender: int = Field(default=10, ge=1)
+    sending_lease: float = Field(default=600.0, gt=0)  # a row "sending" longer than this is uncertain
+    timeout: float = Field(default=60.0, gt=0)
 
 
 class Settings(_Strict):
@@ -84,6 +146,13 @@ class Settings(_Strict):
     parse_timeout: float = Field(default=300.0, gt=0)
     mailboxes: list[Mailbox] = Field(min_length=1)
     departments: list[Department] = Field(default_factory=list)
+    organisation: str = "市科协"
+    mail_domain: str = "mailbot.local"  # right-hand side of our own Message-IDs
+    roster: Path | None = None  # the unit roster (YAML); `units` below is filled from it
+    units: list[Unit] = Field(default_factory=list)
+    routing: Routing = Field(default_factory=Routing)
+    filing: Filing = Field(default_factory=Filing)
+    outbox: Outbox = Field(default_factory=Outbox)
 
     @field_validator("timezone")
     @classmethod
@@ -104,6 +173,12 @@ class Settings(_Strict):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.storage / 'mailbot.db').resolve()}"
+
+    def department(self, key: str) -> Department:
+        for dept in self.departments:
+            if dept.key == key:
+                return dept
+        raise KeyError(key)
 
     def mailbox(self, name: str) -> Mailbox:
         for box in self.mailboxes:
@@ -201,6 +276,10 @@ def load(path: Path | str = DEFAULT_PATH, check_secrets: bool = False) -> Settin
     if not isinstance(data, dict):
         raise ConfigError([Problem(name, "", "顶层应为一组键值（映射）")])
     problems = _secret_in_yaml(name, data)
+    if isinstance(data.get("roster"), str):
+        units, found = load_roster(Path(data["roster"]))
+        problems += found
+        data.setdefault("units", units)
     settings = None
     try:
         settings = Settings.model_validate(data)
@@ -211,6 +290,20 @@ def load(path: Path | str = DEFAULT_PATH, check_secrets: bool = False) -> Settin
     if problems:
         raise ConfigError(problems)
     return settings
+
+
+def load_roster(path: Path) -> tuple[list, list[Problem]]:
+    """The units of a roster file, and its problems (with that file's name)."""
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except FileNotFoundError:
+        return [], [Problem(str(path), "", "找不到单位名册文件（roster）")]
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        return [], [Problem(str(path), "", f"单位名册无法读取（{exc.__class__.__name__}）")]
+    try:
+        return Roster.model_validate(data).model_dump()["units"], []
+    except ValidationError as exc:
+        return [], [Problem(str(path), _key(e["loc"], data), _translate(e)) for e in exc.errors()]
 
 
 def _secret_in_yaml(name: str, data: dict) -> list[Problem]:
@@ -239,6 +332,19 @@ def _cross_checks(name: str, s: Settings, check_secrets: bool) -> list[Problem]:
     for i, dept in enumerate(s.departments):
         if dept.mailbox and dept.mailbox not in names:
             problems.append(Problem(name, f"departments[{i}].mailbox", f"没有名为 {dept.mailbox} 的邮箱"))
+    keys = {d.key for d in s.departments}
+    if s.departments:
+        for key_name, value in (("routing.default", s.routing.default), ("routing.unknown", s.routing.unknown)):
+            if value not in keys:
+                problems.append(Problem(name, key_name, f"没有键为 {value} 的科室"))
+        for i, rule in enumerate(s.routing.rules):
+            if rule.department not in keys:
+                problems.append(Problem(name, f"routing.rules[{i}].department", f"没有键为 {rule.department} 的科室"))
+    seen_names: dict[str, str] = {}
+    for i, unit in enumerate(s.units):
+        for label in [unit.name, *unit.aliases]:
+            if seen_names.setdefault(label, unit.name) != unit.name:
+                problems.append(Problem(str(s.roster or name), f"units[{i}]", f"名称或简称 {label} 与 {seen_names[label]} 重复"))
     for field in ("key", "prefix", "name"):
         values = [getattr(d, field) for d in s.departments]
         for i, value in enumerate(values):

@@ -12,12 +12,30 @@ import logging
 from pathlib import Path
 
 from . import parse as parser
+from . import routing
 
 log = logging.getLogger("mailbot.parseworker")
 MAX_TEXT = 200_000  # characters of body text kept in the database summary
 
 
-def parse_file(path: str, sha256: str) -> tuple[str, str, dict | None]:
+def watch_parent() -> None:
+    """Pool initializer: a worker ends when the robot that started it is gone (even after
+    SIGKILL, when the pool's own shutdown never runs)."""
+    import os
+    import threading
+    import time
+
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1)
+        os._exit(0)
+
+    threading.Thread(target=watch, daemon=True, name="watch-parent").start()
+
+
+def parse_file(path: str, sha256: str, job: dict | None = None) -> tuple[str, str, dict | None]:
     """('parsed', summary JSON, columns) or ('quarantined', reason for the operator, None).
 
     Never raises. The columns are the summary's fields the database indexes, sent apart
@@ -37,9 +55,31 @@ def parse_file(path: str, sha256: str) -> tuple[str, str, dict | None]:
     summary = mail.to_json()
     if len(summary["text"]) > MAX_TEXT:
         summary["text"] = summary["text"][:MAX_TEXT]
+    extra = {}
+    if job is not None:  # classify, and stage the attachments a 稿件 will keep
+        route = routing.route(mail, job["directory"], job["mailbox"])
+        summary["classification"] = route.to_json()
+        extra = {"kind": route.kind, "_route": route.to_json(), "_staged": []}
+        if route.kind in ("submission", "resubmission"):
+            try:
+                extra["_staged"] = stage(mail, Path(job["staging"]))
+            except OSError as exc:
+                return "quarantined", f"附件无法写入暂存目录（{exc.strerror or exc}）", None
     columns = {
         "subject": mail.subject[:2000], "from_address": mail.from_.address[:320],
         "from_name": mail.from_.name[:300], "sent_at": summary["date"], "auto_reply": mail.auto_reply,
-        "bounce": mail.bounce, "attachment_count": len(mail.attachments),
+        "bounce": mail.bounce, "attachment_count": len(mail.attachments), **extra,
     }
     return "parsed", json.dumps(summary, ensure_ascii=False), columns
+
+
+def stage(mail, folder: Path) -> list[dict]:
+    """Write the attachments to a staging folder; filing moves them into place."""
+    folder.mkdir(parents=True, exist_ok=True)
+    out = []
+    for i, att in enumerate(mail.attachments, 1):
+        path = folder / f"{i:03d}"
+        path.write_bytes(att.data)
+        out.append({"staged": str(path), "filename": att.filename, "safe_name": att.safe_name,
+                    "size": att.size, "sha256": att.sha256, "content_type": att.content_type})
+    return out

@@ -22,10 +22,10 @@ from sqlalchemy import bindparam, insert, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlmodel import Session, select
 
+from . import filing, parseworker, routing
 from . import parse as parser
-from . import parseworker
 from .models import RawMail
-from .store import InboundMessage, MessageCopy, RawStore, find_by_key, log_event, utcnow
+from .store import InboundMessage, MessageCopy, OutboxMessage, RawStore, find_by_key, log_event, utcnow
 
 log = logging.getLogger("mailbot.pipeline")
 
@@ -189,8 +189,11 @@ class Processor:
     message it was on is quarantined with the reason.
     """
 
-    def __init__(self, engine, raws: RawStore, workers: int = 0, timeout: float = 300.0):
+    def __init__(self, engine, raws: RawStore, workers: int = 0, timeout: float = 300.0,
+                 settings=None, on_outbox=None):
         self.engine, self.raws, self.workers, self.timeout = engine, raws, workers, timeout
+        self.settings, self.on_outbox = settings, on_outbox
+        self.directory = routing.Directory.from_settings(settings) if settings is not None else None
         self.pool = None
         self.inflight: dict[int, tuple[object, float, str, str]] = {}
         self.lock = threading.RLock()
@@ -198,21 +201,38 @@ class Processor:
     def _pool(self):
         if self.pool is None:
             ctx = multiprocessing.get_context("spawn")  # no fork of a threaded process
-            self.pool = ProcessPoolExecutor(self.workers, mp_context=ctx)
+            self.pool = ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=parseworker.watch_parent)
         return self.pool
 
     def submit(self, limit: int = 1000) -> int:
         with self.lock, Session(self.engine) as session:
-            rows = session.exec(select(InboundMessage.id, InboundMessage.raw_path, InboundMessage.sha256)
+            rows = session.exec(select(InboundMessage.id, InboundMessage.raw_path, InboundMessage.sha256,
+                                       InboundMessage.first_mailbox)
                                 .where(InboundMessage.status == "stored")
                                 .order_by(InboundMessage.id).limit(limit)).all()
             fresh = [r for r in rows if r[0] not in self.inflight]
-            for inbound_id, rel, sha in fresh:
+            for inbound_id, rel, sha, mailbox in fresh:
                 path = str(self.raws.root / rel)
-                fut = (self._pool().submit(parseworker.parse_file, path, sha) if self.workers
-                       else _Ready(parseworker.parse_file(path, sha)))
-                self.inflight[inbound_id] = (fut, time.monotonic(), path, sha)
+                job = self.job(inbound_id, mailbox)
+                fut = (self._pool().submit(parseworker.parse_file, path, sha, job) if self.workers
+                       else _Ready(parseworker.parse_file(path, sha, job)))
+                self.inflight[inbound_id] = (fut, time.monotonic(), path, sha, job)
             return len(fresh)
+
+    def job(self, inbound_id: int, mailbox: str) -> dict | None:
+        if self.directory is None:
+            return None
+        return {"directory": self.directory, "mailbox": mailbox,
+                "staging": str(self.raws.root / "staging" / str(inbound_id))}
+
+    def record(self, results: list[tuple]) -> list[str]:
+        ctx = None
+        if self.settings is not None:
+            ctx = filing.Context(self.settings, self.directory, self.raws.root, utcnow())
+        outcomes, queued = record_results(self.engine, results, ctx)
+        if queued and self.on_outbox is not None:
+            self.on_outbox()
+        return outcomes
 
     def collect(self, wait: bool = False) -> Counts:
         """Record finished results (all of them, waiting, when `wait`)."""
@@ -221,7 +241,7 @@ class Processor:
             while self.inflight:
                 results = self._finished()
                 if results:
-                    _tally_all(counts, record_results(self.engine, results))
+                    _tally_all(counts, self.record(results))
                 if not wait or not self.inflight:
                     break
                 time.sleep(0.01)
@@ -236,12 +256,12 @@ class Processor:
 
     def _finished(self) -> list[tuple[int, str, str]]:
         out = []
-        for inbound_id, (fut, started, path, sha) in list(self.inflight.items()):
+        for inbound_id, (fut, started, path, sha, job) in list(self.inflight.items()):
             if fut.done():
                 try:
                     out.append((inbound_id, *fut.result()))
                 except BrokenProcessPool:
-                    out += self._isolate(inbound_id, path, sha)
+                    out += self._isolate(inbound_id, path, sha, job)
                 del self.inflight[inbound_id]
             elif time.monotonic() - started > self.timeout:
                 self._kill_pool()
@@ -250,13 +270,13 @@ class Processor:
                 self._resubmit()
         return out
 
-    def _isolate(self, inbound_id: int, path: str, sha: str) -> list[tuple[int, str, str]]:
+    def _isolate(self, inbound_id: int, path: str, sha: str, job) -> list[tuple]:
         """The pool broke under some message: try this one alone in a fresh worker."""
         self._kill_pool()
         ctx = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(1, mp_context=ctx) as alone:
+        with ProcessPoolExecutor(1, mp_context=ctx, initializer=parseworker.watch_parent) as alone:
             try:
-                return [(inbound_id, *alone.submit(parseworker.parse_file, path, sha).result(self.timeout))]
+                return [(inbound_id, *alone.submit(parseworker.parse_file, path, sha, job).result(self.timeout))]
             except Exception as exc:  # the worker died on this very message
                 log.error("parse worker died on inbound %s (%s)", inbound_id, type(exc).__name__)
                 return [(inbound_id, "quarantined", f"解析进程在处理这封邮件时崩溃（{type(exc).__name__}）", None)]
@@ -269,9 +289,9 @@ class Processor:
             self.pool = None
 
     def _resubmit(self) -> None:
-        for inbound_id, (_fut, _t, path, sha) in list(self.inflight.items()):
-            self.inflight[inbound_id] = (self._pool().submit(parseworker.parse_file, path, sha),
-                                         time.monotonic(), path, sha)
+        for inbound_id, (_fut, _t, path, sha, job) in list(self.inflight.items()):
+            self.inflight[inbound_id] = (self._pool().submit(parseworker.parse_file, path, sha, job),
+                                         time.monotonic(), path, sha, job)
 
     def close(self) -> None:
         if self.pool is not None:
@@ -284,31 +304,35 @@ def process_pending(engine, raws: RawStore) -> Counts:
     return Processor(engine, raws, workers=0).drain()
 
 
-def record_results(engine, results: list[tuple]) -> list[str]:
-    """Write parse results to rows that are still 'stored'; return the outcomes recorded.
+def record_results(engine, results: list[tuple], ctx=None) -> tuple[list[str], int]:
+    """Write parse results to rows that are still 'stored', and act on them (filing);
+    return the outcomes recorded and how many outbox rows were queued.
 
     One transaction for the lot; if it cannot be committed, row by row, so that only the
-    row at fault is quarantined (with the database's reason).
+    row at fault is quarantined (with the reason).
     """
     try:
         with Session(engine) as session:
-            outcomes = _apply(session, results)
+            outcomes, queued = _apply(session, results, ctx)
             session.commit()
-            return outcomes
-    except SQLAlchemyError:
-        log.exception("recording a batch of parse results failed; going one by one")
-    outcomes = []
+            return outcomes, queued
+    except Exception:  # a database error, or a filing error (disk): isolate the culprit
+        log.exception("recording a batch of results failed; going one by one")
+    outcomes, queued = [], 0
     for item in results:
         try:
             with Session(engine) as session:
-                outcomes += _apply(session, [item])
+                done, n = _apply(session, [item], ctx)
                 session.commit()
-        except SQLAlchemyError as exc:
+        except Exception as exc:
+            log.exception("recording inbound %s failed", item[0])
             with Session(engine) as session:
-                outcomes += _apply(session, [(item[0], "quarantined",
-                                              f"处理结果无法保存到数据库（{type(exc).__name__}）", None)])
+                done, n = _apply(session, [(item[0], "quarantined",
+                                            f"处理结果无法保存（{type(exc).__name__}: {str(exc)[:200]}）", None)])
                 session.commit()
-    return outcomes
+        outcomes += done
+        queued += n
+    return outcomes, queued
 
 
 _PARSED = (update(InboundMessage.__table__)
@@ -316,28 +340,38 @@ _PARSED = (update(InboundMessage.__table__)
            .values(attempts=InboundMessage.__table__.c.attempts + 1))
 
 
-def _apply(session: Session, results: list[tuple]) -> list[str]:
+def _apply(session: Session, results: list[tuple], ctx=None) -> tuple[list[str], int]:
     """Record results on rows still 'stored' (locked; rows another worker holds are skipped)."""
     by_id = {r[0]: r for r in results}
     live = session.exec(select(InboundMessage.id).where(InboundMessage.id.in_(list(by_id)),
                                                         InboundMessage.status == "stored")
                         .with_for_update(skip_locked=True)).all()
-    outcomes, parsed = [], []
+    outcomes, parsed, routed = [], [], []
     now = utcnow()
     for inbound_id in live:
         _id, outcome, payload, columns = (*by_id[inbound_id], None)[:4]
         if outcome == "parsed":
+            columns = dict(columns)
+            route, staged = columns.pop("_route", None), columns.pop("_staged", [])
             sent = columns["sent_at"]
             parsed.append({**columns, "sent_at": datetime.fromisoformat(sent) if sent else None,
+                           "route_json": json.dumps(route, ensure_ascii=False) if route else None,
                            "_id": inbound_id, "parsed_json": payload, "status": "parsed", "processed_at": now})
+            if route is not None and ctx is not None:
+                routed.append((inbound_id, payload, route, staged))
         else:
             row = session.get(InboundMessage, inbound_id)
             row.attempts += 1
             _quarantine(session, row, payload)
         outcomes.append(outcome)
     if parsed:
-        session.execute(_PARSED, parsed)
-    return outcomes
+        session.execute(_PARSED, [{"kind": None, **p} for p in parsed])
+    queued = 0
+    for inbound_id, payload, route, staged in routed:
+        before = len([o for o in session.new if isinstance(o, OutboxMessage)])
+        filing.handle(session, ctx, session.get(InboundMessage, inbound_id), json.loads(payload), route, staged)
+        queued += len([o for o in session.new if isinstance(o, OutboxMessage)]) - before
+    return outcomes, queued
 
 
 def _tally_all(counts: Counts, outcomes: list[str]) -> None:
@@ -360,7 +394,8 @@ def _quarantine(session: Session, row: InboundMessage, reason: str) -> str:
     return "quarantined"
 
 
-def replay(engine, raws: RawStore, data: bytes, mailbox: str) -> tuple[InboundMessage, str]:
+def replay(engine, raws: RawStore, data: bytes, mailbox: str, processor: "Processor | None" = None
+           ) -> tuple[InboundMessage, str]:
     """Take one message from a file through the pipeline as if it arrived in `mailbox`.
 
     A message already stored is not stored again; a quarantined one is processed again
@@ -379,7 +414,9 @@ def replay(engine, raws: RawStore, data: bytes, mailbox: str) -> tuple[InboundMe
         session.commit()
         inbound_id, row_path, sha = row.id, raws.root / row.raw_path, row.sha256
     if outcome in ("stored", "retried"):
-        result = record_results(engine, [(inbound_id, *parseworker.parse_file(str(row_path), sha))])
+        processor = processor or Processor(engine, raws)
+        job = processor.job(inbound_id, mailbox)
+        result = processor.record([(inbound_id, *parseworker.parse_file(str(row_path), sha, job))])
         result = result[0] if result else "skipped"
         outcome = f"{outcome}+{result}" if outcome == "retried" else result
     with Session(engine) as session:

@@ -1,2 +1,260 @@
 """Classification of a parsed message: what it is, which unit sent it, which department
-reviews it, with the reason for each decision. Filled by the routing issue (#4)."""
+reviews it, each decision with its reason (the rule and the evidence, in words).
+
+Pure functions over `Mail` (or its JSON summary) and a `Directory` built from the
+configuration; no I/O. The rules are data in config/mailbot.yaml, never code.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass, field
+
+from .models import Mail
+
+KINDS = ("submission", "reply", "resubmission", "form", "auto_reply", "bounce", "other")
+
+
+@dataclass(frozen=True)
+class UnitEntry:
+    name: str
+    category: str
+    parent: str | None = None
+    aliases: tuple[str, ...] = ()
+    addresses: frozenset[str] = frozenset()
+    domains: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class RuleEntry:
+    name: str
+    department: str
+    categories: tuple[str, ...] = ()
+    keywords: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Directory:
+    """What routing needs to know, taken from the settings (picklable, for parse workers)."""
+
+    units: tuple[UnitEntry, ...] = ()
+    departments: dict[str, str] = field(default_factory=dict)  # key -> name
+    prefixes: dict[str, str] = field(default_factory=dict)  # prefix -> key
+    mailbox_department: dict[str, str] = field(default_factory=dict)  # mailbox -> key
+    rules: tuple[RuleEntry, ...] = ()
+    default: str = "diaoxuan"
+    unknown: str = "diaoxuan"
+    own_addresses: frozenset[str] = frozenset()
+    mail_domain: str = "mailbot.local"
+
+    @classmethod
+    def from_settings(cls, settings) -> "Directory":
+        units = tuple(UnitEntry(u.name, u.category, u.parent, tuple(u.aliases),
+                                frozenset(a.strip().lower() for a in u.addresses),
+                                tuple(d.strip().lower().lstrip("@") for d in u.domains))
+                      for u in settings.units)
+        return cls(
+            units=units,
+            departments={d.key: d.name for d in settings.departments},
+            prefixes={d.prefix: d.key for d in settings.departments},
+            mailbox_department={d.mailbox: d.key for d in settings.departments if d.mailbox},
+            rules=tuple(RuleEntry(r.name, r.department, tuple(r.categories), tuple(r.keywords))
+                        for r in settings.routing.rules),
+            default=settings.routing.default,
+            unknown=settings.routing.unknown,
+            own_addresses=frozenset(b.email.lower() for b in settings.mailboxes),
+            mail_domain=settings.mail_domain,
+        )
+
+
+@dataclass(frozen=True)
+class Route:
+    kind: str
+    unit: str | None
+    unit_known: bool
+    department: str | None  # department key
+    department_name: str | None
+    reason: str
+    tracking: str | None = None
+    category: str | None = None
+    claimed_unit: str | None = None  # a unit name the message gives that is not in the roster
+
+    def to_json(self) -> dict:
+        return {"kind": self.kind, "unit": self.unit, "department": self.department_name,
+                "reason": self.reason, "department_key": self.department, "unit_known": self.unit_known,
+                "tracking": self.tracking, "category": self.category, "claimed_unit": self.claimed_unit}
+
+
+# --- subjects ----------------------------------------------------------------------
+
+_PREFIX = re.compile(r"^\s*(?:(?:re|fw|fwd|aw|wg|回复|答复|转发|轉寄|回覆|轉發|Antw)\s*[:：]\s*)+", re.I)
+_TAG = re.compile(r"(?<![A-Za-z0-9])([A-Z]{1,4})-(\d{4})-(\d{3,6})(?![0-9])")
+
+
+def normalise(text: str) -> str:
+    """NFKC (full-width to half-width), for matching, never for display."""
+    return unicodedata.normalize("NFKC", text or "")
+
+
+def find_tracking(subject: str, directory: Directory) -> str | None:
+    """The tracking number in a subject, e.g. KP-2026-0042, however the client mangled it
+    (full-width brackets, Outlook's link, QQ's stacked 回复：RE: prefixes)."""
+    for m in _TAG.finditer(normalise(subject)):
+        if m.group(1) in directory.prefixes:
+            return f"{m.group(1)}-{m.group(2)}-{m.group(3)}"
+    return None
+
+
+def clean_title(subject: str) -> str:
+    """The 稿件's title: the subject without reply/forward prefixes or our tracking tag."""
+    text = subject or ""
+    for _ in range(5):  # prefixes and tags can alternate: 回复：[KP-2026-0001] 转发：…
+        before = text
+        text = _PREFIX.sub("", text)
+        text = re.sub(r"^\s*[\[［【]\s*[A-Z]{1,4}[-－]\d{4}[-－]\d{3,6}\s*[\]］】]\s*", "", text)
+        if text == before:
+            break
+    return text.strip() or "（无主题）"
+
+
+# --- units -------------------------------------------------------------------------
+
+
+def _variants(unit: UnitEntry) -> set[str]:
+    """The names people write for a unit: its name, aliases, and the usual short forms."""
+    out = set()
+    for label in (unit.name, *unit.aliases):
+        label = normalise(label).replace(" ", "")
+        out.add(label)
+        short = label.replace("科学技术协会", "科协")
+        out.add(short)
+        for prefix in ("临沂市", "毕节市", "市"):
+            if short.startswith(prefix) and len(short) > len(prefix) + 2:
+                out.add(short[len(prefix):])
+        out.add(re.sub(r"^(.{2,4}?)[县区市](科协|农技协|老科协)$", r"\1\2", short))
+    return {v for v in out if len(v) >= 3}
+
+
+def _name_index(directory: Directory) -> list[tuple[str, UnitEntry]]:
+    pairs = [(v, u) for u in directory.units for v in _variants(u)]
+    return sorted(pairs, key=lambda p: -len(p[0]))  # longest first: 沂水县科协 before 水县科协
+
+
+def find_unit_by_name(text: str, directory: Directory) -> UnitEntry | None:
+    hay = normalise(text).replace(" ", "")
+    for variant, unit in _name_index(directory):
+        if variant in hay:
+            return unit
+    return None
+
+
+@dataclass(frozen=True)
+class _Found:
+    unit: UnitEntry | None
+    evidence: str
+    claimed: str | None = None
+
+
+def find_unit(sender: str, subject: str, signature: str | None, directory: Directory) -> _Found:
+    """Unit by address, then domain, then the unit named in the subject or signature."""
+    address = (sender or "").strip().lower()
+    for unit in directory.units:
+        if address and address in unit.addresses:
+            return _Found(unit, f"发件地址 {address} 登记在 {unit.name} 名下")
+    domain = address.rsplit("@", 1)[-1] if "@" in address else ""
+    for unit in directory.units:
+        for d in unit.domains:
+            if domain and (domain == d or domain.endswith("." + d)):
+                return _Found(unit, f"发件域名 {domain} 属于 {unit.name}")
+    tags = re.findall(r"【([^【】]{2,30})】", normalise(subject).replace("[", "【").replace("]", "】"))
+    for tag in tags:
+        unit = find_unit_by_name(tag, directory)
+        if unit:
+            return _Found(unit, f"主题标注【{tag}】对应 {unit.name}")
+    unit = find_unit_by_name(subject, directory)
+    if unit:
+        return _Found(unit, f"主题中写有单位名称，对应 {unit.name}")
+    if signature:
+        unit = find_unit_by_name(signature, directory)
+        if unit:
+            return _Found(unit, f"正文署名“{signature}”对应 {unit.name}")
+    claimed = next((t for t in tags if re.search(r"(科协|学会|协会|研究会|基地|农技协|大学|学院)$", t)), None)
+    return _Found(None, "发件地址、域名、主题和署名都没有对应名册中的单位", claimed or signature)
+
+
+# --- departments -------------------------------------------------------------------
+
+
+def pick_department(unit: UnitEntry | None, text: str, mailbox: str, directory: Directory) -> tuple[str, str]:
+    """(department key, reason) by the configured rules; the arrival mailbox breaks ties."""
+    if unit is None:
+        key = directory.unknown
+        return key, f"未知单位，按规定由{directory.departments.get(key, key)}初审"
+    hay = normalise(text)
+    hits = []
+    for rule in directory.rules:
+        if rule.categories and unit.category not in rule.categories:
+            continue
+        if rule.keywords and not any(normalise(k) in hay for k in rule.keywords):
+            continue
+        hits.append(rule)
+    if not hits:
+        key = directory.default
+        return key, f"{unit.name}（{unit.category}）不属于其他科室的范围，由{directory.departments.get(key, key)}初审"
+    keys = list(dict.fromkeys(r.department for r in hits))
+    chosen = hits[0]
+    note = ""
+    if len(keys) > 1:
+        arrived = directory.mailbox_department.get(mailbox)
+        chosen = next((r for r in hits if r.department == arrived), hits[0])
+        note = f"（规则有分歧：{'、'.join(directory.departments.get(k, k) for k in keys)}；按收件邮箱 {mailbox} 决定）"
+    why = f"规则“{chosen.name}”"
+    if chosen.categories:
+        why += f"：单位类别 {unit.category}"
+    if chosen.keywords:
+        words = [k for k in chosen.keywords if normalise(k) in hay]
+        why += f"，内容含“{'、'.join(words)}”"
+    return chosen.department, f"{why} → {directory.departments.get(chosen.department, chosen.department)}{note}"
+
+
+# --- the whole classification ------------------------------------------------------
+
+
+def _is_ours(ref: str, directory: Directory) -> bool:
+    return ref.startswith("<mailbot.") and ref.rstrip(">").endswith("@" + directory.mail_domain)
+
+
+def route(mail: Mail | dict, directory: Directory, mailbox: str = "") -> Route:
+    """Classify one message (a `Mail` or its `to_json()` summary)."""
+    m = mail.to_json() if isinstance(mail, Mail) else mail
+    sender = m["from"]["address"]
+    subject = m["subject"]
+
+    def done(kind, reason, found=None, dept=None, tracking=None, dept_reason=""):
+        unit = found.unit if found else None
+        full = reason if not dept_reason else f"{reason}；{dept_reason}"
+        return Route(kind, unit.name if unit else None, unit is not None, dept,
+                     directory.departments.get(dept) if dept else None, full, tracking,
+                     unit.category if unit else None, found.claimed if found else None)
+
+    if m["bounce"]:
+        return done("bounce", f"退信（{m.get('bounce_reason') or '投递失败通知'}）")
+    if m["auto_reply"]:
+        return done("auto_reply", f"自动回复（{m.get('auto_reply_reason') or '自动回复标记'}），不作处理")
+    if sender.lower() in directory.own_addresses:
+        return done("other", f"发件人 {sender} 是本机器人使用的邮箱，不作处理")
+    tracking = find_tracking(subject, directory)
+    refs = [r for r in [m.get("in_reply_to") or "", *m.get("references", [])] if r]
+    threaded = any(_is_ours(r, directory) for r in refs)
+    found = find_unit(sender, subject, m.get("unit_signature"), directory)
+    has_files = bool(m["attachments"] or m["large_attachment_links"])
+    if tracking or threaded:
+        evidence = f"主题中的编号 {tracking}" if tracking else "回复的是本机器人发出的邮件"
+        if has_files and found.unit is not None:
+            return done("resubmission", f"{evidence}，并附有文件：修改稿", found, tracking=tracking)
+        return done("reply", f"{evidence}：对已有稿件的回复", found, tracking=tracking)
+    if not has_files and not m["text"].strip():
+        return done("other", "没有正文也没有附件", found)
+    dept, why = pick_department(found.unit, f"{subject}\n{m['text'][:3000]}", mailbox, directory)
+    return done("submission", f"新稿件；{found.evidence}", found, dept, dept_reason=why)

@@ -12,7 +12,7 @@ import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 
-from sqlalchemy import BigInteger, Column, Index, Text, UniqueConstraint, event, text
+from sqlalchemy import BigInteger, Column, Index, LargeBinary, Text, UniqueConstraint, event, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Field, Session, SQLModel, create_engine, select
@@ -59,6 +59,8 @@ class InboundMessage(SQLModel, table=True):
     bounce: bool = Field(default=False)
     attachment_count: int = Field(default=0)
     parsed_json: str | None = Field(default=None, sa_column=Column(Text))
+    kind: str | None = Field(default=None, max_length=20)  # routing.KINDS
+    route_json: str | None = Field(default=None, sa_column=Column(Text))
     attempts: int = Field(default=0)
     received_at: datetime = Field(default_factory=utcnow)
     processed_at: datetime | None = Field(default=None)
@@ -81,6 +83,81 @@ class MessageCopy(SQLModel, table=True):
     duplicate: bool = Field(default=False)
     server_action: str = Field(default="pending", max_length=20)  # pending | done | failed | none
     server_note: str | None = Field(default=None, sa_column=Column(Text))
+    target_folder: str | None = Field(default=None, max_length=300)  # filing: move here after commit
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class TrackingCounter(SQLModel, table=True):
+    """The last tracking sequence number per department prefix and year."""
+
+    __tablename__ = "tracking_counter"
+    __table_args__ = (UniqueConstraint("prefix", "year", name="uq_tracking_counter"),)
+    id: int | None = Field(default=None, primary_key=True)
+    prefix: str = Field(max_length=10)
+    year: int
+    value: int = Field(default=0)
+
+
+class Submission(SQLModel, table=True):
+    """A 稿件: its tracking number stays the same through 转, 退回 and every revision."""
+
+    __tablename__ = "submission"
+    id: int | None = Field(default=None, primary_key=True)
+    tracking: str = Field(max_length=30, unique=True)
+    department: str = Field(max_length=50, index=True)  # department key
+    unit: str | None = Field(default=None, max_length=200, index=True)
+    unit_known: bool = Field(default=True)
+    title: str = Field(sa_column=Column(Text, nullable=False))
+    revision: int = Field(default=1)
+    status: str = Field(default="received", max_length=20, index=True)
+    sender: str = Field(max_length=320)
+    sender_name: str | None = Field(default=None, max_length=300)
+    mailbox: str = Field(max_length=100)
+    route_reason: str = Field(sa_column=Column(Text, nullable=False))
+    inbound_id: int = Field(foreign_key="inbound_message.id", index=True)
+    folder: str = Field(max_length=500)  # attachments on disk, relative to storage
+    oversized: bool = Field(default=False)
+    created_at: datetime = Field(default_factory=utcnow, index=True)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class SubmissionFile(SQLModel, table=True):
+    """One attachment of one revision of a 稿件, as written to disk."""
+
+    __tablename__ = "submission_file"
+    id: int | None = Field(default=None, primary_key=True)
+    submission_id: int = Field(foreign_key="submission.id", index=True)
+    revision: int = Field(default=1)
+    filename: str = Field(sa_column=Column(Text, nullable=False))  # as the sender named it
+    path: str = Field(max_length=700)  # relative to storage
+    size: int = Field(sa_type=BigInteger)
+    sha256: str = Field(max_length=64)
+    content_type: str = Field(max_length=200)
+
+
+class OutboxMessage(SQLModel, table=True):
+    """One e-mail the robot owes someone, written in the transaction that caused it and
+    sent by the outbox drainer: pending -> sending -> sent | failed | uncertain."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_due", "status", "next_attempt_at"),
+                      Index("ix_outbox_to_created", "to_address", "created_at"))
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str = Field(max_length=30)  # receipt, ...
+    mailbox: str = Field(max_length=100)  # whose SMTP account sends it
+    to_address: str = Field(max_length=320)
+    subject: str = Field(sa_column=Column(Text, nullable=False))
+    message_id: str = Field(max_length=300, unique=True)
+    raw: bytes = Field(sa_type=LargeBinary)
+    status: str = Field(default="pending", max_length=20)
+    attempts: int = Field(default=0)
+    next_attempt_at: datetime = Field(default_factory=utcnow)
+    give_up_at: datetime
+    sending_at: datetime | None = Field(default=None)
+    sent_at: datetime | None = Field(default=None)
+    last_error: str | None = Field(default=None, sa_column=Column(Text))
+    submission_id: int | None = Field(default=None, foreign_key="submission.id", index=True)
+    inbound_id: int | None = Field(default=None, foreign_key="inbound_message.id")
     created_at: datetime = Field(default_factory=utcnow)
 
 

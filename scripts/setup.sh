@@ -9,19 +9,22 @@ apt_updated=
 apt_install() {
   echo "setup: installing Debian packages: $*"
   if [ -z "$apt_updated" ]; then $SUDO apt-get update -qq; apt_updated=1; fi
-  # policy-rc.d keeps the packaged system Dovecot from starting; ours runs privately.
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "$@" >/dev/null
 }
 
 if [ ! -x /usr/sbin/dovecot ] || [ ! -e /usr/lib/dovecot/lmtp ]; then
   apt_install dovecot-imapd dovecot-lmtpd
+  # Tests and the demo run private Dovecot instances; the packaged system service is not used.
+  if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+    $SUDO systemctl disable --now dovecot >/dev/null 2>&1 || true
+  fi
 fi
 
 if [ ! -x .venv/bin/python ]; then
   # Debian's python3 has no venv/ensurepip until python3-venv is installed.
   if ! python3 -m venv .venv >/dev/null 2>&1; then
     rm -rf .venv
-    apt_install python3-venv python3-pip
+    apt_install python3-venv
     python3 -m venv .venv
   fi
 fi

@@ -16,13 +16,16 @@ ROOT = Path(__file__).parents[2]
 @pytest.mark.parametrize("case", CASES, ids=[c["name"] for c in CASES])
 def test_bad_config_reports_every_problem(case, tmp_path):
     path = tmp_path / "mailbot.yaml"
-    path.write_text(case["yaml"], encoding="utf-8")
+    roster = tmp_path / "units.yaml"
+    path.write_text(case["yaml"].replace("ROSTER", str(roster)), encoding="utf-8")
+    if "roster" in case:
+        roster.write_text(case["roster"], encoding="utf-8")
     with pytest.raises(ConfigError) as info:
         load(path)
     problems = [(p.key, p.message, p.file) for p in info.value.problems]
     for key, fragment in case["expect"]:
         assert any(k == key and fragment in m for k, m, _ in problems), (key, fragment, problems)
-    assert all(f == str(path) for _, _, f in problems)
+    assert all(f == str(roster if "roster" in case else path) for _, _, f in problems)
     assert len(problems) == len(case["expect"]), problems
 
 

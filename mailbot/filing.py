@@ -1,0 +1,194 @@
+"""Filing a 稿件: tracking number, submission and file rows, attachments on disk under
+<storage>/<year>/<department>/<unit>/<tracking>/, the target IMAP folder, and the receipt.
+
+Everything here runs inside the transaction that records the parse result, so the
+稿件, its files' rows, the server move and the receipt in the outbox commit together.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from sqlalchemy import update
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, select
+
+from . import outbox
+from .config import Settings
+from .parse import safe_name, unique_name
+from .routing import Directory
+from .store import InboundMessage, MessageCopy, Submission, SubmissionFile, TrackingCounter, log_event
+
+log = logging.getLogger("mailbot.filing")
+_OUR_ID = re.compile(rb"<mailbot\.[^<>\s]+>")
+
+
+@dataclass
+class Context:
+    """What filing needs, built once by the runtime."""
+
+    settings: Settings
+    directory: Directory
+    storage: Path
+    now: datetime
+
+
+def allocate_tracking(session: Session, prefix: str, year: int) -> str:
+    """The next tracking number, e.g. KP-2026-0042: one atomic UPDATE … RETURNING, so
+    several workers never get the same number."""
+    bump = (update(TrackingCounter).where(TrackingCounter.prefix == prefix, TrackingCounter.year == year)
+            .values(value=TrackingCounter.value + 1).returning(TrackingCounter.value))
+    value = session.execute(bump).scalar_one_or_none()
+    if value is None:
+        try:
+            with session.begin_nested():
+                session.add(TrackingCounter(prefix=prefix, year=year, value=1))
+            value = 1
+        except IntegrityError:  # another worker created the year's counter first
+            value = session.execute(bump).scalar_one()
+    return f"{prefix}-{year}-{value:04d}"
+
+
+def handle(session: Session, ctx: Context, row: InboundMessage, summary: dict, route: dict,
+           staged: list[dict]) -> None:
+    """Act on one classified message (HANDLERS by kind); other kinds are only recorded."""
+    handler = HANDLERS.get(route["kind"])
+    if handler is not None:
+        handler(session, ctx, row, summary, route, staged)
+    for item in staged:  # what no handler took (e.g. a reply's signature image)
+        Path(item["staged"]).unlink(missing_ok=True)
+
+
+def file_submission(session, ctx: Context, row, summary, route, staged) -> Submission:
+    settings = ctx.settings
+    dept = settings.department(route["department_key"])
+    local = ctx.now.astimezone(settings.tz)
+    tracking = allocate_tracking(session, dept.prefix, local.year)
+    unit_dir = safe_name(route["unit"] or settings.filing.unknown_unit_folder, 1, "")
+    folder = f"{local.year}/{safe_name(dept.name, 1, '')}/{unit_dir}/{tracking}"
+    sub = Submission(tracking=tracking, department=dept.key, unit=route["unit"], unit_known=route["unit_known"],
+                     title=_title(summary), sender=_reply_address(summary), sender_name=summary["from"]["name"] or None,
+                     mailbox=row.first_mailbox, route_reason=route["reason"], inbound_id=row.id, folder=folder,
+                     oversized=row.size > settings.filing.max_message_bytes, created_at=ctx.now, updated_at=ctx.now)
+    session.add(sub)
+    session.flush()
+    files = _place_files(session, ctx, sub, staged, folder, revision=1)
+    _target_folder(session, ctx, row, route)
+    log_event(session, "filed", f"{tracking}: {route['reason']}", inbound_id=row.id)
+    _receipt(session, ctx, sub, row, summary, files)
+    return sub
+
+
+def file_resubmission(session, ctx: Context, row, summary, route, staged) -> Submission:
+    """A revised version for an existing tracking number: revision n+1 of the same 稿件."""
+    sub = session.exec(select(Submission).where(Submission.tracking == route["tracking"])).first()
+    if sub is None:  # a number we never issued: treat it as a new 稿件
+        dept_key = route.get("department_key") or ctx.directory.unknown
+        return file_submission(session, ctx, row, summary, {**route, "department_key": dept_key}, staged)
+    sub.revision += 1
+    sub.status = "received"
+    sub.updated_at = ctx.now
+    files = _place_files(session, ctx, sub, staged, f"{sub.folder}/v{sub.revision}", sub.revision)
+    _target_folder(session, ctx, row, {**route, "unit": sub.unit})
+    log_event(session, "resubmitted", f"{sub.tracking} revision {sub.revision}", inbound_id=row.id)
+    _receipt(session, ctx, sub, row, summary, files)
+    return sub
+
+
+def note_bounce(session, ctx: Context, row, summary, route, staged) -> None:
+    """A bounce that names one of our messages marks that outbox row failed, visibly."""
+    raw = (ctx.storage / row.raw_path).read_bytes()
+    ids = sorted({m.decode("ascii", "replace") for m in _OUR_ID.findall(raw)})
+    if ids:
+        outbox.mark_bounced(session, ids, route["reason"])
+
+
+HANDLERS = {"submission": file_submission, "resubmission": file_resubmission, "bounce": note_bounce}
+
+
+def _title(summary: dict) -> str:
+    from .routing import clean_title
+
+    return clean_title(summary["subject"])[:500]
+
+
+def _reply_address(summary: dict) -> str:
+    reply_to = summary.get("reply_to") or []
+    return (reply_to[0]["address"] if reply_to else summary["from"]["address"]).strip()
+
+
+def _place_files(session, ctx: Context, sub: Submission, staged: list[dict], folder: str,
+                 revision: int) -> list[dict]:
+    """Move staged attachments into the 稿件's folder: safe names, nothing overwritten
+    (a same-named different file gets ' (2)'), the sender's name kept in the database."""
+    target = ctx.storage / folder
+    target.mkdir(parents=True, exist_ok=True)
+    taken = {p.name for p in target.iterdir()}
+    placed = []
+    for item in staged:
+        name = item["safe_name"]
+        dest = target / name
+        if name in taken and not _same_file(dest, item["size"], item["sha256"]):
+            name = unique_name(name, taken)
+            dest = target / name
+        os.replace(item["staged"], dest)
+        taken.add(name)
+        session.add(SubmissionFile(submission_id=sub.id, revision=revision, filename=item["filename"] or name,
+                                   path=f"{folder}/{name}", size=item["size"], sha256=item["sha256"],
+                                   content_type=item["content_type"]))
+        placed.append({"name": item["filename"] or name, "size": item["size"]})
+    return placed
+
+
+def _same_file(path: Path, size: int, sha256: str) -> bool:
+    import hashlib
+
+    return path.stat().st_size == size and hashlib.sha256(path.read_bytes()).hexdigest() == sha256
+
+
+def _target_folder(session, ctx: Context, row, route) -> None:
+    cfg = ctx.settings.filing
+    if not cfg.move_to_unit_folder:
+        return
+    folder = f"{cfg.folder_prefix}/{route['unit'] or cfg.unknown_unit_folder}".replace(".", "_")
+    session.execute(update(MessageCopy).where(MessageCopy.inbound_id == row.id).values(target_folder=folder))
+
+
+def human_size(size: int) -> str:
+    for unit, step in (("GB", 1 << 30), ("MB", 1 << 20), ("KB", 1 << 10)):
+        if size >= step:
+            return f"{size / step:.1f} {unit}"
+    return f"{size} 字节"
+
+
+def _receipt(session, ctx: Context, sub: Submission, row, summary: dict, files: list[dict]) -> None:
+    settings = ctx.settings
+    dept = settings.department(sub.department)
+    arrived = settings.mailbox(row.first_mailbox) if row.first_mailbox in {b.name for b in settings.mailboxes} \
+        else settings.mailbox(dept.mailbox or settings.mailboxes[0].name)
+    sender_dept = next((d for d in settings.departments if d.mailbox == arrived.name), dept)
+    received = ctx.now.astimezone(settings.tz).strftime("%Y年%m月%d日 %H:%M")
+    subject, text, html = outbox.render(
+        "receipt", tracking=sub.tracking, title=sub.title, revision=sub.revision, unit=sub.unit,
+        department=dept.name, organisation=settings.organisation, received=received,
+        greeting=sub.unit or summary["from"]["name"] or "您好",
+        files=[{"name": f["name"], "size": human_size(f["size"])} for f in files],
+        links=summary.get("large_attachment_links", []), oversized=sub.oversized, size=human_size(row.size))
+    refs = tuple(summary.get("references") or ()) + ((summary["message_id"],) if summary["message_id"] else ())
+    out = outbox.Outgoing(
+        kind="receipt", mailbox=arrived.name,
+        from_name=sender_dept.sender_name or f"{settings.organisation}{sender_dept.name}",
+        from_address=arrived.email, to_name="", to_address=sub.sender, subject=subject, text=text, html=html,
+        message_id=outbox.new_message_id("receipt", sub.tracking, settings.mail_domain), date=ctx.now,
+        in_reply_to=summary["message_id"], references=refs)
+    outbox.enqueue(session, out, settings.outbox, ctx.now, submission_id=sub.id, inbound_id=row.id)
+
+
+def route_of(row: InboundMessage) -> dict | None:
+    return json.loads(row.route_json) if row.route_json else None
