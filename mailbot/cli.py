@@ -82,10 +82,13 @@ def _redact(url: str) -> str:
 
 @app.command()
 def parse(file: Path = typer.Argument(..., help=".eml 文件"),
-          as_json: bool = typer.Option(False, "--json", help="输出一个 JSON 对象（UTF-8）")) -> None:
-    """读取一封邮件并显示机器人读到的内容；不连接邮箱，也不写数据库。"""
+          as_json: bool = typer.Option(False, "--json", help="输出一个 JSON 对象（UTF-8）"),
+          mailbox: str = typer.Option("", "--mailbox", "-m", help="当作收到这封邮件的邮箱（影响科室判断）"),
+          config: Path | None = ConfigOpt) -> None:
+    """读取一封邮件并显示机器人读到的内容和分类；不连接邮箱，也不写数据库。"""
     from .parse import UnreadableMessage
     from .parse import parse as parse_mail
+    from .routing import Directory, route
 
     data = _read_file(file)
     try:
@@ -93,10 +96,15 @@ def parse(file: Path = typer.Argument(..., help=".eml 文件"),
     except UnreadableMessage as exc:
         err.print(f"无法读取：{file} 不是一封邮件（{exc}）")
         raise typer.Exit(3)
+    summary = mail.to_json()
+    path = _config_path(config)
+    if config is not None or path.exists():  # classification needs the configured roster and rules
+        settings = _settings(config)
+        summary["classification"] = route(mail, Directory.from_settings(settings), mailbox).to_json()
     if as_json:
-        sys.stdout.write(json.dumps(mail.to_json(), ensure_ascii=False, indent=2) + "\n")
+        sys.stdout.write(json.dumps(summary, ensure_ascii=False, indent=2) + "\n")
         return
-    _print_mail(mail)
+    _print_mail(mail, summary.get("classification"))
 
 
 def _read_file(file: Path) -> bytes:
@@ -110,7 +118,7 @@ def _read_file(file: Path) -> bytes:
         raise typer.Exit(2)
 
 
-def _print_mail(mail) -> None:
+def _print_mail(mail, classification: dict | None = None) -> None:
     table = Table(show_header=False, box=None)
     table.add_row("主题", mail.subject or "（无）")
     table.add_row("发件人", f"{mail.from_.name} <{mail.from_.address}>")
@@ -135,6 +143,12 @@ def _print_mail(mail) -> None:
         out.print(f"转发的邮件：{fwd.subject}（{fwd.from_.address if fwd.from_ else '发件人未知'}）")
     for defect in mail.defects:
         out.print(f"[yellow]修复[/yellow]：{defect}")
+    if classification:
+        kinds = {"submission": "新稿件", "reply": "回复", "resubmission": "修改稿", "form": "报表",
+                 "auto_reply": "自动回复", "bounce": "退信", "other": "其他"}
+        out.print(f"分类：{kinds.get(classification['kind'], classification['kind'])}；"
+                  f"单位：{classification['unit'] or '未知'}；科室：{classification['department'] or '—'}")
+        out.print(f"理由：{classification['reason']}")
 
 
 @app.command()
@@ -151,7 +165,8 @@ def replay(file: Path = typer.Argument(..., help=".eml 文件"),
         raise typer.Exit(2)
     data = _read_file(file)
     rt = daemon.Runtime.build(settings)
-    row, outcome = pipeline.replay(rt.engine, rt.raws, data, mailbox)
+    row, outcome = pipeline.replay(rt.engine, rt.raws, data, mailbox, rt.processor)
+    rt.send_due()
     words = {"parsed": "已存储并解析", "quarantined": "已存储，但无法处理，已隔离",
              "duplicate": "这封邮件以前已收到并处理过，未重复处理", "retried+parsed": "被隔离的邮件已重新处理成功",
              "retried+quarantined": "被隔离的邮件重新处理后仍然失败", "skipped": "正在由其他进程处理"}

@@ -329,6 +329,9 @@ def _cross_checks(name: str, s: Settings, check_secrets: bool) -> list[Problem]:
         if box.tls == "plain" and box.host not in ("127.0.0.1", "localhost", "::1"):
             problems.append(Problem(name, f"mailboxes[{i}].tls",
                                     "明文连接（plain）只允许用于本机测试；外部服务器请用 implicit 或 starttls"))
+        if box.smtp_tls == "plain" and box.smtp_server not in ("127.0.0.1", "localhost", "::1"):
+            problems.append(Problem(name, f"mailboxes[{i}].smtp_tls",
+                                    "明文连接（plain）只允许用于本机测试；外部服务器请用 implicit 或 starttls"))
     for i, dept in enumerate(s.departments):
         if dept.mailbox and dept.mailbox not in names:
             problems.append(Problem(name, f"departments[{i}].mailbox", f"没有名为 {dept.mailbox} 的邮箱"))

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from imapclient.exceptions import IMAPClientError
 
-from . import ingest, pipeline, schema
+from . import ingest, outbox, pipeline, schema
 from .config import Mailbox, Settings
 from .pipeline import Counts
 from .store import RawStore, make_engine
@@ -34,6 +34,8 @@ class Runtime:
     processor: pipeline.Processor | None = None
     totals: Counts = field(default_factory=Counts)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    mail_due: threading.Event = field(default_factory=threading.Event)  # the outbox has new rows
+    sent: outbox.DrainCounts = field(default_factory=outbox.DrainCounts)
 
     @classmethod
     def build(cls, settings: Settings, upgrade_sqlite: bool = True) -> "Runtime":
@@ -41,8 +43,21 @@ class Runtime:
         engine = make_engine(settings.db_url)
         schema.ensure_current(engine, auto_upgrade_sqlite=upgrade_sqlite)
         raws = RawStore(settings.storage)
-        processor = pipeline.Processor(engine, raws, settings.parse_workers, settings.parse_timeout)
-        return cls(settings=settings, engine=engine, raws=raws, processor=processor)
+        rt = cls(settings=settings, engine=engine, raws=raws)
+        rt.processor = pipeline.Processor(engine, raws, settings.parse_workers, settings.parse_timeout,
+                                          settings=settings, on_outbox=rt.mail_due.set)
+        return rt
+
+    def send_due(self) -> outbox.DrainCounts:
+        """Send what the outbox owes now (blocking; for run --once and tests)."""
+        counts = asyncio.run(outbox.drain(self.engine, self.settings))
+        self._add_sent(counts)
+        return counts
+
+    def _add_sent(self, counts: outbox.DrainCounts) -> None:
+        with self.lock:
+            for name in ("sent", "retry", "failed", "uncertain"):
+                setattr(self.sent, name, getattr(self.sent, name) + getattr(counts, name))
 
     def close(self) -> None:
         self.processor.close()
@@ -75,6 +90,7 @@ def run_once(rt: Runtime) -> list[ingest.MailboxError]:
         finally:
             ingest._close(client)
     rt.processor.close()  # workers end with the run; the next run starts fresh ones
+    rt.send_due()
     return errors
 
 
@@ -111,11 +127,32 @@ def mailbox_loop(rt: Runtime, box: Mailbox, stop: threading.Event) -> None:
         delay = min(delay * 2, rt.settings.reconnect_max)
 
 
+async def send_loop(rt: Runtime, stop: threading.Event) -> None:
+    """The outbox drainer: sends as soon as a commit queued mail, and when retries fall due."""
+    while not stop.is_set():
+        rt.mail_due.clear()
+        try:
+            rt._add_sent(await outbox.drain(rt.engine, rt.settings))
+            due = await asyncio.to_thread(outbox.next_due, rt.engine)
+        except Exception:  # the database or the disk: keep the drainer alive, try again
+            log.exception("outbox drain failed; retrying in 5 s")
+            due = None
+        wait = 5.0 if due is None else max(0.0, min(5.0, (due - outbox.utcnow()).total_seconds()))
+        await asyncio.to_thread(rt.mail_due.wait, wait)
+
+
 async def serve(rt: Runtime, stop: threading.Event) -> None:
-    """Run every mailbox reader until `stop` is set."""
+    """Run every mailbox reader and the outbox drainer until `stop` is set."""
     await asyncio.to_thread(rt.processor.drain)
     readers = [asyncio.to_thread(mailbox_loop, rt, box, stop) for box in rt.settings.mailboxes]
+    sender = asyncio.create_task(send_loop(rt, stop))
+
+    def wake(_: object = None) -> None:
+        rt.mail_due.set()  # let the drainer see `stop`
+
     await asyncio.gather(*readers)
+    wake()
+    await sender
 
 
 def run_forever(rt: Runtime) -> None:
@@ -135,5 +172,6 @@ def run_forever(rt: Runtime) -> None:
     finally:
         rt.close()
     t = rt.totals
-    log.info("mailbot stopped: fetched %d, stored %d, duplicates %d, parsed %d, quarantined %d",
-             t.fetched, t.stored, t.duplicates, t.parsed, t.quarantined)
+    log.info("mailbot stopped: fetched %d, stored %d, duplicates %d, parsed %d, quarantined %d, "
+             "mail sent %d, failed %d", t.fetched, t.stored, t.duplicates, t.parsed, t.quarantined,
+             rt.sent.sent, rt.sent.failed)

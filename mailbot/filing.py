@@ -167,8 +167,15 @@ def human_size(size: int) -> str:
     return f"{size} 字节"
 
 
+_ADDRESS = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+$")
+
+
 def _receipt(session, ctx: Context, sub: Submission, row, summary: dict, files: list[dict]) -> None:
     settings = ctx.settings
+    if not _ADDRESS.match(sub.sender):
+        log_event(session, "receipt-skipped", f"{sub.tracking}: sender address {sub.sender!r} cannot be mailed",
+                  inbound_id=row.id)
+        return
     dept = settings.department(sub.department)
     arrived = settings.mailbox(row.first_mailbox) if row.first_mailbox in {b.name for b in settings.mailboxes} \
         else settings.mailbox(dept.mailbox or settings.mailboxes[0].name)

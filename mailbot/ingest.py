@@ -227,37 +227,46 @@ def _fetch_failed(engine, box: Mailbox, uidvalidity: int, uid: int, why: str) ->
 
 
 def apply_server_actions(client: IMAPClient, box: Mailbox, folder: Folder, engine, mark: bool = True) -> None:
-    """After the commit: flag processed copies, move quarantined ones to the quarantine folder."""
+    """After the commit: flag processed copies, move filed ones to their unit's folder and
+    quarantined ones to the quarantine folder. Nothing is deleted without a copy elsewhere."""
     with Session(engine) as session:
         rows = session.exec(
             select(MessageCopy, InboundMessage.status)
             .join(InboundMessage, MessageCopy.inbound_id == InboundMessage.id)
             .where(MessageCopy.mailbox == box.name, MessageCopy.uidvalidity == folder.uidvalidity,
                    MessageCopy.server_action == "pending", InboundMessage.status != "stored")).all()
-        quarantine = [c.uid for c, status in rows if status == "quarantined"]
-        done = [c.uid for c, status in rows if status != "quarantined"]
+        moves: dict[str, list[int]] = {}
+        stay = []
+        for copy, status in rows:
+            target = box.quarantine_folder if status == "quarantined" else copy.target_folder
+            if target:
+                moves.setdefault(target, []).append(copy.uid)
+            else:
+                stay.append(copy.uid)
+        if mark and folder.can_flag and (stay or moves):
+            client.add_flags(stay + [u for uids in moves.values() for u in uids], [FLAG_STORED], silent=True)
         notes: dict[int, str] = {}
-        if done and folder.can_flag and mark:
-            client.add_flags(done, [FLAG_STORED], silent=True)
-        if quarantine:
-            notes.update(_quarantine_on_server(client, box, quarantine))
+        for target, uids in moves.items():
+            notes.update(_move(client, box, uids, target))
         for copy, _status in rows:
             copy.server_action = "done"
             copy.server_note = notes.get(copy.uid, copy.server_note)
         session.commit()
 
 
-def _quarantine_on_server(client: IMAPClient, box: Mailbox, uids: list[int]) -> dict[int, str]:
-    target = folder_path(client, box.quarantine_folder)
+def _move(client: IMAPClient, box: Mailbox, uids: list[int], path: str) -> dict[int, str]:
+    """MOVE where the server has it; else COPY, then delete only the copied originals."""
+    target = folder_path(client, path)
     if not client.folder_exists(target):
         client.create_folder(target)
     if client.has_capability("MOVE"):
         client.move(uids, target)
-        return {u: f"moved to {target}" for u in uids}
-    client.copy(uids, target)  # no MOVE: copy and leave the original; never delete
-    if b"\\*" in client.select_folder(box.folder).get(b"PERMANENTFLAGS", ()):
-        client.add_flags(uids, [FLAG_STORED], silent=True)
-    return {u: f"copied to {target}" for u in uids}
+        return {u: f"moved to {path}" for u in uids}
+    client.copy(uids, target)
+    client.delete_messages(uids)
+    if client.has_capability("UIDPLUS"):
+        client.uid_expunge(uids)  # only these UIDs: never someone else's \Deleted mail
+    return {u: f"copied to {path}" for u in uids}
 
 
 def folder_path(client: IMAPClient, path: str) -> str:

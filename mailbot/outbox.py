@@ -187,6 +187,8 @@ async def _send_one(engine, settings, outbox_id: int, now: datetime) -> str:
         error = f"SMTP 登录失败（{exc.code}），请检查邮箱 {box.name} 的授权码"
     except aiosmtplib.SMTPResponseException as exc:
         error, permanent = f"SMTP 服务器拒绝（{exc.code} {exc.message}）", exc.code >= 500
+    except ValueError as exc:  # an address the SMTP client refuses to send to
+        error, permanent = f"收件地址无法使用（{exc}）", True
     except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError) as exc:
         error = f"无法连接 SMTP 服务器 {box.smtp_server}:{box.smtp_port}（{type(exc).__name__}）"
     return _record(engine, settings.outbox, outbox_id, now, error, permanent)

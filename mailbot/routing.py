@@ -47,6 +47,8 @@ class Directory:
     unknown: str = "diaoxuan"
     own_addresses: frozenset[str] = frozenset()
     mail_domain: str = "mailbot.local"
+    address_department: dict[str, str] = field(default_factory=dict)  # mailbox address -> key
+    address_mailbox: dict[str, str] = field(default_factory=dict)  # mailbox address -> mailbox name
 
     @classmethod
     def from_settings(cls, settings) -> "Directory":
@@ -65,6 +67,9 @@ class Directory:
             unknown=settings.routing.unknown,
             own_addresses=frozenset(b.email.lower() for b in settings.mailboxes),
             mail_domain=settings.mail_domain,
+            address_department={b.email.lower(): d.key for d in settings.departments for b in settings.mailboxes
+                                if d.mailbox == b.name},
+            address_mailbox={b.email.lower(): b.name for b in settings.mailboxes},
         )
 
 
@@ -130,7 +135,7 @@ def _variants(unit: UnitEntry) -> set[str]:
         short = label.replace("科学技术协会", "科协")
         out.add(short)
         for prefix in ("临沂市", "毕节市", "市"):
-            if short.startswith(prefix) and len(short) > len(prefix) + 2:
+            if short.startswith(prefix) and len(short) > len(prefix) + 3:
                 out.add(short[len(prefix):])
         out.add(re.sub(r"^(.{2,4}?)[县区市](科协|农技协|老科协)$", r"\1\2", short))
     return {v for v in out if len(v) >= 3}
@@ -186,8 +191,11 @@ def find_unit(sender: str, subject: str, signature: str | None, directory: Direc
 # --- departments -------------------------------------------------------------------
 
 
-def pick_department(unit: UnitEntry | None, text: str, mailbox: str, directory: Directory) -> tuple[str, str]:
-    """(department key, reason) by the configured rules; the arrival mailbox breaks ties."""
+def pick_department(unit: UnitEntry | None, text: str, mailbox: str, directory: Directory,
+                    addressed: tuple[str, ...] = ()) -> tuple[str, str]:
+    """(department key, reason) by the configured rules. Where rules disagree, the
+    departments whose mailboxes the message was addressed to (To, then Cc) decide, so
+    every copy of one message lands in the same place; then the arrival mailbox."""
     if unit is None:
         key = directory.unknown
         return key, f"未知单位，按规定由{directory.departments.get(key, key)}初审"
@@ -206,9 +214,15 @@ def pick_department(unit: UnitEntry | None, text: str, mailbox: str, directory: 
     chosen = hits[0]
     note = ""
     if len(keys) > 1:
-        arrived = directory.mailbox_department.get(mailbox)
-        chosen = next((r for r in hits if r.department == arrived), hits[0])
-        note = f"（规则有分歧：{'、'.join(directory.departments.get(k, k) for k in keys)}；按收件邮箱 {mailbox} 决定）"
+        names = "、".join(directory.departments.get(k, k) for k in keys)
+        prefer = [(directory.address_department.get(a), directory.address_mailbox.get(a)) for a in addressed]
+        prefer.append((directory.mailbox_department.get(mailbox), mailbox))
+        decider = next(((k, box) for k, box in prefer if k in keys), None)
+        if decider is None:
+            note = f"（规则有分歧：{names}；收件邮箱不属于其中任何科室，按第一条规则）"
+        else:
+            chosen = next(r for r in hits if r.department == decider[0])
+            note = f"（规则有分歧：{names}；按收件邮箱 {decider[1]} 决定）"
     why = f"规则“{chosen.name}”"
     if chosen.categories:
         why += f"：单位类别 {unit.category}"
@@ -251,10 +265,15 @@ def route(mail: Mail | dict, directory: Directory, mailbox: str = "") -> Route:
     has_files = bool(m["attachments"] or m["large_attachment_links"])
     if tracking or threaded:
         evidence = f"主题中的编号 {tracking}" if tracking else "回复的是本机器人发出的邮件"
-        if has_files and found.unit is not None:
+        # a signature picture (inline, with a Content-ID) does not make "收到，谢谢" a new revision
+        real_files = [a for a in m["attachments"] if not (a["disposition"] == "inline" and a.get("content_id"))]
+        if (real_files or m["large_attachment_links"]) and found.unit is not None:
             return done("resubmission", f"{evidence}，并附有文件：修改稿", found, tracking=tracking)
         return done("reply", f"{evidence}：对已有稿件的回复", found, tracking=tracking)
     if not has_files and not m["text"].strip():
         return done("other", "没有正文也没有附件", found)
-    dept, why = pick_department(found.unit, f"{subject}\n{m['text'][:3000]}", mailbox, directory)
+    names = " ".join([a["filename"] for a in m["attachments"]] + [x["name"] for x in m["large_attachment_links"]])
+    addressed = tuple(a["address"].lower() for a in [*m.get("to", []), *m.get("cc", [])])
+    dept, why = pick_department(found.unit, f"{subject}\n{names}\n{m['text'][:3000]}", mailbox, directory,
+                                addressed)
     return done("submission", f"新稿件；{found.evidence}", found, dept, dept_reason=why)

@@ -22,6 +22,18 @@ MAIL = ROOT / "tests" / "mail"
 SHARED = ROOT.parent / "shared"
 PG_URL = os.environ.get("MAILBOT_TEST_DATABASE_URL")
 PASSWORD_ENV = "MAILBOT_TEST_PASSWORD"
+# The test roster: unit1/unit2 are mail server users, so receipts can be read back over IMAP.
+TEST_UNITS = [
+    {"name": "沂水县科协", "aliases": ["沂水科协"], "category": "县区科协", "parent": "沂水县",
+     "addresses": ["unit1@example.test"]},
+    {"name": "临沂市农学会", "aliases": ["市农学会"], "category": "学会", "addresses": ["unit2@example.test"]},
+    {"name": "临沂市科技馆", "category": "科普基地", "domains": ["kjg.example.test"]},
+]
+TEST_ROUTING = {"default": "diaoxuan", "unknown": "diaoxuan", "rules": [
+    {"name": "科普基地、农技协", "categories": ["科普基地", "农技协"], "department": "kepu"},
+    {"name": "学会、协会、研究会、企事业科协", "categories": ["学会", "协会", "研究会", "企事业科协"], "department": "xuehui"},
+    {"name": "各级科协科普活动信息", "categories": ["县区科协"], "keywords": ["科普"], "department": "kepu"},
+]}
 
 
 @pytest.fixture
@@ -65,7 +77,13 @@ def make_settings(tmp_path, db_url, engine, monkeypatch):
             "storage": str(tmp_path / "storage"),
             "database_url": db_url,
             "mailboxes": [{"name": n, "host": srv.host, "port": srv.imap_port, "tls": "plain",
-                           "user": n, "password_env": PASSWORD_ENV, "timeout": 10} for n in boxes],
+                           "user": n, "password_env": PASSWORD_ENV, "timeout": 10,
+                           "address": srv.address(n), "smtp_host": srv.host, "smtp_port": srv.smtp_port,
+                           "smtp_tls": "plain", "smtp_auth": False} for n in boxes],
+            "organisation": "临沂市科协",
+            "mail_domain": "ly.example.test",
+            "units": TEST_UNITS,
+            "routing": TEST_ROUTING,
             "departments": [{**d, "mailbox": d["mailbox"] if d["mailbox"] in boxes else None} for d in (
                 {"key": "kepu", "name": "科普部", "prefix": "KP", "mailbox": "skxkpb"},
                 {"key": "xuehui", "name": "学会部", "prefix": "XH", "mailbox": "skxxhb"},

@@ -18,6 +18,7 @@ from mailbot.ingest import FLAG_STORED
 from mailbot.store import Event, InboundMessage, MailboxState, MessageCopy
 
 pytestmark = pytest.mark.integration
+STAY = {"move_to_unit_folder": False}  # tests of ingestion alone: filed mail stays in the INBOX
 
 
 def mail(subject: str, body: str = "正文", sender: str = "unit1@example.test", msgid: bool = True,
@@ -68,9 +69,12 @@ def test_run_once_stores_parses_and_accounts_for_every_message(servers, make_set
     assert len(copies) == 12 and {c.server_action for c in copies} == {"done"}
     states = {s.mailbox: s for s in rows(rt.engine, MailboxState)}
     assert {b: s.last_uid for b, s in states.items()} == {"skxkpb": 4, "skxxhb": 4, "skxdxb": 4}
-    with servers.imap("skxkpb") as imap:  # flagged after commit, nothing deleted or marked read
-        imap.select_folder("INBOX")
-        flags = imap.get_flags(imap.search("ALL"))
+    with servers.imap("skxkpb") as imap:  # filed by unit after commit: flagged, not deleted, not read
+        assert imap.select_folder("INBOX")[b"EXISTS"] == 0
+        flags = {}
+        for folder in ("稿件/沂水县科协", "稿件/临沂市农学会"):
+            imap.select_folder(folder)
+            flags.update({(folder, k): v for k, v in imap.get_flags(imap.search("ALL")).items()})
         assert len(flags) == 4 and all(FLAG_STORED in f and b"\\Seen" not in f for f in flags.values())
 
     rt.totals = pipeline.Counts()
@@ -88,7 +92,7 @@ def test_message_delivered_twice_or_to_two_mailboxes_is_stored_once(servers, mak
     no_id = mail("没有 Message-ID 的稿件", msgid=False)
     servers.append("skxxhb", no_id)
     servers.append("skxxhb", no_id)
-    rt = daemon.Runtime.build(make_settings(servers))
+    rt = daemon.Runtime.build(make_settings(servers, filing=STAY))
     daemon.run_once(rt)
     inbound = rows(rt.engine, InboundMessage)
     assert len(inbound) == 2
@@ -105,7 +109,7 @@ def test_message_delivered_twice_or_to_two_mailboxes_is_stored_once(servers, mak
 def test_uidvalidity_change_rescans_and_dedup_keeps_it_exact(servers, make_settings):
     for i in range(3):
         servers.append("skxkpb", mail(f"稿件 {i}"))
-    settings = make_settings(servers, boxes=("skxkpb",))
+    settings = make_settings(servers, boxes=("skxkpb",), filing=STAY)
     rt = daemon.Runtime.build(settings)
     daemon.run_once(rt)
     servers.dovecot.doveadm("mailbox", "update", "-u", "skxkpb", "--uid-validity", "777", "INBOX")
@@ -123,7 +127,7 @@ def test_unreadable_message_is_quarantined_and_the_batch_goes_on(servers, make_s
     servers.append("skxdxb", mail("第一封"))
     servers.append("skxdxb", b"this line is no header\r\nnor is this one\r\n\r\nbody\r\n")
     servers.append("skxdxb", mail("第三封"))
-    rt = daemon.Runtime.build(make_settings(servers, boxes=("skxdxb",)))
+    rt = daemon.Runtime.build(make_settings(servers, boxes=("skxdxb",), filing=STAY))
     daemon.run_once(rt)
     by_status = {}
     for row in rows(rt.engine, InboundMessage):
