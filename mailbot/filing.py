@@ -27,6 +27,7 @@ from .store import InboundMessage, MessageCopy, Submission, SubmissionFile, Trac
 
 log = logging.getLogger("mailbot.filing")
 _OUR_ID = re.compile(rb"<mailbot\.[^<>\s]+>")
+_ADDRESS = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+$")
 
 
 @dataclass
@@ -167,34 +168,37 @@ def human_size(size: int) -> str:
     return f"{size} 字节"
 
 
-_ADDRESS = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+$")
-
-
 def _receipt(session, ctx: Context, sub: Submission, row, summary: dict, files: list[dict]) -> None:
-    settings = ctx.settings
     if not _ADDRESS.match(sub.sender):
         log_event(session, "receipt-skipped", f"{sub.tracking}: sender address {sub.sender!r} cannot be mailed",
                   inbound_id=row.id)
         return
+    out = plan_receipt(ctx.settings, sub, row.first_mailbox, row.size, summary, files, ctx.now)
+    outbox.enqueue(session, out, ctx.settings.outbox, ctx.now, submission_id=sub.id, inbound_id=row.id)
+
+
+def plan_receipt(settings: Settings, sub: Submission, mailbox: str, size: int, summary: dict,
+                 files: list[dict], now: datetime, token: str | None = None) -> outbox.Outgoing:
+    """The receipt (回执) for a filed 稿件, from the mailbox it arrived in, threaded under
+    the unit's message. `token` fixes the Message-ID (golden files)."""
     dept = settings.department(sub.department)
-    arrived = settings.mailbox(row.first_mailbox) if row.first_mailbox in {b.name for b in settings.mailboxes} \
-        else settings.mailbox(dept.mailbox or settings.mailboxes[0].name)
+    names = {b.name for b in settings.mailboxes}
+    arrived = settings.mailbox(mailbox if mailbox in names else (dept.mailbox or settings.mailboxes[0].name))
     sender_dept = next((d for d in settings.departments if d.mailbox == arrived.name), dept)
-    received = ctx.now.astimezone(settings.tz).strftime("%Y年%m月%d日 %H:%M")
+    received = now.astimezone(settings.tz).strftime("%Y年%m月%d日 %H:%M")
     subject, text, html = outbox.render(
         "receipt", tracking=sub.tracking, title=sub.title, revision=sub.revision, unit=sub.unit,
         department=dept.name, organisation=settings.organisation, received=received,
         greeting=sub.unit or summary["from"]["name"] or "您好",
         files=[{"name": f["name"], "size": human_size(f["size"])} for f in files],
-        links=summary.get("large_attachment_links", []), oversized=sub.oversized, size=human_size(row.size))
+        links=summary.get("large_attachment_links", []), oversized=sub.oversized, size=human_size(size))
     refs = tuple(summary.get("references") or ()) + ((summary["message_id"],) if summary["message_id"] else ())
-    out = outbox.Outgoing(
+    return outbox.Outgoing(
         kind="receipt", mailbox=arrived.name,
         from_name=sender_dept.sender_name or f"{settings.organisation}{sender_dept.name}",
         from_address=arrived.email, to_name="", to_address=sub.sender, subject=subject, text=text, html=html,
-        message_id=outbox.new_message_id("receipt", sub.tracking, settings.mail_domain), date=ctx.now,
+        message_id=outbox.new_message_id("receipt", sub.tracking, settings.mail_domain, token), date=now,
         in_reply_to=summary["message_id"], references=refs)
-    outbox.enqueue(session, out, settings.outbox, ctx.now, submission_id=sub.id, inbound_id=row.id)
 
 
 def route_of(row: InboundMessage) -> dict | None:

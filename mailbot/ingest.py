@@ -247,11 +247,25 @@ def apply_server_actions(client: IMAPClient, box: Mailbox, folder: Folder, engin
             client.add_flags(stay + [u for uids in moves.values() for u in uids], [FLAG_STORED], silent=True)
         notes: dict[int, str] = {}
         for target, uids in moves.items():
-            notes.update(_move(client, box, uids, target))
+            try:
+                notes.update(_move(client, box, uids, target))
+            except IMAPClientError as exc:  # e.g. another robot or a person moved some first
+                notes.update(_move_what_is_left(client, box, folder, uids, target, exc))
         for copy, _status in rows:
             copy.server_action = "done"
             copy.server_note = notes.get(copy.uid, copy.server_note)
         session.commit()
+
+
+def _move_what_is_left(client: IMAPClient, box: Mailbox, folder: Folder, uids: list[int], path: str,
+                       exc: Exception) -> dict[int, str]:
+    """After a failed MOVE: look again, move what is still there, note what is gone."""
+    open_folder(client, box)
+    present = set(client.search(["UID", ",".join(map(str, uids))])) if uids else set()
+    notes = {u: f"already gone from {box.folder} when moving ({exc})" for u in uids if u not in present}
+    if present:
+        notes.update(_move(client, box, sorted(present), path))
+    return notes
 
 
 def _move(client: IMAPClient, box: Mailbox, uids: list[int], path: str) -> dict[int, str]:

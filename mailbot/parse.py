@@ -339,7 +339,46 @@ def _walk(part: Message, ctx: _Context, forwarded: bool, depth: int) -> None:
         else:
             (ctx.html if ctype == "text/html" else ctx.plain).append(text)
         return
-    ctx.attachments.append(_attachment(part, data, ctype, forwarded, ctx))
+    att = _attachment(part, data, ctype, forwarded, ctx)
+    if ctype in ("application/ms-tnef", "application/vnd.ms-tnef") or att.filename.lower() == "winmail.dat":
+        inner = _tnef_files(att, forwarded, ctx)
+        if inner:
+            ctx.attachments.extend(inner)
+            return
+    ctx.attachments.append(att)
+
+
+def _tnef_files(att: Attachment, forwarded: bool, ctx: _Context) -> list[Attachment]:
+    """Outlook's winmail.dat opened into the files it carries (tnefparse)."""
+    import logging
+
+    import tnefparse
+
+    logging.getLogger("tnefparse").setLevel(logging.ERROR)
+    try:
+        tnef = tnefparse.TNEF(att.data, do_checksum=False)
+    except Exception as exc:  # not really TNEF, or damaged: keep winmail.dat as it is
+        ctx.defects.append(f"tnef-unreadable: {att.filename or 'winmail.dat'} kept as is ({type(exc).__name__})")
+        return []
+    ctx.names.discard(att.safe_name)
+    out = []
+    for inner in tnef.attachments:
+        name = inner.long_filename() or inner.name or ""
+        if isinstance(name, bytes):
+            name, found = decode_bytes(name, None, "TNEF file name")
+            ctx.defects.extend(found)
+        data = inner.data if isinstance(inner.data, bytes) else bytes(inner.data or b"")
+        content_type = sniff_type(data, "application/octet-stream")
+        safe = unique_name(safe_name(name.strip("\x00 "), len(ctx.attachments) + len(out) + 1, content_type),
+                           ctx.names)
+        ctx.names.add(safe)
+        out.append(Attachment(filename=name.strip("\x00 "), safe_name=safe, size=len(data),
+                              sha256=hashlib.sha256(data).hexdigest(), content_type=content_type,
+                              declared_type="application/ms-tnef", disposition="attachment",
+                              in_forwarded_message=forwarded, data=data))
+    if out:
+        ctx.defects.append(f"tnef-expanded: winmail.dat opened into {len(out)} file(s)")
+    return out
 
 
 def _forwarded(part: Message, ctx: _Context, depth: int) -> None:

@@ -97,12 +97,13 @@ def test_out_of_date_postgres_schema_is_refused_until_db_upgrade(servers, make_s
     settings = make_settings(servers, boxes=("skxkpb",))
     engine = make_engine(db_url)
     with engine.begin() as conn:  # back to an empty schema: as if the code were newer than the database
-        for table in ("message_copy", "event", "inbound_message", "mailbox_state", "alembic_version"):
-            conn.execute(text(f"DROP TABLE {table} CASCADE"))
+        tables = conn.execute(text("SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")).all()
+        for (table,) in tables:
+            conn.execute(text(f'DROP TABLE "{table}" CASCADE'))
     cfg = write_config(settings, tmp_path / "c.yaml")
     proc = mailbot("run", "--once", "--config", cfg)
     assert proc.returncode == 2 and "mailbot db upgrade" in proc.stderr
     proc = mailbot("db", "upgrade", "--config", cfg)
-    assert proc.returncode == 0 and "0001" in proc.stdout
+    assert proc.returncode == 0 and "0002" in proc.stdout
     proc = mailbot("run", "--once", "--config", cfg)
     assert proc.returncode == 0, proc.stderr

@@ -77,3 +77,12 @@ def test_received_trail_from_origin_to_us():
     # hop 1 is the first relay (the bottom header), as mail-parser numbers them
     assert [(h["hop"], h["by"]) for h in hops] == [(1, "smtpbg328.qq.com"), (2, "mx.linyi.example")]
     assert hops[1]["from"].startswith("smtpbg328.qq.com") and hops[1]["delay"] == 6
+
+
+def test_outlook_winmail_dat_is_opened_into_its_files():
+    raw = (Path(__file__).parents[1] / "corpora/mailcore2/unittest/data/summary/input/1808-winmail-dat.eml").read_bytes()
+    mail = parse(raw)
+    assert [(a.filename, a.content_type, a.declared_type) for a in mail.attachments] == [
+        ("GIR - LINUX.doc", "application/msword", "application/ms-tnef")]
+    assert mail.attachments[0].data.startswith(b"\xd0\xcf\x11\xe0")  # the real Word file, not the TNEF wrapper
+    assert any(d.startswith("tnef-expanded") for d in mail.defects)
