@@ -19,6 +19,8 @@ from rich.table import Table
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="mailbot：科协稿件与报表邮件机器人")
 db_app = typer.Typer(no_args_is_help=True, help="数据库结构（迁移）")
 app.add_typer(db_app, name="db")
+units_app = typer.Typer(no_args_is_help=True, help="单位名册")
+app.add_typer(units_app, name="units")
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
@@ -175,6 +177,37 @@ def replay(file: Path = typer.Argument(..., help=".eml 文件"),
         out.print(f"原因：{row.reason}")
     if row.status == "quarantined":
         raise typer.Exit(1)
+
+
+@units_app.command("import")
+def units_import(file: Path = typer.Argument(..., help="Excel 名册（.xlsx）或 .csv"),
+                 roster: Path | None = typer.Option(None, "--roster", help="写入的名册文件（默认配置中的 roster）"),
+                 config: Path | None = ConfigOpt) -> None:
+    """从办公室现有的 Excel 名册导入单位（按单位名称合并，已有的不会丢）。"""
+    from . import roster as roster_mod
+
+    target = roster
+    if target is None:
+        target = _settings(config).roster
+        if target is None:
+            err.print("配置中没有 roster（单位名册文件）；请用 --roster 指定写入哪个文件")
+            raise typer.Exit(2)
+    if not file.exists():
+        err.print(f"找不到文件：{file}")
+        raise typer.Exit(2)
+    try:
+        result = roster_mod.read_workbook(file)
+    except Exception as exc:  # not a workbook, encrypted, damaged
+        err.print(f"无法读取 {file}：不是可读的 Excel/CSV 文件（{exc.__class__.__name__}）")
+        raise typer.Exit(2)
+    for problem in result.problems:
+        err.print(f"[yellow]注意[/yellow]：{problem}")
+    if not result.units:
+        err.print("没有导入任何单位。")
+        raise typer.Exit(1)
+    units, added, updated = roster_mod.merge(roster_mod.load_units(target), result.units)
+    roster_mod.write_roster(target, units)
+    out.print(f"已导入 {file.name}：新增 {added} 个单位，更新 {updated} 个，名册共 {len(units)} 个单位（{target}）。")
 
 
 @db_app.command("upgrade")
