@@ -25,7 +25,7 @@ from sqlmodel import Session, select
 
 from . import daemon
 from .config import Settings
-from .devservers import MailServers
+from .devservers import MailServers, default_users
 from .store import InboundMessage, MessageCopy
 
 CHINA = timezone(timedelta(hours=8))
@@ -50,7 +50,7 @@ def samples(domain: str) -> list[tuple[list[str], bytes]]:
     out.append(([at("skxkpb"), at("skxdxb")], m.as_bytes()))
 
     subject = base64.b64encode("临沂市农学会李喆：学会年会稿件".encode("gbk")).decode()
-    body = "报送单位：临沂市农学会\n联系人：李喆\n\n年会于11月18日召开。".encode("gbk")
+    body = "年会于11月18日召开，稿件见正文。\n\n报送单位：临沂市农学会\n联系人：李喆".encode("gbk")
     gbk = (f"From: =?gb2312?B?{base64.b64encode('李喆'.encode('gbk')).decode()}?= <{at('unit2')}>\r\n"
            f"To: {at('skxxhb')}\r\nSubject: =?gb2312?B?{subject}?=\r\n"
            f"Date: {format_datetime(now + timedelta(minutes=5))}\r\n"
@@ -59,13 +59,13 @@ def samples(domain: str) -> list[tuple[list[str], bytes]]:
     out.append(([at("skxxhb")], gbk))
 
     inner = EmailMessage()
-    inner["From"] = f"兰山区科协 <{at('unit1')}>"
+    inner["From"] = f"兰山区科协 <{at('unit3')}>"
     inner["Subject"] = "兰山区科普进社区活动"
     inner["Message-ID"] = make_msgid(domain="lanshan.example")
     inner.set_content("科普进社区活动稿件见附件。")
     inner.add_attachment(b"%PDF-1.4\n%demo\n", maintype="application", subtype="pdf", filename="科普进社区.pdf")
     fwd = EmailMessage()
-    fwd["From"] = f"兰山区科协办公室 <{at('unit1')}>"
+    fwd["From"] = f"兰山区科协办公室 <{at('unit3')}>"
     fwd["To"] = at("skxkpb")
     fwd["Subject"] = "转发：兰山区科普进社区活动"
     fwd["Date"] = format_datetime(now + timedelta(minutes=10))
@@ -83,7 +83,7 @@ def samples(domain: str) -> list[tuple[list[str], bytes]]:
     auto.set_content("这是来自QQ邮箱的假期自动回复邮件。您好，我最近正在休假中，无法亲自回复您的邮件。")
     out.append(([at("skxdxb")], auto.as_bytes()))
 
-    broken = (f"From: =?x-gbk?B?{base64.b64encode('堃'.encode('gbk')).decode()}?= <{at('unit2')}>\r\n"
+    broken = (f"From: =?x-gbk?B?{base64.b64encode('王堃'.encode('gbk')).decode()}?= <{at('unit4')}>\r\n"
               f"To: {at('skxdxb')}\r\nSubject: \xb9\xd8\xd7\xa2\xc7\xe9\xbf\xf6\r\n"
               "Content-Type: multipart/mixed; boundary=\"never-closed\"\r\n\r\n"
               "--never-closed\r\nContent-Type: text/plain; charset=\"charset=\"GB2312\"\"\r\n\r\n")
@@ -97,13 +97,32 @@ async def _send(servers: MailServers, mails: list[tuple[list[str], bytes]]) -> N
                               hostname=servers.host, port=servers.smtp_port, start_tls=False)
 
 
+DEMO_UNITS = [
+    {"name": "沂水县科协", "aliases": ["沂水科协"], "category": "县区科协", "parent": "沂水县",
+     "addresses": ["unit1@example.test"]},
+    {"name": "临沂市农学会", "aliases": ["市农学会"], "category": "学会", "addresses": ["unit2@example.test"]},
+    {"name": "兰山区科协", "aliases": ["兰山科协"], "category": "县区科协", "parent": "兰山区",
+     "addresses": ["unit3@example.test"]},
+]
+DEMO_ROUTING = {"default": "diaoxuan", "unknown": "diaoxuan", "rules": [
+    {"name": "科普基地、农技协", "categories": ["科普基地", "农技协"], "department": "kepu"},
+    {"name": "学会、协会、研究会、企事业科协", "categories": ["学会", "协会", "研究会", "企事业科协"], "department": "xuehui"},
+    {"name": "各级科协科普活动信息", "categories": ["县区科协", "高校科协", "老科协"],
+     "keywords": ["科普活动", "科普日", "科普进", "科普宣传"], "department": "kepu"},
+]}
+
+
 def settings_for(servers: MailServers, storage: Path) -> Settings:
     boxes = [{"name": n, "host": servers.host, "port": servers.imap_port, "tls": "plain", "user": n,
-              "password_env": PASSWORD_ENV} for n in ("skxkpb", "skxxhb", "skxdxb")]
-    depts = [{"key": "kepu", "name": "科普部", "prefix": "KP", "mailbox": "skxkpb"},
-             {"key": "xuehui", "name": "学会部", "prefix": "XH", "mailbox": "skxxhb"},
-             {"key": "diaoxuan", "name": "调宣部", "prefix": "DX", "mailbox": "skxdxb"}]
-    return Settings.model_validate({"storage": storage, "mailboxes": boxes, "departments": depts})
+              "password_env": PASSWORD_ENV, "address": servers.address(n), "smtp_host": servers.host,
+              "smtp_port": servers.smtp_port, "smtp_tls": "plain", "smtp_auth": False}
+             for n in ("skxkpb", "skxxhb", "skxdxb")]
+    depts = [{"key": "kepu", "name": "科普部", "prefix": "KP", "mailbox": "skxkpb", "sender_name": "临沂市科协科普部"},
+             {"key": "xuehui", "name": "学会部", "prefix": "XH", "mailbox": "skxxhb", "sender_name": "临沂市科协学会部"},
+             {"key": "diaoxuan", "name": "调宣部", "prefix": "DX", "mailbox": "skxdxb", "sender_name": "临沂市科协调宣部"}]
+    return Settings.model_validate({"storage": storage, "mailboxes": boxes, "departments": depts,
+                                    "organisation": "临沂市科协", "mail_domain": "ly.example.test",
+                                    "units": DEMO_UNITS, "routing": DEMO_ROUTING, "parse_workers": 0})
 
 
 def run(storage: Path, keep: bool, console: Console) -> None:
@@ -111,7 +130,8 @@ def run(storage: Path, keep: bool, console: Console) -> None:
     if storage.exists():
         shutil.rmtree(storage)
     console.print("启动本机测试邮件服务器（Dovecot IMAP + SMTP 转发）……")
-    with MailServers() as servers:
+    users = {**default_users(), "unit3": "secret", "unit4": "secret"}
+    with MailServers(users=users) as servers:
         os.environ[PASSWORD_ENV] = "secret"
         mails = samples(servers.domain)
         asyncio.run(_send(servers, mails))
@@ -122,6 +142,8 @@ def run(storage: Path, keep: bool, console: Console) -> None:
         console.print(f"第一轮：取回 {t.fetched} 份，新存 {t.stored} 封，识别重复 {t.duplicates} 份，"
                       f"解析 {t.parsed} 封，隔离 {t.quarantined} 封。")
         _show(rt, console)
+        _show_filed(rt, console)
+        _show_receipts(servers, console)
         rt.totals = type(t)()
         errors += daemon.run_once(rt)
         console.print(f"第二轮：取回 {rt.totals.fetched} 份，新存 {rt.totals.stored} 封（没有新邮件，不会重复处理）。")
@@ -130,7 +152,7 @@ def run(storage: Path, keep: bool, console: Console) -> None:
                 "mailbot/quarantine") else 0
         if quarantined:
             console.print(f"服务器上：无法处理的邮件已移入 skxdxb 的 mailbot/quarantine 文件夹（{quarantined} 封）。")
-        console.print("服务器上的邮件都已加上 $MailbotStored 标记，没有删除任何邮件。")
+        console.print("服务器上：稿件已移入各科室邮箱的“稿件/单位名”文件夹，其余邮件加上 $MailbotStored 标记，没有删除任何邮件。")
         for exc in errors:
             console.print(f"[red]错误[/red]：{exc.message}")
     console.print(f"数据保存在 {storage}（原始邮件在 raw/，数据库 mailbot.db）。")
@@ -156,3 +178,29 @@ def _show(rt, console: Console) -> None:
             table.add_row(str(row.id), "、".join(boxes), row.from_name or row.from_address or "",
                           row.subject or "", str(row.attachment_count), status)
     console.print(table)
+
+
+def _show_filed(rt, console: Console) -> None:
+    from .store import Submission, SubmissionFile
+
+    table = Table(title="稿件登记（按单位归档）")
+    for col in ("编号", "单位", "科室", "附件", "存放位置", "理由"):
+        table.add_column(col, overflow="fold")
+    with Session(rt.engine) as session:
+        for sub in session.exec(select(Submission).order_by(Submission.id)):
+            files = session.exec(select(SubmissionFile).where(SubmissionFile.submission_id == sub.id)).all()
+            dept = rt.settings.department(sub.department).name
+            table.add_row(sub.tracking, sub.unit or "（未知单位）", dept, "、".join(f.filename for f in files) or "—",
+                          sub.folder, sub.route_reason)
+    console.print(table)
+
+
+def _show_receipts(servers: MailServers, console: Console) -> None:
+    from email import message_from_bytes, policy
+
+    for user in ("unit1", "unit2", "unit3", "unit4"):
+        for raw in servers.fetch_all(user):
+            msg = message_from_bytes(raw, policy=policy.default)
+            text = msg.get_body(("plain",)).get_content()
+            console.print(f"[bold]{servers.address(user)} 收到回执[/bold]：{msg['Subject']}（发件人 {msg['From']}）")
+            console.print("    " + "\n    ".join(text.strip().splitlines()[:8]))
