@@ -107,6 +107,7 @@ class Mail:
     headers: tuple[tuple[str, str], ...] = field(default=(), repr=False)
     size: int = 0
     received: tuple[dict, ...] = field(default=(), repr=False)
+    mailing_list: bool = False
 
     def header(self, name: str) -> str | None:
         """First decoded header of that name (case-insensitive), or None."""
@@ -143,4 +144,5 @@ class Mail:
             "bounce_reason": self.bounce_reason,
             "defects": list(self.defects),
             "received": list(self.received),
+            "mailing_list": self.mailing_list,
         }

@@ -131,6 +131,7 @@ def parse(raw: bytes, sha256: str | None = None) -> Mail:
     _walk(msg, ctx, forwarded=False, depth=0)
     text, html_text, html_only = _body_text(ctx)
     auto, auto_reason = _auto_reply(msg, subject, text, from_list, ctx)
+    mailing_list = any(_raw_get(msg, h) is not None for h in ("list-id", "list-unsubscribe", "list-post"))
     bounce, bounce_reason = _bounce(msg, subject, from_list, ctx)
     return Mail(
         message_id=message_id,
@@ -159,6 +160,7 @@ def parse(raw: bytes, sha256: str | None = None) -> Mail:
         headers=headers,
         size=len(raw),
         received=tuple(received_hops(skeleton)),
+        mailing_list=mailing_list,
     )
 
 

@@ -256,6 +256,8 @@ def route(mail: Mail | dict, directory: Directory, mailbox: str = "") -> Route:
         return done("bounce", f"退信（{m.get('bounce_reason') or '投递失败通知'}）")
     if m["auto_reply"]:
         return done("auto_reply", f"自动回复（{m.get('auto_reply_reason') or '自动回复标记'}），不作处理")
+    if m.get("mailing_list"):
+        return done("other", "邮件列表的群发邮件（List-Id 等标记），不作处理")
     if sender.lower() in directory.own_addresses:
         return done("other", f"发件人 {sender} 是本机器人使用的邮箱，不作处理")
     tracking = find_tracking(subject, directory)
