@@ -112,6 +112,31 @@ class Routing(_Strict):
     rules: list[Rule] = Field(default_factory=list)
 
 
+class Reviewer(_Strict):
+    """A person who decides by e-mail; every address they may answer from is listed."""
+
+    key: str = Field(pattern=r"^[a-z0-9_-]+$")
+    name: str
+    addresses: list[str] = Field(min_length=1)
+
+
+class Stage(_Strict):
+    """One review stage of a department: 初审 by its reviewers, 审核 by a leader …"""
+
+    name: str
+    reviewers: list[str] = Field(min_length=1)
+    mode: Literal["first", "all"] = "first"  # first decision wins, or all must approve
+
+
+class Review(_Strict):
+    secret_env: str = "MAILBOT_REVIEW_SECRET"  # HMAC key for review tokens; else a file in storage
+    token_days: float = Field(default=30.0, gt=0)
+    authserv_id: str | None = None  # trust Authentication-Results only from this server
+    plus_addressing: bool = False  # carry the token in skxkpb+TOKEN@… (where the provider allows)
+    publisher: str | None = None  # department told what is ready for the WeChat account
+    stages: dict[str, list[Stage]] = Field(default_factory=dict)  # department key -> stages
+
+
 class Filing(_Strict):
     move_to_unit_folder: bool = True
     folder_prefix: str = "稿件"
@@ -153,6 +178,14 @@ class Settings(_Strict):
     routing: Routing = Field(default_factory=Routing)
     filing: Filing = Field(default_factory=Filing)
     outbox: Outbox = Field(default_factory=Outbox)
+    reviewers: list[Reviewer] = Field(default_factory=list)
+    review: Review = Field(default_factory=Review)
+
+    def reviewer(self, key: str) -> Reviewer:
+        for person in self.reviewers:
+            if person.key == key:
+                return person
+        raise KeyError(key)
 
     @field_validator("timezone")
     @classmethod
@@ -343,6 +376,16 @@ def _cross_checks(name: str, s: Settings, check_secrets: bool) -> list[Problem]:
         for i, rule in enumerate(s.routing.rules):
             if rule.department not in keys:
                 problems.append(Problem(name, f"routing.rules[{i}].department", f"没有键为 {rule.department} 的科室"))
+    people = {r.key for r in s.reviewers}
+    for dept, stages in s.review.stages.items():
+        if s.departments and dept not in keys:
+            problems.append(Problem(name, f"review.stages.{dept}", f"没有键为 {dept} 的科室"))
+        for j, stage in enumerate(stages):
+            for who in stage.reviewers:
+                if who not in people:
+                    problems.append(Problem(name, f"review.stages.{dept}[{j}].reviewers", f"reviewers 中没有 {who}"))
+    if s.review.publisher and s.departments and s.review.publisher not in keys:
+        problems.append(Problem(name, "review.publisher", f"没有键为 {s.review.publisher} 的科室"))
     seen_names: dict[str, str] = {}
     for i, unit in enumerate(s.units):
         for label in [unit.name, *unit.aliases]:

@@ -117,6 +117,7 @@ class Submission(SQLModel, table=True):
     inbound_id: int = Field(foreign_key="inbound_message.id", index=True)
     folder: str = Field(max_length=500)  # attachments on disk, relative to storage
     oversized: bool = Field(default=False)
+    stage: int = Field(default=0)  # index of the review stage it is in
     created_at: datetime = Field(default_factory=utcnow, index=True)
     updated_at: datetime = Field(default_factory=utcnow)
 
@@ -133,6 +134,29 @@ class SubmissionFile(SQLModel, table=True):
     size: int = Field(sa_type=BigInteger)
     sha256: str = Field(max_length=64)
     content_type: str = Field(max_length=200)
+
+
+class ReviewTask(SQLModel, table=True):
+    """One reviewer's part in one stage of one revision of a 稿件, with its token."""
+
+    __tablename__ = "review_task"
+    id: int | None = Field(default=None, primary_key=True)
+    submission_id: int = Field(foreign_key="submission.id", index=True)
+    revision: int
+    department: str = Field(max_length=50)
+    stage: int
+    stage_name: str = Field(max_length=50)
+    reviewer: str = Field(max_length=50)
+    token: str = Field(max_length=64, unique=True)
+    status: str = Field(default="open", max_length=20)  # open | decided | closed | expired
+    decision: str | None = Field(default=None, max_length=20)
+    reason: str | None = Field(default=None, sa_column=Column(Text))
+    decided_by: str | None = Field(default=None, max_length=320)
+    decided_at: datetime | None = Field(default=None)
+    inbound_id: int | None = Field(default=None, foreign_key="inbound_message.id")
+    message_id: str | None = Field(default=None, max_length=300)  # our forward
+    expires_at: datetime
+    created_at: datetime = Field(default_factory=utcnow)
 
 
 class OutboxMessage(SQLModel, table=True):
@@ -170,6 +194,8 @@ class Event(SQLModel, table=True):
     kind: str = Field(max_length=50, index=True)
     mailbox: str | None = Field(default=None, max_length=100)
     inbound_id: int | None = Field(default=None, foreign_key="inbound_message.id", index=True)
+    submission_id: int | None = Field(default=None, foreign_key="submission.id", index=True)
+    actor: str | None = Field(default=None, max_length=320)
     detail: str | None = Field(default=None, sa_column=Column(Text))
 
 
@@ -197,8 +223,9 @@ def make_engine(url: str) -> Engine:
 
 
 def log_event(session: Session, kind: str, detail: str = "", mailbox: str | None = None,
-              inbound_id: int | None = None) -> None:
-    session.add(Event(kind=kind, detail=detail, mailbox=mailbox, inbound_id=inbound_id))
+              inbound_id: int | None = None, submission_id: int | None = None, actor: str | None = None) -> None:
+    session.add(Event(kind=kind, detail=detail, mailbox=mailbox, inbound_id=inbound_id,
+                      submission_id=submission_id, actor=actor))
 
 
 def find_by_key(session: Session, key: str) -> InboundMessage | None:
