@@ -101,8 +101,11 @@ def parse(file: Path = typer.Argument(..., help=".eml 文件"),
     summary = mail.to_json()
     path = _config_path(config)
     if config is not None or path.exists():  # classification needs the configured roster and rules
+        from .parseworker import reply_info
+
         settings = _settings(config)
         summary["classification"] = route(mail, Directory.from_settings(settings), mailbox).to_json()
+        summary["reply"] = reply_info(summary, summary["classification"], [d.name for d in settings.departments])
     if as_json:
         sys.stdout.write(json.dumps(summary, ensure_ascii=False, indent=2) + "\n")
         return
@@ -177,6 +180,39 @@ def replay(file: Path = typer.Argument(..., help=".eml 文件"),
         out.print(f"原因：{row.reason}")
     if row.status == "quarantined":
         raise typer.Exit(1)
+
+
+@app.command()
+def show(tracking: str = typer.Argument(..., help="稿件编号，例如 KP-2026-0042"),
+         as_json: bool = typer.Option(False, "--json", help="输出 JSON"),
+         config: Path | None = ConfigOpt) -> None:
+    """显示一篇稿件的全部经过：登记、审核、决定、通知。"""
+    from . import daemon, history
+
+    rt = daemon.Runtime.build(_settings(config))
+    data = history.submission_history(rt.engine, rt.settings, tracking.strip().upper())
+    if data is None:
+        err.print(f"没有编号为 {tracking} 的稿件")
+        raise typer.Exit(1)
+    if as_json:
+        sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2, default=str) + "\n")
+        return
+    sub = data["submission"]
+    out.print(f"[bold]{sub['tracking']}[/bold]《{sub['title']}》 {sub['unit'] or '未知单位'} · {sub['department_name']} · "
+              f"状态：{history.STATUS.get(sub['status'], sub['status'])} · 第{sub['revision']}版")
+    out.print(f"分派理由：{sub['route_reason']}")
+    table = Table(title="经过")
+    for col in ("时间", "事件", "人", "说明"):
+        table.add_column(col, overflow="fold")
+    for item in data["history"]:
+        table.add_row(item["at"], history.EVENTS.get(item["kind"], item["kind"]), item["actor"] or "", item["detail"] or "")
+    out.print(table)
+    mails = Table(title="发出的邮件")
+    for col in ("时间", "类别", "收件人", "状态"):
+        mails.add_column(col)
+    for m in data["mail"]:
+        mails.add_row(m["created_at"], m["kind"], m["to"], m["status"] + (f"（{m['error']}）" if m["error"] else ""))
+    out.print(mails)
 
 
 @units_app.command("import")

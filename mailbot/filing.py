@@ -19,11 +19,11 @@ from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
-from . import outbox
+from . import outbox, reviewing
 from .config import Settings
 from .parse import safe_name, unique_name
 from .routing import Directory
-from .store import InboundMessage, MessageCopy, Submission, SubmissionFile, TrackingCounter, log_event
+from .store import InboundMessage, MessageCopy, ReviewTask, Submission, SubmissionFile, TrackingCounter, log_event
 
 log = logging.getLogger("mailbot.filing")
 _OUR_ID = re.compile(rb"<mailbot\.[^<>\s]+>")
@@ -81,8 +81,9 @@ def file_submission(session, ctx: Context, row, summary, route, staged) -> Submi
     session.flush()
     files = _place_files(session, ctx, sub, staged, folder, revision=1)
     _target_folder(session, ctx, row, route)
-    log_event(session, "filed", f"{tracking}: {route['reason']}", inbound_id=row.id)
+    log_event(session, "filed", f"{tracking}: {route['reason']}", inbound_id=row.id, submission_id=sub.id)
     _receipt(session, ctx, sub, row, summary, files)
+    reviewing.start_stage(session, ctx, sub, 0, summary["text"])
     return sub
 
 
@@ -95,10 +96,16 @@ def file_resubmission(session, ctx: Context, row, summary, route, staged) -> Sub
     sub.revision += 1
     sub.status = "received"
     sub.updated_at = ctx.now
+    sub.inbound_id = row.id  # the forward of this revision quotes this message
+    for task in session.exec(select(ReviewTask).where(ReviewTask.submission_id == sub.id,
+                                                      ReviewTask.status == "open")).all():
+        task.status = "closed"  # the old revision's open reviews end here
     files = _place_files(session, ctx, sub, staged, f"{sub.folder}/v{sub.revision}", sub.revision)
     _target_folder(session, ctx, row, {**route, "unit": sub.unit})
-    log_event(session, "resubmitted", f"{sub.tracking} revision {sub.revision}", inbound_id=row.id)
+    log_event(session, "resubmitted", f"{sub.tracking} revision {sub.revision}", inbound_id=row.id,
+              submission_id=sub.id)
     _receipt(session, ctx, sub, row, summary, files)
+    reviewing.start_stage(session, ctx, sub, 0, summary["text"])
     return sub
 
 
@@ -110,7 +117,9 @@ def note_bounce(session, ctx: Context, row, summary, route, staged) -> None:
         outbox.mark_bounced(session, ids, route["reason"])
 
 
-HANDLERS = {"submission": file_submission, "resubmission": file_resubmission, "bounce": note_bounce}
+HANDLERS = {"submission": file_submission, "resubmission": file_resubmission, "bounce": note_bounce,
+            "reply": lambda session, ctx, row, summary, route, staged:
+            reviewing.handle_reply(session, ctx, row, summary, route, staged)}
 
 
 def _title(summary: dict) -> str:

@@ -145,4 +145,6 @@ class Mail:
             "defects": list(self.defects),
             "received": list(self.received),
             "mailing_list": self.mailing_list,
+            "trace_headers": [(k, v) for k, v in self.headers
+                              if k.lower() in ("delivered-to", "x-original-to", "authentication-results")],
         }

@@ -53,6 +53,7 @@ class Outgoing:
     in_reply_to: str | None = None
     references: tuple[str, ...] = ()
     extra_headers: tuple[tuple[str, str], ...] = field(default=())
+    attachments: tuple[tuple[str, bytes, str], ...] = field(default=(), repr=False)  # name, data, type
 
 
 def render(template: str, **context) -> tuple[str, str, str | None]:
@@ -91,9 +92,17 @@ def build(out: Outgoing) -> bytes:
     msg.set_content(out.text, charset="utf-8", cte="base64")
     if out.html is not None:
         msg.add_alternative(out.html, subtype="html", charset="utf-8", cte="base64")
-        seed = hashlib.sha256(out.message_id.encode()).hexdigest()[:24]
-        msg.set_boundary(f"=_mailbot_{seed}")
+    for name, data, mime in out.attachments:
+        maintype, _, subtype = (mime or "application/octet-stream").partition("/")
+        msg.add_attachment(data, maintype=maintype, subtype=subtype or "octet-stream", filename=name)
+    seed = hashlib.sha256(out.message_id.encode()).hexdigest()[:24]
+    for i, part in enumerate(p for p in msg.walk() if p.is_multipart()):
+        part.set_boundary(f"=_mailbot_{seed}" + (f"_{i}" if i else ""))
     return msg.as_bytes()
+
+
+# Answers to whoever wrote to us are capped (loops, floods); mail to our own reviewers is not.
+CAPPED_KINDS = {"receipt", "review-notice", "result"}
 
 
 def sent_recently(session: Session, address: str, now: datetime) -> int:
@@ -105,7 +114,7 @@ def enqueue(session: Session, out: Outgoing, cfg, now: datetime, submission_id: 
             inbound_id: int | None = None) -> OutboxMessage | None:
     """Write one message to the outbox (caller commits). None when the daily cap for that
     address is reached: a loop or a flood is stopped here, and the event is recorded."""
-    count = sent_recently(session, out.to_address, now)
+    count = sent_recently(session, out.to_address, now) if out.kind in CAPPED_KINDS else 0
     if count >= cfg.daily_cap_per_sender:
         log_event(session, "outbox-cap", f"{out.kind} to {out.to_address} not sent: {count} in 24 h "
                                          f"(cap {cfg.daily_cap_per_sender})", inbound_id=inbound_id)

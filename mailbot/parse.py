@@ -143,8 +143,8 @@ def parse(raw: bytes, sha256: str | None = None) -> Mail:
         cc=tuple(_addresses(msg, "cc", ctx)),
         reply_to=tuple(_addresses(msg, "reply-to", ctx)),
         date=_date(_raw_get(msg, "date"), ctx),
-        in_reply_to=_in_reply_to(_raw_get(msg, "in-reply-to")),
-        references=tuple(_ids(_raw_get(msg, "references") or "")),
+        in_reply_to=_in_reply_to(_id_header(msg, "in-reply-to")),
+        references=tuple(_ids(_id_header(msg, "references") or "")),
         text=text,
         html=html_text,
         html_only=html_only,
@@ -280,6 +280,14 @@ def _message_id(value: str | None) -> str | None:
     if found:
         return found.group(0)
     return text or None
+
+
+def _id_header(msg: Message, name: str) -> str | None:
+    """In-Reply-To/References as written; some generators RFC 2047-encode a long one."""
+    value = _raw_get(msg, name)
+    if value and "=?" in value:
+        value = decode_header_value(value, name)[0]
+    return value
 
 
 def _in_reply_to(value: str | None) -> str | None:

@@ -59,6 +59,7 @@ def parse_file(path: str, sha256: str, job: dict | None = None) -> tuple[str, st
     if job is not None:  # classify, and stage the attachments a 稿件 will keep
         route = routing.route(mail, job["directory"], job["mailbox"])
         summary["classification"] = route.to_json()
+        summary["reply"] = reply_info(summary, summary["classification"], list(job["directory"].departments.values()))
         extra = {"kind": route.kind, "_route": route.to_json(), "_staged": []}
         if route.kind in ("submission", "resubmission"):
             try:
@@ -83,3 +84,20 @@ def stage(mail, folder: Path) -> list[dict]:
         out.append({"staged": str(path), "filename": att.filename, "safe_name": att.safe_name,
                     "size": att.size, "sha256": att.sha256, "content_type": att.content_type})
     return out
+
+
+def reply_info(summary: dict, route: dict, targets: list[str]) -> dict:
+    """The `reply` object of `mailbot parse --json`: what the robot reads as a reply's decision."""
+    from . import quotes, review
+
+    kind = route["kind"]
+    tracking = route.get("tracking")
+    if kind in ("auto_reply", "bounce"):
+        return {"tracking": tracking, "new_text": None, "decision": "auto" if kind == "auto_reply" else "bounce",
+                "reason": None, "target": None}
+    if kind != "reply" and not review.find_tokens(summary):
+        return {"tracking": tracking, "new_text": None, "decision": None, "reason": None, "target": None}
+    text = quotes.new_text(summary["text"])
+    command = quotes.read_command(text, targets)
+    return {"tracking": tracking, "new_text": text, "decision": command.decision, "reason": command.reason,
+            "target": command.target}

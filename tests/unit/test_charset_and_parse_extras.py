@@ -86,3 +86,10 @@ def test_outlook_winmail_dat_is_opened_into_its_files():
         ("GIR - LINUX.doc", "application/msword", "application/ms-tnef")]
     assert mail.attachments[0].data.startswith(b"\xd0\xcf\x11\xe0")  # the real Word file, not the TNEF wrapper
     assert any(d.startswith("tnef-expanded") for d in mail.defects)
+
+
+def test_encoded_in_reply_to_is_read():
+    raw = (b"From: a@example.test\r\nSubject: x\r\nMessage-ID: <m@x>\r\n"
+           b"In-Reply-To: =?utf-8?q?=3Cmailbot=2Ereview=2EKP-2026-0001=2Eabc?=\r\n =?utf-8?q?=40ly=2Eexample=2Etest=3E?=\r\n"
+           b"\r\nbody\r\n")
+    assert parse(raw).in_reply_to == "<mailbot.review.KP-2026-0001.abc@ly.example.test>"
