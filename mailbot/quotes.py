@@ -82,7 +82,7 @@ APPROVE_FOLLOW = ("发布", "发表", "刊发", "刊登", "推送", "上报", "�
 RETURN_FOLLOW = ("修改", "重写", "重报", "补充", "完善", "给", "至", "到")
 REROUTE_VERBS = ("转发给", "转发至", "转发到", "转给", "转到", "转至", "转交", "转")
 ACK_LEAD = r"(?:(?:好的|好|嗯|OK)[\s,.。!~]*)?(?:已收到|收到|已阅|已读|知道了|知悉|明白|了解|谢谢|感谢|多谢)"
-ACK_ANYWHERE = r"收到|已阅|看一?下|看看|再看|稍后|晚点|回头|抽空|在看|明天|考虑|研究|商量"
+ACK_ANYWHERE = r"收到|已阅|看一?下|看看|再看|明天看|稍后|晚点|回头|抽空|在看|考虑|研究|商量"
 TITLES = "老师|同志|主任|部长|科长|处长|书记|主席|秘书长|领导|经理|总"
 GREETING = (rf"(?:(?:尊敬的)?[\u4e00-\u9fffA-Za-z·]{{0,6}}?(?:{TITLES})们?{S}*(?:您好|你好|好)?|各位(?:领导|老师)?好?"
             rf"|大家好|您好|你好|(?:hi|hello|dear)\b[^,:\n]{{0,30}})(?:[\s,:;!.。~]+|$)")
@@ -105,6 +105,7 @@ _FOOTER = re.compile(rf"\s*(?:{'|'.join(FOOTERS)})\s*$", re.I)
 _SIGNATURE = re.compile(SIGNATURE_DELIMITER + "$")
 _QUOTE_MARKS = re.compile(r"^[ \t]*(?:>[ \t]?)+")
 _LEFTOVER = re.compile(HTML_LEFTOVER, re.I)
+_SPACES = re.compile(r"\s+")
 
 
 def _alt(words: Iterable[str]) -> str:
@@ -278,8 +279,7 @@ def _cut_html(html: str) -> str:
 
 def _converted_from(text: str, html: str) -> bool:
     """Is the text part only this HTML converted (as mailbot.parse gives for HTML-only mail)?"""
-    squash = re.compile(r"\s+")
-    return squash.sub("", text) == squash.sub("", _html_to_text(html))
+    return _SPACES.sub("", text) == _SPACES.sub("", _html_to_text(html))
 
 
 def _html_to_text(html: str) -> str:
@@ -372,7 +372,7 @@ def _classify(line: str, pos: int, whole: str, aliases, weak: bool) -> tuple[str
     """(decision, end of the keyword, target, why) for the command starting at `pos`."""
     if weak and (ack := _ACK_LEAD.match(line, pos)):
         decision, end, target, why = _classify(line, ack.end(), whole, aliases, weak=False)
-        if decision in ("approve", "return", "reroute"):
+        if end > ack.end():  # a command word follows the acknowledgement
             return decision, end, target, f"{why} after an acknowledgement"
         return None, pos, None, "acknowledgement"
     if m := _RETURN.match(line, pos):
