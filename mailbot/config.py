@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -134,6 +135,12 @@ class Review(_Strict):
     authserv_id: str | None = None  # trust Authentication-Results only from this server
     plus_addressing: bool = False  # carry the token in skxkpb+TOKEN@… (where the provider allows)
     publisher: str | None = None  # department told what is ready for the WeChat account
+    chase_after_days: int = Field(default=2, ge=1)  # working days a review may wait before a reminder
+    escalate_after_days: int = Field(default=2, ge=1)  # further working days before the leader is told
+    office_hours: str = Field(default="08:30-17:30", pattern=r"^\d\d:\d\d-\d\d:\d\d$")
+    closed_days: list[date] = Field(default_factory=list)  # the office's own closed days
+    escalate_to: list[str] = Field(default_factory=list)  # default: the last stage's reviewers
+    extra_workdays: list[date] = Field(default_factory=list)
     stages: dict[str, list[Stage]] = Field(default_factory=dict)  # department key -> stages
 
 

@@ -12,6 +12,7 @@ import logging
 import random
 import signal
 import threading
+import time
 from dataclasses import dataclass, field
 
 from imapclient.exceptions import IMAPClientError
@@ -48,9 +49,23 @@ class Runtime:
                                           settings=settings, on_outbox=rt.mail_due.set)
         return rt
 
-    def send_due(self) -> outbox.DrainCounts:
+    def chase(self, now=None) -> int:
+        """Queue reminders for reviews waiting too long (see reviewing.chase_reviews)."""
+        from sqlmodel import Session
+
+        from . import filing, reviewing
+
+        with Session(self.engine) as session:
+            ctx = filing.Context(self.settings, self.processor.directory, self.raws.root, now or outbox.utcnow())
+            queued = reviewing.chase_reviews(session, ctx)
+            session.commit()
+        if queued:
+            self.mail_due.set()
+        return queued
+
+    def send_due(self, now=None) -> outbox.DrainCounts:
         """Send what the outbox owes now (blocking; for run --once and tests)."""
-        counts = asyncio.run(outbox.drain(self.engine, self.settings))
+        counts = asyncio.run(outbox.drain(self.engine, self.settings, now))
         self._add_sent(counts)
         return counts
 
@@ -90,6 +105,7 @@ def run_once(rt: Runtime) -> list[ingest.MailboxError]:
         finally:
             ingest._close(client)
     rt.processor.close()  # workers end with the run; the next run starts fresh ones
+    rt.chase()
     rt.send_due()
     return errors
 
@@ -129,9 +145,13 @@ def mailbox_loop(rt: Runtime, box: Mailbox, stop: threading.Event) -> None:
 
 async def send_loop(rt: Runtime, stop: threading.Event) -> None:
     """The outbox drainer: sends as soon as a commit queued mail, and when retries fall due."""
+    chased = 0.0
     while not stop.is_set():
         rt.mail_due.clear()
         try:
+            if time.monotonic() - chased > 600:  # reviewer reminders: every ten minutes is plenty
+                chased = time.monotonic()
+                await asyncio.to_thread(rt.chase)
             rt._add_sent(await outbox.drain(rt.engine, rt.settings))
             due = await asyncio.to_thread(outbox.next_due, rt.engine)
         except Exception:  # the database or the disk: keep the drainer alive, try again

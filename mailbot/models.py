@@ -133,6 +133,7 @@ class Mail:
             "in_reply_to": self.in_reply_to,
             "references": list(self.references),
             "text": self.text,
+            "html": self.html[:200_000] if self.html else None,
             "html_only": self.html_only,
             "attachments": [a.to_json() for a in self.attachments],
             "forwarded_messages": [f.to_json() for f in self.forwarded_messages],

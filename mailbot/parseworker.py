@@ -97,7 +97,7 @@ def reply_info(summary: dict, route: dict, targets: list[str]) -> dict:
                 "reason": None, "target": None}
     if kind != "reply" and not review.find_tokens(summary):
         return {"tracking": tracking, "new_text": None, "decision": None, "reason": None, "target": None}
-    text = quotes.new_text(summary["text"])
+    text = quotes.new_text(summary["text"], summary.get("html"))
     command = quotes.read_command(text, targets)
     return {"tracking": tracking, "new_text": text, "decision": command.decision, "reason": command.reason,
             "target": command.target}

@@ -17,7 +17,7 @@ from datetime import datetime
 TOKEN_BITS = 128
 _TOKEN = r"[0-9a-f]{32}"
 _SUBJECT_TOKEN = re.compile(rf"[A-Z]{{1,4}}-\d{{4}}-\d{{3,6}}\s*/\s*({_TOKEN})", re.I)
-_ID_TOKEN = re.compile(rf"<mailbot\.review\.[A-Z]{{1,4}}-\d{{4}}-\d{{3,6}}\.({_TOKEN})@", re.I)
+_ID_TOKEN = re.compile(rf"<mailbot\.(?:review|reminder)\.[A-Z]{{1,4}}-\d{{4}}-\d{{3,6}}\.({_TOKEN})@", re.I)
 _PLUS_TOKEN = re.compile(rf"\+({_TOKEN})@", re.I)
 _DIGEST_ID = re.compile(r"<mailbot\.digest\.", re.I)
 
@@ -131,6 +131,17 @@ def transition(decision: str, stage: int, n_stages: int, mode: str, approvals: i
     if stage + 1 < n_stages:
         return Outcome("advance", stage + 1)
     return Outcome("approved")
+
+
+def chase_action(days_waiting: int, days_since_chase: int | None, escalated: bool, chase_after: int,
+                 escalate_after: int) -> str | None:
+    """A waiting review is chased once after `chase_after` working days, then escalated
+    once `escalate_after` working days after the chase."""
+    if days_since_chase is None:
+        return "chase" if days_waiting >= chase_after else None
+    if not escalated and days_since_chase >= escalate_after:
+        return "escalate"
+    return None
 
 
 SENSITIVE = ("绝密", "机密", "秘密", "内部", "涉密", "不宜公开")

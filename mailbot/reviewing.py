@@ -101,7 +101,7 @@ def handle_reply(session: Session, ctx, row: InboundMessage, summary: dict, rout
     task = session.exec(select(ReviewTask).where(ReviewTask.token.in_(tokens))).first() if tokens else None
     sub = session.get(Submission, task.submission_id) if task else None
     targets = [d.name for d in settings.departments]
-    command = quotes.read_command(quotes.new_text(summary["text"]), targets)
+    command = quotes.read_command(quotes.new_text(summary["text"], summary.get("html")), targets)
     view = None
     if task is not None:
         view = review.TaskView(task.token, task.reviewer, frozenset(a.lower() for a in settings.reviewer(task.reviewer).addresses),
@@ -240,3 +240,75 @@ def _send(session, ctx, sub, to: str, subject: str, text: str, kind: str, row) -
 
 
 ACTIONS = {"ignore": _ignore, "ack": _ignore, "refuse": _refuse, "hold": _hold, "ask": _ask, "decide": _decide}
+
+
+def chase_reviews(session: Session, ctx) -> int:
+    """Remind reviewers of reviews waiting too long (working days), once; then tell the
+    leader, once. Only in office hours. Returns how many mails were queued."""
+    from . import workdays
+
+    settings, cfg = ctx.settings, ctx.settings.review
+    closed, extra = frozenset(cfg.closed_days), frozenset(cfg.extra_workdays)
+    if not workdays.in_office_hours(ctx.now, settings.tz, cfg.office_hours, closed, extra):
+        return 0
+    queued = 0
+    tasks = session.exec(select(ReviewTask).where(ReviewTask.status == "open")).all()
+    for task in tasks:
+        if _aware(task.expires_at) <= ctx.now:
+            continue
+        waited, known = workdays.working_days_between(_aware(task.created_at), ctx.now, settings.tz, closed, extra)
+        since = None
+        if task.chased_at:
+            since = workdays.working_days_between(_aware(task.chased_at), ctx.now, settings.tz, closed, extra)[0]
+        action = review.chase_action(waited, since, task.escalated_at is not None, cfg.chase_after_days,
+                                     cfg.escalate_after_days)
+        if action is None:
+            continue
+        sub = session.get(Submission, task.submission_id)
+        note = "" if known else "（今年的法定节假日安排尚未收录，按周一至周五计算）"
+        if action == "chase":
+            task.chased_at = ctx.now
+            queued += _remind(session, ctx, sub, task, waited, note)
+        else:
+            task.escalated_at = ctx.now
+            queued += _escalate(session, ctx, sub, task, waited, note)
+    return queued
+
+
+def _remind(session, ctx, sub, task, waited: int, note: str) -> int:
+    settings = ctx.settings
+    person = settings.reviewer(task.reviewer)
+    dept, box = _dept_box(settings, sub.department)
+    subject = f"[{sub.tracking}/{task.token}] 提醒：稿件《{sub.title}》等待您{task.stage_name}"
+    _, text, _ = outbox.render("review-notice", tracking=sub.tracking, headline="", greeting=person.name,
+                               message=f"稿件《{sub.title}》（{sub.unit or '未知单位'}，编号 {sub.tracking}）已等待您"
+                                       f"{task.stage_name} {waited} 个工作日{note}。",
+                               detail="请直接回复本邮件，第一行写：通过；或 退回 + 原因；或 转 科普部/学会部/调宣部。",
+                               organisation=settings.organisation)
+    out = outbox.Outgoing(kind="review-reminder", mailbox=box.name, from_name=dept.sender_name or dept.name,
+                          from_address=box.email, to_name=person.name, to_address=person.addresses[0], subject=subject,
+                          text=text, html=None, date=ctx.now,
+                          message_id=f"<mailbot.reminder.{sub.tracking}.{task.token}@{settings.mail_domain}>")
+    outbox.enqueue(session, out, settings.outbox, ctx.now, submission_id=sub.id)
+    log_event(session, "review-chased", f"{task.stage_name} {task.reviewer}: {waited} working days",
+              submission_id=sub.id)
+    return 1
+
+
+def _escalate(session, ctx, sub, task, waited: int, note: str) -> int:
+    settings = ctx.settings
+    stages = settings.review.stages.get(sub.department, [])
+    leaders = settings.review.escalate_to or (stages[-1].reviewers if stages else [])
+    leaders = [who for who in leaders if who != task.reviewer]
+    waiting_on = settings.reviewer(task.reviewer).name
+    for who in leaders:
+        person = settings.reviewer(who)
+        _, text, _ = outbox.render("review-notice", tracking=sub.tracking, headline="", greeting=person.name,
+                                   message=f"稿件《{sub.title}》（{sub.unit or '未知单位'}，编号 {sub.tracking}）在{waiting_on}处"
+                                           f"等待{task.stage_name}已 {waited} 个工作日{note}，提醒后仍未处理，特此告知。",
+                                   detail="", organisation=settings.organisation)
+        _send(session, ctx, sub, person.addresses[0], f"[{sub.tracking}] 催办：稿件等待{task.stage_name}已 {waited} 个工作日",
+              text, "review-escalation", None)
+    log_event(session, "review-escalated", f"{task.stage_name} {task.reviewer} → {'、'.join(leaders) or '（无人可报）'}",
+              submission_id=sub.id)
+    return len(leaders)

@@ -155,6 +155,8 @@ class ReviewTask(SQLModel, table=True):
     decided_at: datetime | None = Field(default=None)
     inbound_id: int | None = Field(default=None, foreign_key="inbound_message.id")
     message_id: str | None = Field(default=None, max_length=300)  # our forward
+    chased_at: datetime | None = Field(default=None)
+    escalated_at: datetime | None = Field(default=None)
     expires_at: datetime
     created_at: datetime = Field(default_factory=utcnow)
 

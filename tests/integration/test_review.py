@@ -220,3 +220,30 @@ def test_unclear_reply_gets_a_question_and_acknowledgement_gets_nothing(servers,
     with Session(robot.engine) as s:
         notices = s.exec(select(OutboxMessage).where(OutboxMessage.to_address == "reviewer1@example.test")).all()
     assert sorted(n.kind for n in notices) == ["review-notice", "review-request"]  # one question, nothing for 收到
+
+
+def test_waiting_review_is_chased_once_then_escalated_once_in_office_hours(servers, robot):
+    from datetime import datetime, timedelta, timezone
+
+    send(servers, gaojian(), "unit1@example.test", ["skxkpb@example.test"])
+    daemon.run_once(robot)
+    china = timezone(timedelta(hours=8))
+    with Session(robot.engine) as s:  # the forward went out on Monday 2026-11-23, 09:00
+        [task] = s.exec(select(ReviewTask)).all()
+        task.created_at = datetime(2026, 11, 23, 9, 0, tzinfo=china)
+        s.commit()
+    assert robot.chase(datetime(2026, 11, 24, 10, 0, tzinfo=china)) == 0  # one working day: not yet
+    assert robot.chase(datetime(2026, 11, 25, 20, 0, tzinfo=china)) == 0  # due, but after office hours
+    assert robot.chase(datetime(2026, 11, 26, 9, 0, tzinfo=china)) == 1  # three working days: remind
+    assert robot.chase(datetime(2026, 11, 26, 11, 0, tzinfo=china)) == 0  # once only
+    assert robot.chase(datetime(2026, 11, 28, 10, 0, tzinfo=china)) == 0  # Saturday
+    assert robot.chase(datetime(2026, 11, 30, 10, 0, tzinfo=china)) == 1  # two more working days: the leader
+    assert robot.chase(datetime(2026, 12, 3, 10, 0, tzinfo=china)) == 0
+    robot.send_due(datetime(2026, 12, 3, 10, 0, tzinfo=china))
+    reminder = latest(servers, "reviewer1", "提醒")
+    assert "3 个工作日" in reminder.get_body(("plain",)).get_content()
+    escalation = latest(servers, "leader1", "催办")
+    assert "张科长" in escalation.get_body(("plain",)).get_content()
+    deliver_reply(servers, qq_reply(reminder, "reviewer1@example.test", "通过"), "reviewer1@example.test")
+    daemon.run_once(robot)  # answering the reminder itself works: it carries the token
+    assert state(robot).stage == 1
