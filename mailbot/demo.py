@@ -112,6 +112,18 @@ DEMO_ROUTING = {"default": "diaoxuan", "unknown": "diaoxuan", "rules": [
 ]}
 
 
+DEMO_REVIEWERS = [
+    {"key": "zhang", "name": "张科长", "addresses": ["reviewer1@example.test"]},
+    {"key": "li", "name": "李科长", "addresses": ["reviewer2@example.test"]},
+    {"key": "wang", "name": "王主席", "addresses": ["leader1@example.test"]},
+]
+DEMO_REVIEW = {"publisher": "diaoxuan", "stages": {
+    "kepu": [{"name": "初审", "reviewers": ["zhang"]}, {"name": "审核", "reviewers": ["wang"]}],
+    "xuehui": [{"name": "初审", "reviewers": ["li"]}, {"name": "审核", "reviewers": ["wang"]}],
+    "diaoxuan": [{"name": "初审", "reviewers": ["li"]}, {"name": "审核", "reviewers": ["wang"]}],
+}}
+
+
 def settings_for(servers: MailServers, storage: Path) -> Settings:
     boxes = [{"name": n, "host": servers.host, "port": servers.imap_port, "tls": "plain", "user": n,
               "password_env": PASSWORD_ENV, "address": servers.address(n), "smtp_host": servers.host,
@@ -122,7 +134,8 @@ def settings_for(servers: MailServers, storage: Path) -> Settings:
              {"key": "diaoxuan", "name": "调宣部", "prefix": "DX", "mailbox": "skxdxb", "sender_name": "临沂市科协调宣部"}]
     return Settings.model_validate({"storage": storage, "mailboxes": boxes, "departments": depts,
                                     "organisation": "临沂市科协", "mail_domain": "ly.example.test",
-                                    "units": DEMO_UNITS, "routing": DEMO_ROUTING, "parse_workers": 0})
+                                    "units": DEMO_UNITS, "routing": DEMO_ROUTING, "parse_workers": 0,
+                                    "reviewers": DEMO_REVIEWERS, "review": DEMO_REVIEW})
 
 
 def run(storage: Path, keep: bool, console: Console) -> None:
@@ -153,8 +166,10 @@ def run(storage: Path, keep: bool, console: Console) -> None:
         if quarantined:
             console.print(f"服务器上：无法处理的邮件已移入 skxdxb 的 mailbot/quarantine 文件夹（{quarantined} 封）。")
         console.print("服务器上：稿件已移入各科室邮箱的“稿件/单位名”文件夹，其余邮件加上 $MailbotStored 标记，没有删除任何邮件。")
+        errors += review_story(servers, rt, console)
         for exc in errors:
             console.print(f"[red]错误[/red]：{exc.message}")
+        rt.close()
     console.print(f"数据保存在 {storage}（原始邮件在 raw/，数据库 mailbot.db）。")
     if not keep:
         shutil.rmtree(storage, ignore_errors=True)
@@ -204,3 +219,81 @@ def _show_receipts(servers: MailServers, console: Console) -> None:
             text = msg.get_body(("plain",)).get_content()
             console.print(f"[bold]{servers.address(user)} 收到回执[/bold]：{msg['Subject']}（发件人 {msg['From']}）")
             console.print("    " + "\n    ".join(text.strip().splitlines()[:8]))
+
+
+# --- the life of one 稿件 ------------------------------------------------------------
+
+
+def _inbox(servers: MailServers, user: str, *needles: str):
+    """The newest mail in a user's INBOX whose subject has every needle."""
+    from email import message_from_bytes, policy
+
+    found = [message_from_bytes(r, policy=policy.default) for r in servers.fetch_all(user)]
+    return [m for m in found if all(n in m["Subject"] for n in needles)][-1]
+
+
+def qq_reply(original, sender: str, command: str) -> bytes:
+    """A reply as QQ Mail writes it: 回复： prefix, 原始邮件 quote, no In-Reply-To."""
+    quoted = original.get_body(("plain",)).get_content()
+    m = EmailMessage()
+    m["From"], m["To"] = sender, original["From"].addresses[0].addr_spec
+    m["Subject"], m["Message-ID"] = f"回复：{original['Subject']}", make_msgid(domain="qq.example")
+    m.set_content(f"{command}\n\n------------------&nbsp;原始邮件&nbsp;------------------\n"
+                  f"发件人: \"科普部\" <{m['To']}>;\n主题:&nbsp;{original['Subject']}\n\n{quoted}")
+    return m.as_bytes()
+
+
+def outlook_reply(original, sender: str, command: str) -> bytes:
+    """A reply as Outlook zh-CN writes it: 答复: prefix, rule and 发件人 block, threaded."""
+    quoted = original.get_body(("plain",)).get_content()
+    m = EmailMessage()
+    m["From"], m["To"] = sender, original["From"].addresses[0].addr_spec
+    m["Subject"], m["Message-ID"] = f"答复: {original['Subject']}", make_msgid(domain="outlook.example")
+    m["In-Reply-To"] = m["References"] = original["Message-ID"]
+    m.set_content(f"{command}\n\n________________________________\n发件人: 科普部 <{m['To']}>\n"
+                  f"发送时间: 2026年11月23日 10:00\n主题: {original['Subject']}\n\n{quoted}")
+    return m.as_bytes()
+
+
+def review_story(servers: MailServers, rt, console: Console) -> list:
+    """KP-2026-0001 from 沂水县科协: 初审 通过 (QQ), 审核 退回 (Outlook), a revised version,
+    then 通过 twice; each step as the robot handles it."""
+    from .history import EVENTS, submission_history
+
+    errors = []
+    console.print("\n[bold]审核流程演示：沂水县科协的稿件[/bold]")
+
+    def step(title: str, user: str, raw: bytes) -> None:
+        asyncio.run(aiosmtplib.send(raw, sender=servers.address(user), recipients=["skxkpb@example.test"],
+                                    hostname=servers.host, port=servers.smtp_port, start_tls=False))
+        errors.extend(daemon.run_once(rt))
+        console.print(f"• {title}")
+
+    t = "KP-2026-0001"
+    forward = _inbox(servers, "reviewer1", t, "请初审")
+    console.print(f"• 张科长收到送审邮件：{forward['Subject']}（附件已附上，可点按 通过/退回/转 按钮）")
+    step("张科长在 QQ 邮箱回复“通过”（引文里有“通过”和“退回”，只读新写的一行）", "reviewer1",
+         qq_reply(forward, "reviewer1@example.test", "通过，写得很好"))
+    console.print(f"  张科长收到确认：{_inbox(servers, 'reviewer1', t, '已记录')['Subject']}")
+    leader = _inbox(servers, "leader1", t, "请审核")
+    console.print(f"• 王主席收到送审邮件：{leader['Subject']}")
+    step("王主席在 Outlook 回复“退回：请补充活动现场照片”", "leader1",
+         outlook_reply(leader, "leader1@example.test", "退回：请补充活动现场照片"))
+    notice = _inbox(servers, "unit1", t, "退回")
+    console.print(f"  沂水县科协收到：{notice['Subject']}")
+    revised = qq_reply(notice, "unit1@example.test", "已补充照片，请审核。")
+    m = __import__("email").message_from_bytes(revised, policy=__import__("email").policy.default)
+    m.add_attachment(b"\xff\xd8\xff\xe0 photo", maintype="image", subtype="jpeg", filename="现场照片.jpg")
+    step("沂水县科协回复退回通知并附上照片：登记为第2版，编号不变，重新送审", "unit1", m.as_bytes())
+    step("张科长再次“通过”", "reviewer1", qq_reply(_inbox(servers, "reviewer1", t, "请初审"), "reviewer1@example.test", "通过"))
+    step("王主席“同意”", "leader1", outlook_reply(_inbox(servers, "leader1", t, "请审核"), "leader1@example.test", "同意"))
+    console.print(f"  沂水县科协收到：{_inbox(servers, 'unit1', t, '审核通过')['Subject']}")
+    console.print(f"  调宣部收到：{_inbox(servers, 'skxdxb', t, '可以发布')['Subject']}")
+    story = submission_history(rt.engine, rt.settings, t)
+    table = Table(title="mailbot show KP-2026-0001")
+    for col in ("事件", "人", "说明"):
+        table.add_column(col, overflow="fold")
+    for item in story["history"]:
+        table.add_row(EVENTS.get(item["kind"], item["kind"]), item["actor"] or "", item["detail"] or "")
+    console.print(table)
+    return errors

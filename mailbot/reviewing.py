@@ -110,8 +110,9 @@ def handle_reply(session: Session, ctx, row: InboundMessage, summary: dict, rout
     verdict = review.judge(sender, view, command.decision, review.auth_verdict(summary.get("trace_headers", []),
                            settings.review.authserv_id), ctx.now, sender in everyone)
     sub_id = sub.id if sub else None
-    log_event(session, f"review-{verdict.action}", f"{verdict.code}: {command.decision or '-'} {command.reason or ''}".strip(),
-              inbound_id=row.id, submission_id=sub_id, actor=sender)
+    if verdict.action != "decide":  # an accepted decision is recorded as a "decision" event below
+        log_event(session, f"review-{verdict.action}", f"{verdict.code}: {command.decision or '-'} "
+                  f"{command.reason or ''}".strip(), inbound_id=row.id, submission_id=sub_id, actor=sender)
     ACTIONS[verdict.action](session, ctx, row, sub, task, command, verdict, sender)
 
 
@@ -160,9 +161,10 @@ def _decide(session, ctx, row, sub, task, command, verdict, sender) -> None:
         for t in siblings:
             if t.status == "open":
                 t.status = "closed"
+    log_event(session, "decision", f"{task.stage_name} {WORDS[command.decision]}"
+              f"{' ' + command.target if command.target else ''}{' ' + command.reason if command.reason else ''}"
+              f" → {outcome.kind}", inbound_id=row.id, submission_id=sub.id, actor=sender)
     next_step = _apply_outcome(session, ctx, sub, task, command, outcome)
-    log_event(session, "decision", f"{task.stage_name} {WORDS[command.decision]} {command.reason or ''} → {outcome.kind}",
-              inbound_id=row.id, submission_id=sub.id, actor=sender)
     person = settings.reviewer(task.reviewer)
     subject, text, _ = outbox.render("review-confirm", tracking=sub.tracking, title=sub.title, reviewer=person.name,
                                      decision_word=WORDS[command.decision] + (f" {command.target}" if command.target else ""),
