@@ -247,3 +247,16 @@ def test_waiting_review_is_chased_once_then_escalated_once_in_office_hours(serve
     deliver_reply(servers, qq_reply(reminder, "reviewer1@example.test", "通过"), "reviewer1@example.test")
     daemon.run_once(robot)  # answering the reminder itself works: it carries the token
     assert state(robot).stage == 1
+
+
+def test_reroute_keeps_the_tracking_number_and_goes_to_the_other_department(servers, robot):
+    send(servers, gaojian(), "unit1@example.test", ["skxkpb@example.test"])
+    daemon.run_once(robot)
+    forward = latest(servers, "reviewer1", "请初审")
+    deliver_reply(servers, qq_reply(forward, "reviewer1@example.test", "转 学会部"), "reviewer1@example.test")
+    daemon.run_once(robot)
+    sub = state(robot)
+    assert (sub.department, sub.status, sub.stage) == ("xuehui", "reviewing", 0)
+    moved = latest(servers, "reviewer2", "请初审")
+    assert sub.tracking in moved["Subject"] and sub.tracking.startswith("KP-")
+    assert "已转 学会部" in latest(servers, "reviewer1", "已记录").get_body(("plain",)).get_content()
