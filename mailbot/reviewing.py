@@ -59,6 +59,7 @@ def start_stage(session: Session, ctx, sub: Submission, stage: int, body: str = 
                                                       SubmissionFile.revision == sub.revision)).all()
     attachments = tuple((f.filename, (ctx.storage / f.path).read_bytes(), f.content_type) for f in files)
     flags = review.attention_flags([sub.title, body, *[f.filename for f in files]])
+    previous = _changes(session, sub, files) if sub.revision > 1 else None
     for who in step.reviewers:
         person = settings.reviewer(who)
         token = review.make_token(review_secret(settings), sub.tracking, sub.revision, stage, who, secrets.token_hex(8))
@@ -70,7 +71,7 @@ def start_stage(session: Session, ctx, sub: Submission, stage: int, body: str = 
         subject, text, html = outbox.render(
             "review-request", tracking=sub.tracking, token=token, stage_name=step.name, title=sub.title,
             unit=sub.unit, department=dept.name, route_reason=sub.route_reason, revision=sub.revision,
-            files=[f.filename for f in files], flags=flags, previous=None, body=body[:5000],
+            files=[f.filename for f in files], flags=flags, previous=previous, body=body[:5000],
             reviewer=person.name, links=_links(reply_to, sub.tracking, token, settings))
         out = outbox.Outgoing(kind="review-request", mailbox=box.name, from_name=dept.sender_name or dept.name,
                               from_address=reply_to, to_name=person.name, to_address=person.addresses[0],
@@ -79,6 +80,22 @@ def start_stage(session: Session, ctx, sub: Submission, stage: int, body: str = 
         outbox.enqueue(session, out, settings.outbox, ctx.now, submission_id=sub.id)
     log_event(session, "review-started", f"{sub.tracking} r{sub.revision} {step.name}: {'、'.join(step.reviewers)}",
               submission_id=sub.id)
+
+
+def _changes(session, sub: Submission, files: list) -> str:
+    """What changed in the files since the previous revision, by name and content."""
+    before = {f.filename: f.sha256 for f in session.exec(select(SubmissionFile).where(
+        SubmissionFile.submission_id == sub.id, SubmissionFile.revision == sub.revision - 1)).all()}
+    after = {f.filename: f.sha256 for f in files}
+    parts = []
+    new = [n for n in after if n not in before]
+    gone = [n for n in before if n not in after]
+    changed = [n for n in after if n in before and after[n] != before[n]]
+    same = [n for n in after if n in before and after[n] == before[n]]
+    for label, names in (("新增", new), ("修改", changed), ("未变", same), ("不再附上", gone)):
+        if names:
+            parts.append(f"{label}：{'、'.join(names)}")
+    return "；".join(parts) or "附件没有变化（修改可能在正文中）"
 
 
 def _links(address: str, tracking: str, token: str, settings) -> dict:

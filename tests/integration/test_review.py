@@ -162,6 +162,7 @@ def test_returned_then_resubmitted_as_revision_two_then_approved(servers, robot)
     second = [m for m in (message_from_bytes(r, policy=policy.default) for r in servers.fetch_all("reviewer1"))
               if "请初审" in m["Subject"]]
     assert len(second) == 2 and "第2版" in second[-1].get_body(("plain",)).get_content()
+    assert "未变：稿件.txt" in second[-1].get_body(("plain",)).get_content()  # same file sent again
     deliver_reply(servers, qq_reply(second[-1], "reviewer1@example.test", "通过"), "reviewer1@example.test")
     daemon.run_once(robot)
     deliver_reply(servers, qq_reply(latest(servers, "leader1", "请审核"), "leader1@example.test", "通过"),
@@ -260,3 +261,46 @@ def test_reroute_keeps_the_tracking_number_and_goes_to_the_other_department(serv
     moved = latest(servers, "reviewer2", "请初审")
     assert sub.tracking in moved["Subject"] and sub.tracking.startswith("KP-")
     assert "已转 学会部" in latest(servers, "reviewer1", "已记录").get_body(("plain",)).get_content()
+
+
+def test_show_json_tells_the_whole_story(servers, robot, tmp_path, make_settings):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from conftest import PASSWORD_ENV, write_config
+
+    send(servers, gaojian(), "unit1@example.test", ["skxkpb@example.test"])
+    daemon.run_once(robot)
+    forward = latest(servers, "reviewer1", "请初审")
+    deliver_reply(servers, qq_reply(forward, "reviewer1@example.test", "退回 标题太长"), "reviewer1@example.test")
+    daemon.run_once(robot)
+    cfg = write_config(robot.settings, tmp_path / "c.yaml")
+    env = {**os.environ, PASSWORD_ENV: "secret"}
+    tracking = state(robot).tracking
+    proc = subprocess.run([sys.executable, "-m", "mailbot", "show", tracking, "--json", "--config", str(cfg)],
+                          capture_output=True, text=True, env=env, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    story = json.loads(proc.stdout)
+    assert story["submission"]["status"] == "returned"
+    assert [(r["stage"], r["decision"], r["reason"]) for r in story["reviews"]] == [("初审", "return", "标题太长")]
+    kinds = [h["kind"] for h in story["history"]]
+    assert kinds[:2] == ["filed", "review-started"] and "decision" in kinds
+    assert {m["kind"] for m in story["mail"]} >= {"receipt", "review-request", "review-confirm", "result"}
+    proc = subprocess.run([sys.executable, "-m", "mailbot", "show", "KP-1999-0001", "--config", str(cfg)],
+                          capture_output=True, text=True, env=env, timeout=60)
+    assert proc.returncode == 1 and "没有编号为" in proc.stderr
+
+    reply = qq_reply(forward, "reviewer1@example.test", "不通过，数据需要核实")
+    (tmp_path / "reply.eml").write_bytes(reply)
+    proc = subprocess.run([sys.executable, "-m", "mailbot", "parse", str(tmp_path / "reply.eml"), "--json",
+                           "--config", str(cfg)], capture_output=True, text=True, env=env, timeout=60)
+    out = json.loads(proc.stdout)
+    schema_path = __import__("pathlib").Path(__file__).parents[1] / "contract" / "parse.schema.json"
+    schema = json.loads(schema_path.read_text("utf-8"))
+    import jsonschema
+
+    jsonschema.validate(out, {**schema, "required": [*schema["required"], "classification", "reply"]})
+    assert out["reply"]["tracking"] == tracking and out["reply"]["decision"] == "return"
+    assert out["reply"]["reason"] == "数据需要核实" and out["reply"]["new_text"] == "不通过，数据需要核实"
