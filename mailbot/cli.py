@@ -21,6 +21,8 @@ db_app = typer.Typer(no_args_is_help=True, help="数据库结构（迁移）")
 app.add_typer(db_app, name="db")
 units_app = typer.Typer(no_args_is_help=True, help="单位名册")
 app.add_typer(units_app, name="units")
+review_app = typer.Typer(no_args_is_help=True, help="审核：待管理员确认的回复")
+app.add_typer(review_app, name="review")
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
@@ -213,6 +215,49 @@ def show(tracking: str = typer.Argument(..., help="稿件编号，例如 KP-2026
     for m in data["mail"]:
         mails.add_row(m["created_at"], m["kind"], m["to"], m["status"] + (f"（{m['error']}）" if m["error"] else ""))
     out.print(mails)
+
+
+@review_app.command("held")
+def review_held(config: Path | None = ConfigOpt) -> None:
+    """列出因发件地址未登记或验证失败而暂缓执行的审核回复。"""
+    from sqlmodel import Session
+
+    from . import daemon, reviewing
+
+    rt = daemon.Runtime.build(_settings(config))
+    with Session(rt.engine) as session:
+        rows = reviewing.held(session)
+    if not rows:
+        out.print("没有待确认的审核回复。")
+        return
+    table = Table(title="待确认的审核回复")
+    for col in ("编号", "时间", "发件人", "说明"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(str(r["inbound_id"]), str(r["at"])[:19], r["actor"] or "", r["detail"] or "")
+    out.print(table)
+    out.print("确认无误后执行：mailbot review confirm 编号")
+
+
+@review_app.command("confirm")
+def review_confirm(inbound_id: int = typer.Argument(..., help="mailbot review held 列出的编号"),
+                   operator: str = typer.Option(os.environ.get("USER", "operator"), "--by", help="确认人"),
+                   config: Path | None = ConfigOpt) -> None:
+    """确认一封暂缓的审核回复，并执行其中的意见。"""
+    from sqlmodel import Session
+
+    from . import daemon, filing, reviewing
+    from .store import utcnow
+
+    rt = daemon.Runtime.build(_settings(config))
+    with Session(rt.engine) as session:
+        ctx = filing.Context(rt.settings, rt.processor.directory, rt.raws.root, utcnow())
+        message = reviewing.confirm_held(session, ctx, inbound_id, operator)
+        session.commit()
+    rt.send_due()
+    out.print(message)
+    if not message.startswith("已执行"):
+        raise typer.Exit(1)
 
 
 @units_app.command("import")

@@ -331,3 +331,40 @@ def _escalate(session, ctx, sub, task, waited: int, note: str) -> int:
     log_event(session, "review-escalated", f"{task.stage_name} {task.reviewer} → {'、'.join(leaders) or '（无人可报）'}",
               submission_id=sub.id)
     return len(leaders)
+
+
+def held(session: Session) -> list[dict]:
+    """Replies held for the operator (unknown address, failed DMARC/DKIM), not yet confirmed."""
+    from .store import Event
+
+    rows = session.exec(select(Event).where(Event.kind == "review-hold").order_by(Event.id)).all()
+    done = {e.inbound_id for e in session.exec(select(Event).where(Event.kind == "review-confirmed")).all()}
+    return [{"inbound_id": e.inbound_id, "at": e.at, "actor": e.actor, "detail": e.detail,
+             "submission_id": e.submission_id} for e in rows if e.inbound_id not in done]
+
+
+def confirm_held(session: Session, ctx, inbound_id: int, operator: str) -> str:
+    """The operator vouches for a held reply: its decision is applied as if the sender were
+    on the reviewer's list (the token must still be valid and the review still open)."""
+    import json
+
+    row = session.get(InboundMessage, inbound_id)
+    if row is None or not row.parsed_json:
+        return "没有这封邮件"
+    if inbound_id not in {h["inbound_id"] for h in held(session)}:
+        return "这封回复不在待确认列表中"
+    summary = json.loads(row.parsed_json)
+    tokens = review.find_tokens(summary)
+    task = session.exec(select(ReviewTask).where(ReviewTask.token.in_(tokens))).first() if tokens else None
+    if task is None or task.status != "open" or _aware(task.expires_at) <= ctx.now:
+        return "这项审核已经结束或已过期，无法再执行这封回复的意见"
+    command = quotes.read_command(quotes.new_text(summary["text"], summary.get("html")),
+                                  [d.name for d in ctx.settings.departments])
+    if command.decision not in ("approve", "return", "reroute"):
+        return "这封回复里没有明确的审核意见"
+    sub = session.get(Submission, task.submission_id)
+    sender = summary["from"]["address"].lower()
+    log_event(session, "review-confirmed", f"operator {operator} confirmed the reply from {sender}",
+              inbound_id=inbound_id, submission_id=sub.id, actor=operator)
+    _decide(session, ctx, row, sub, task, command, review.Verdict("decide", command.decision), sender)
+    return f"已执行：{WORDS[command.decision]}（稿件 {sub.tracking}）"

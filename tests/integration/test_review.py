@@ -304,3 +304,32 @@ def test_show_json_tells_the_whole_story(servers, robot, tmp_path, make_settings
     jsonschema.validate(out, {**schema, "required": [*schema["required"], "classification", "reply"]})
     assert out["reply"]["tracking"] == tracking and out["reply"]["decision"] == "return"
     assert out["reply"]["reason"] == "数据需要核实" and out["reply"]["new_text"] == "不通过，数据需要核实"
+
+
+def test_operator_confirms_a_held_reply(servers, robot, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from conftest import PASSWORD_ENV, write_config
+
+    send(servers, gaojian(), "unit1@example.test", ["skxkpb@example.test"])
+    daemon.run_once(robot)
+    forward = latest(servers, "reviewer1", "请初审")
+    # the reviewer answers from a new personal address the office has not listed yet
+    deliver_reply(servers, qq_reply(forward, "unit2@example.test", "通过"), "unit2@example.test")
+    daemon.run_once(robot)
+    assert state(robot).stage == 0
+    cfg = write_config(robot.settings, tmp_path / "c.yaml")
+    env = {**os.environ, PASSWORD_ENV: "secret"}
+    run = lambda *a: subprocess.run([sys.executable, "-m", "mailbot", "review", *a, "--config", str(cfg)],  # noqa: E731
+                                    capture_output=True, text=True, env=env, timeout=60)
+    listing = run("held")
+    assert listing.returncode == 0 and "unit2@example.test" in listing.stdout
+    inbound_id = int(re.search(r"│ (\d+)\s+│", listing.stdout).group(1))
+    done = run("confirm", str(inbound_id), "--by", "调宣部王")
+    assert done.returncode == 0 and "已执行：通过" in done.stdout, done.stderr
+    assert state(robot).stage == 1
+    again = run("confirm", str(inbound_id))
+    assert again.returncode == 1 and "不在待确认列表中" in again.stdout
+    assert "没有待确认" in run("held").stdout
