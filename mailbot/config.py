@@ -144,6 +144,29 @@ class Review(_Strict):
     stages: dict[str, list[Stage]] = Field(default_factory=dict)  # department key -> stages
 
 
+class Audience(_Strict):
+    """A group of units asked for the form, with its own deadline (毕节: 市直 10月25日, 县区 11月5日)."""
+
+    name: str
+    units: list[str] = Field(default_factory=list)  # unit names from the roster
+    categories: list[str] = Field(default_factory=list)  # or every unit of these categories
+    deadline: date
+    inclusive: bool = False  # True: the deadline day itself counts (当日); False: "12月20日前"
+
+
+class Campaign(_Strict):
+    """A notice asking units for a form by a deadline."""
+
+    key: str = Field(pattern=r"^[a-z0-9_-]+$")
+    name: str
+    template: str  # form template name (config/forms/<name>.yaml)
+    department: str  # whose mailbox collects it and who is told
+    audiences: list[Audience] = Field(min_length=1)
+    reminder_offsets: list[int] = Field(default_factory=lambda: [7, 3, 1, -1])  # days before (−: after)
+    require_stamped: bool = False  # a scan/photo (PDF/JPEG) of the stamped form beside the editable file
+    attach_template: Path | None = None  # the blank form attached to reminders
+
+
 class Filing(_Strict):
     move_to_unit_folder: bool = True
     folder_prefix: str = "稿件"
@@ -187,6 +210,14 @@ class Settings(_Strict):
     outbox: Outbox = Field(default_factory=Outbox)
     reviewers: list[Reviewer] = Field(default_factory=list)
     review: Review = Field(default_factory=Review)
+    forms_folder: Path = Path("config/forms")
+    campaigns: list[Campaign] = Field(default_factory=list)
+
+    def campaign(self, key: str) -> Campaign:
+        for item in self.campaigns:
+            if item.key == key:
+                return item
+        raise KeyError(key)
 
     def reviewer(self, key: str) -> Reviewer:
         for person in self.reviewers:
