@@ -50,14 +50,14 @@ class Runtime:
         return rt
 
     def chase(self, now=None) -> int:
-        """Queue reminders for reviews waiting too long (see reviewing.chase_reviews)."""
+        """Queue what the clock makes due: review reminders and campaign reminders."""
         from sqlmodel import Session
 
-        from . import filing, reviewing
+        from . import collecting, filing, reviewing
 
         with Session(self.engine) as session:
             ctx = filing.Context(self.settings, self.processor.directory, self.raws.root, now or outbox.utcnow())
-            queued = reviewing.chase_reviews(session, ctx)
+            queued = reviewing.chase_reviews(session, ctx) + collecting.remind(session, ctx)
             session.commit()
         if queued:
             self.mail_due.set()

@@ -187,6 +187,52 @@ class OutboxMessage(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
 
 
+class FormReturn(SQLModel, table=True):
+    """One form a unit sent for a campaign (a version: the latest valid one counts)."""
+
+    __tablename__ = "form_return"
+    __table_args__ = (Index("ix_form_return_campaign_unit", "campaign", "unit"),)
+    id: int | None = Field(default=None, primary_key=True)
+    campaign: str = Field(max_length=50)
+    unit: str | None = Field(default=None, max_length=200)
+    sender: str = Field(max_length=320)
+    version: int = Field(default=1)
+    inbound_id: int = Field(foreign_key="inbound_message.id", index=True)
+    filename: str = Field(sa_column=Column(Text, nullable=False))
+    path: str | None = Field(default=None, max_length=700)
+    format: str = Field(max_length=20)
+    valid: bool = Field(default=False)
+    stamped: bool = Field(default=False)  # a scan/photo of the stamped form came with it
+    on_time: bool = Field(default=True)
+    result_json: str = Field(sa_column=Column(Text, nullable=False))  # the forms check JSON
+    received_at: datetime = Field(default_factory=utcnow)
+
+
+class FormRow(SQLModel, table=True):
+    """One data row of a form, with where it came from."""
+
+    __tablename__ = "form_row"
+    id: int | None = Field(default=None, primary_key=True)
+    return_id: int = Field(foreign_key="form_return.id", index=True)
+    row_index: int
+    source: str = Field(max_length=200)
+    row_unit: str | None = Field(default=None, max_length=200)  # the unit named in the row, matched to the roster
+    parent: str | None = Field(default=None, max_length=200)
+    data_json: str = Field(sa_column=Column(Text, nullable=False))
+
+
+class CampaignReminder(SQLModel, table=True):
+    """A reminder sent (or the operator's missing list): at most once per unit and offset."""
+
+    __tablename__ = "campaign_reminder"
+    __table_args__ = (UniqueConstraint("campaign", "unit", "offset", name="uq_campaign_reminder"),)
+    id: int | None = Field(default=None, primary_key=True)
+    campaign: str = Field(max_length=50)
+    unit: str = Field(max_length=200)
+    offset: int
+    sent_at: datetime = Field(default_factory=utcnow)
+
+
 class Event(SQLModel, table=True):
     """Audit trail: what happened, when, to which message or mailbox."""
 

@@ -104,6 +104,6 @@ def test_out_of_date_postgres_schema_is_refused_until_db_upgrade(servers, make_s
     proc = mailbot("run", "--once", "--config", cfg)
     assert proc.returncode == 2 and "mailbot db upgrade" in proc.stderr
     proc = mailbot("db", "upgrade", "--config", cfg)
-    assert proc.returncode == 0 and "0004" in proc.stdout
+    assert proc.returncode == 0 and "0005" in proc.stdout
     proc = mailbot("run", "--once", "--config", cfg)
     assert proc.returncode == 0, proc.stderr
