@@ -23,6 +23,8 @@ units_app = typer.Typer(no_args_is_help=True, help="单位名册")
 app.add_typer(units_app, name="units")
 review_app = typer.Typer(no_args_is_help=True, help="审核：待管理员确认的回复")
 app.add_typer(review_app, name="review")
+forms_app = typer.Typer(no_args_is_help=True, help="统计报表")
+app.add_typer(forms_app, name="forms")
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
@@ -215,6 +217,74 @@ def show(tracking: str = typer.Argument(..., help="稿件编号，例如 KP-2026
     for m in data["mail"]:
         mails.add_row(m["created_at"], m["kind"], m["to"], m["status"] + (f"（{m['error']}）" if m["error"] else ""))
     out.print(mails)
+
+
+@forms_app.command("check")
+def forms_check(file: Path = typer.Argument(..., help="报表文件（.docx .doc .xlsx .xls .wps .et .csv .pdf）"),
+                template: str | None = typer.Option(None, "--template", "-t", help="只按这个模板读取"),
+                as_json: bool = typer.Option(False, "--json", help="输出一个 JSON 对象（UTF-8）"),
+                folder: Path | None = typer.Option(None, "--forms", help="表单模板目录（默认配置中的 forms_folder）"),
+                config: Path | None = ConfigOpt) -> None:
+    """显示机器人从一个报表文件读到的内容（与邮件附件走同一段代码）。"""
+    from datetime import date
+
+    from .forms import TemplateError, load_templates, read_form
+
+    if folder is None:
+        path = _config_path(config)
+        folder = _settings(config).forms_folder if (config is not None or path.exists()) else Path("config/forms")
+    try:
+        templates = load_templates(folder)
+    except TemplateError as exc:
+        err.print(f"表单模板有问题：{exc}")
+        raise typer.Exit(2)
+    if template:
+        templates = [t for t in templates if t.name == template]
+        if not templates:
+            err.print(f"没有名为 {template} 的表单模板（{folder}）")
+            raise typer.Exit(2)
+    result = read_form(_read_file(file), file.name, templates, today=date.today())
+    if as_json:
+        sys.stdout.write(result.to_json() + "\n")
+        return
+    out.print(f"模板：{result.template or '未识别'}（{result.form_type or '—'}）；格式：{result.format}；"
+              f"数据 {len(result.items)} 行；问题 {len(result.errors)} 处")
+    for key, value in result.header.items():
+        out.print(f"  {key}：{value if value is not None else '（未填）'}")
+    if result.items:
+        table = Table()
+        for col in result.columns:
+            table.add_column(col)
+        for row in result.rows[:50]:
+            table.add_row(*[("" if row.get(c) is None else str(row.get(c))) for c in result.columns])
+        out.print(table)
+    for e in result.errors:
+        out.print(f"[red]问题[/red]：{e.message}")
+    for w in result.warnings:
+        out.print(f"[yellow]注意[/yellow]：{w}")
+
+
+@app.command()
+def export(campaign: str = typer.Argument(..., help="活动（campaign）的 key"),
+           output: Path = typer.Option(..., "-o", "--output", help="写入的 Excel 文件"),
+           config: Path | None = ConfigOpt) -> None:
+    """导出一个报表活动的汇总 Excel：全部数据（含来源）、按单位和县区的合计、未报单位。"""
+    from . import collecting, daemon
+    from .forms import load_templates
+    from .store import utcnow
+
+    settings = _settings(config)
+    keys = [c.key for c in settings.campaigns]
+    if campaign not in keys:
+        err.print(f"没有名为 {campaign} 的报表活动；配置中有：{'、'.join(keys) or '（无）'}")
+        raise typer.Exit(2)
+    template = {t.name: t for t in load_templates(settings.forms_folder)}.get(settings.campaign(campaign).template)
+    if template is None:
+        err.print(f"找不到活动使用的表单模板 {settings.campaign(campaign).template}（{settings.forms_folder}）")
+        raise typer.Exit(2)
+    rt = daemon.Runtime.build(settings)
+    counts = collecting.export(rt.engine, settings, campaign, template, output, utcnow())
+    out.print(f"已导出 {output}：{counts['units']} 个单位的 {counts['rows']} 行数据，未报单位 {counts['missing']} 个。")
 
 
 @review_app.command("held")

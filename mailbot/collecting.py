@@ -99,3 +99,166 @@ def _missing_list(session, ctx, campaign, missing) -> int:
     outbox.enqueue(session, out, settings.outbox, ctx.now)
     log_event(session, "form-missing", f"{campaign.key}: {'、'.join(i['unit'] for i in items)}")
     return 1
+
+
+def latest_valid_returns(session: Session, campaign: str) -> list[FormReturn]:
+    latest: dict[str, FormReturn] = {}
+    for row in session.exec(select(FormReturn).where(FormReturn.campaign == campaign).order_by(FormReturn.id)):
+        if row.valid:
+            latest[row.unit or row.sender] = row
+    return list(latest.values())
+
+
+def export(engine, settings, campaign_key: str, template, path, now: datetime) -> dict:
+    """The tally workbook: all rows with their source, totals per unit and county, missing
+    units; columns in the template's names and order. Returns counts for the CLI."""
+    import json
+
+    from openpyxl import Workbook
+    from openpyxl.styles import Font
+
+    from .store import FormRow
+
+    campaign = settings.campaign(campaign_key)
+    columns = [c.name for c in template.columns]
+    numeric = [c.name for c in template.columns if c.type == "integer"]
+    book = Workbook()
+    rows_sheet = book.active
+    rows_sheet.title = "全部数据"
+    rows_sheet.append(["报送单位", "版本", "文件", "位置", *columns])
+    per_unit: dict[str, list] = {}
+    per_parent: dict[str, list] = {}
+    with Session(engine) as session:
+        returns = latest_valid_returns(session, campaign_key)
+        done = {r.unit for r in returns if r.unit}
+        for ret in returns:
+            for row in session.exec(select(FormRow).where(FormRow.return_id == ret.id).order_by(FormRow.row_index)):
+                data = json.loads(row.data_json)
+                rows_sheet.append([ret.unit or ret.sender, ret.version, ret.filename, row.source,
+                                   *[data.get(c) for c in columns]])
+                for key, table in ((row.row_unit or ret.unit or "（未识别）", per_unit), (row.parent or "（未识别）", per_parent)):
+                    sums = table.setdefault(key, [0] + [0] * len(numeric))
+                    sums[0] += 1
+                    for i, c in enumerate(numeric, 1):
+                        sums[i] += data.get(c) or 0
+    totals = book.create_sheet("汇总")
+    totals.append(["单位", "行数", *numeric])
+    for key, sums in sorted(per_unit.items()):
+        totals.append([key, *sums])
+    totals.append([])
+    totals.append(["县区（上级）", "行数", *numeric])
+    for key, sums in sorted(per_parent.items()):
+        totals.append([key, *sums])
+    missing = book.create_sheet("未报单位")
+    missing.append(["单位", "范围", "截止日期", "截止后"])
+    count_missing = 0
+    for audience in campaign.audiences:
+        for unit in deadlines.audience_units(audience, settings.units):
+            if unit not in done:
+                count_missing += 1
+                late = now >= deadlines.closes_at(audience.deadline, audience.inclusive, settings.tz)
+                missing.append([unit, audience.name, audience.deadline.isoformat(), "是" if late else "否"])
+    for sheet in book.worksheets:
+        for cell in sheet[1]:
+            cell.font = Font(bold=True)
+    book.save(path)
+    return {"rows": rows_sheet.max_row - 1, "units": len(done), "missing": count_missing}
+
+
+SCAN_TYPES = ("application/pdf", "image/jpeg", "image/png", "image/heic", "image/tiff", "image/bmp")
+
+
+def _campaign_for(settings, template: str, mailbox: str):
+    """The campaign a form belongs to: by template; the arrival mailbox's department breaks ties."""
+    matches = [c for c in settings.campaigns if c.template == template]
+    dept = next((d.key for d in settings.departments if d.mailbox == mailbox), None)
+    return next((c for c in matches if c.department == dept), matches[0] if matches else None)
+
+
+def handle_form(session: Session, ctx, row, summary: dict, route: dict, staged: list[dict]) -> None:
+    """Record each form of a message (a new version per unit), its rows with their source,
+    and answer the sender with what was recorded or exactly what is wrong."""
+    from pathlib import Path
+
+    from .parse import safe_name
+    from .routing import find_unit_by_name
+    from .store import FormRow
+
+    settings = ctx.settings
+    form_indexes = {f["index"] for f in route.get("forms", [])}
+    scans = [s for i, s in enumerate(staged) if i not in form_indexes and s["content_type"] in SCAN_TYPES]
+    for item in route.get("forms", []):
+        result = item["result"]
+        campaign = _campaign_for(settings, result["template"], row.first_mailbox)
+        if campaign is None:
+            continue
+        unit = route.get("unit") or _header_unit(result, settings, find_unit_by_name, ctx.directory)
+        previous = session.exec(select(FormReturn).where(FormReturn.campaign == campaign.key,
+                                                         FormReturn.unit == unit)).all() if unit else []
+        version = len(previous) + 1
+        stamped = bool(scans) or any(p.stamped for p in previous)
+        file = staged[item["index"]]
+        folder = Path("forms") / campaign.key / safe_name(unit or "未知单位", 1, "")
+        (ctx.storage / folder).mkdir(parents=True, exist_ok=True)
+        rel = folder / f"v{version}-{file['safe_name']}"
+        Path(file["staged"]).replace(ctx.storage / rel)
+        for scan in scans:
+            Path(scan["staged"]).replace(ctx.storage / folder / f"v{version}-盖章件-{scan['safe_name']}")
+        audience = next((a for a in campaign.audiences if unit in deadlines.audience_units(a, settings.units)),
+                        campaign.audiences[0])
+        on_time = deadlines.on_time(ctx.now, audience.deadline, audience.inclusive, settings.tz)
+        complete = bool(result["template"] and result["rows"] and not result["errors"])
+        valid = complete and (stamped or not campaign.require_stamped)
+        ret = FormReturn(campaign=campaign.key, unit=unit, sender=summary["from"]["address"], version=version,
+                         inbound_id=row.id, filename=file["filename"] or file["safe_name"], path=str(rel),
+                         format=result["format"], valid=valid, stamped=stamped, on_time=on_time,
+                         result_json=__import__("json").dumps(result, ensure_ascii=False), received_at=ctx.now)
+        session.add(ret)
+        session.flush()
+        for values, source, index in zip(result["rows"], result["sources"], range(1, len(result["rows"]) + 1)):
+            named = values.get(result.get("unit_column") or "") if result.get("unit_column") else None
+            matched = find_unit_by_name(str(named), ctx.directory) if named else None
+            session.add(FormRow(return_id=ret.id, row_index=index, source=_source(source),
+                                row_unit=matched.name if matched else named, parent=matched.parent if matched else None,
+                                data_json=__import__("json").dumps(values, ensure_ascii=False, default=str)))
+        log_event(session, "form-received", f"{campaign.key} {unit or '?'} v{version}: {len(result['rows'])} rows, "
+                                            f"{len(result['errors'])} errors", inbound_id=row.id)
+        _form_reply(session, ctx, campaign, result, ret, audience, complete)
+
+
+def _header_unit(result, settings, find, directory) -> str | None:
+    for value in (result.get("header") or {}).values():
+        if isinstance(value, str):
+            unit = find(value, directory)
+            if unit:
+                return unit.name
+    return None
+
+
+def _source(source: dict) -> str:
+    return "，".join(f"{k}={v}" for k, v in source.items())[:200]
+
+
+def _form_reply(session, ctx, campaign, result, ret, audience, complete: bool) -> None:
+    settings = ctx.settings
+    dept = settings.department(campaign.department)
+    box = settings.mailbox(dept.mailbox or settings.mailboxes[0].name)
+    totals = []
+    for name in result["columns"]:
+        numbers = [r.get(name) for r in result["rows"] if isinstance(r.get(name), int)]
+        if numbers and len(numbers) == len([r for r in result["rows"] if r.get(name) is not None]):
+            totals.append((name, sum(numbers)))
+    errors = [e["message"] for e in result["errors"]]
+    if not result["rows"] and not errors:
+        errors = ["没有读到数据行，请确认表格内容已填写"]
+    subject, text, _ = outbox.render(
+        "form-reply", valid=ret.valid, form=result["form_type"] or campaign.template, rows=len(result["rows"]),
+        version=ret.version, unit=ret.unit or "您好", filename=ret.filename, errors=errors, totals=totals,
+        warnings=result["warnings"], missing_stamp=campaign.require_stamped and not ret.stamped,
+        on_time=ret.on_time, deadline=audience.deadline.isoformat(), organisation=settings.organisation,
+        department=dept.name)
+    out = outbox.Outgoing(kind="form-reply", mailbox=box.name, from_name=dept.sender_name or dept.name,
+                          from_address=box.email, to_name="", to_address=ret.sender, subject=subject, text=text,
+                          html=None, date=ctx.now, message_id=outbox.new_message_id("formreply", campaign.key,
+                                                                                    settings.mail_domain))
+    outbox.enqueue(session, out, settings.outbox, ctx.now)

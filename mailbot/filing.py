@@ -19,7 +19,7 @@ from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
-from . import outbox, reviewing
+from . import collecting, outbox, reviewing
 from .config import Settings
 from .parse import safe_name, unique_name
 from .routing import Directory
@@ -119,7 +119,9 @@ def note_bounce(session, ctx: Context, row, summary, route, staged) -> None:
 
 HANDLERS = {"submission": file_submission, "resubmission": file_resubmission, "bounce": note_bounce,
             "reply": lambda session, ctx, row, summary, route, staged:
-            reviewing.handle_reply(session, ctx, row, summary, route, staged)}
+            reviewing.handle_reply(session, ctx, row, summary, route, staged),
+            "form": lambda session, ctx, row, summary, route, staged:
+            collecting.handle_form(session, ctx, row, summary, route, staged)}
 
 
 def _title(summary: dict) -> str:

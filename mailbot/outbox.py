@@ -102,7 +102,7 @@ def build(out: Outgoing) -> bytes:
 
 
 # Answers to whoever wrote to us are capped (loops, floods); mail to our own reviewers is not.
-CAPPED_KINDS = {"receipt", "review-notice", "result"}
+CAPPED_KINDS = {"receipt", "review-notice", "result", "form-reply"}
 
 
 def sent_recently(session: Session, address: str, now: datetime) -> int:

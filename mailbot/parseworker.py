@@ -61,7 +61,14 @@ def parse_file(path: str, sha256: str, job: dict | None = None) -> tuple[str, st
         summary["classification"] = route.to_json()
         summary["reply"] = reply_info(summary, summary["classification"], list(job["directory"].departments.values()))
         extra = {"kind": route.kind, "_route": route.to_json(), "_staged": []}
-        if route.kind in ("submission", "resubmission"):
+        forms = read_forms(mail, job) if route.kind not in ("auto_reply", "bounce", "other") else []
+        if forms:  # a statistics form for a campaign: handled as a form, not as a 稿件
+            route = routing.Route("form", route.unit, route.unit_known, route.department, route.department_name,
+                                  f"附件是报表《{forms[0]['result']['form_type']}》；{route.reason}",
+                                  route.tracking, route.category, route.claimed_unit)
+            summary["classification"] = route.to_json()
+            extra = {"kind": "form", "_route": {**route.to_json(), "forms": forms}, "_staged": []}
+        if route.kind in ("submission", "resubmission", "form"):
             try:
                 extra["_staged"] = stage(mail, Path(job["staging"]))
             except OSError as exc:
@@ -101,3 +108,28 @@ def reply_info(summary: dict, route: dict, targets: list[str]) -> dict:
     command = quotes.read_command(text, targets)
     return {"tracking": tracking, "new_text": text, "decision": command.decision, "reason": command.reason,
             "target": command.target}
+
+
+OFFICE_TYPES = ("application/", "text/")
+
+
+def read_forms(mail, job: dict) -> list[dict]:
+    """Attachments that are a campaign's form, recognised by their columns (not names)."""
+    from datetime import date
+
+    from .forms import read_form
+
+    templates = job.get("templates") or []
+    wanted = job.get("form_templates") or set()
+    if not templates or not wanted:
+        return []
+    out = []
+    for i, att in enumerate(mail.attachments):
+        if not att.content_type.startswith(OFFICE_TYPES) or att.size > 20 * 1024 * 1024:
+            continue
+        # LibreOffice (for .doc/.wps/.et) only where the message looks like a form: it costs a second
+        likely = "表" in att.filename or "表" in mail.subject
+        result = read_form(att.data, att.filename, templates, today=date.today(), soffice=None if likely else False)
+        if result.template in wanted:
+            out.append({"index": i, "result": result.to_dict()})
+    return out

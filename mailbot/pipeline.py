@@ -194,6 +194,7 @@ class Processor:
         self.engine, self.raws, self.workers, self.timeout = engine, raws, workers, timeout
         self.settings, self.on_outbox = settings, on_outbox
         self.directory = routing.Directory.from_settings(settings) if settings is not None else None
+        self._templates = None
         self.pool = None
         self.inflight: dict[int, tuple[object, float, str, str]] = {}
         self.lock = threading.RLock()
@@ -222,8 +223,19 @@ class Processor:
     def job(self, inbound_id: int, mailbox: str) -> dict | None:
         if self.directory is None:
             return None
-        return {"directory": self.directory, "mailbox": mailbox,
+        return {"directory": self.directory, "mailbox": mailbox, "templates": self.templates,
+                "form_templates": {c.template for c in self.settings.campaigns},
                 "staging": str(self.raws.root / "staging" / str(inbound_id))}
+
+    @property
+    def templates(self) -> list:
+        if self._templates is None:
+            self._templates = []
+            if self.settings is not None and self.settings.campaigns:
+                from .forms import load_templates
+
+                self._templates = load_templates(self.settings.forms_folder)
+        return self._templates
 
     def record(self, results: list[tuple]) -> list[str]:
         ctx = None
@@ -355,7 +367,8 @@ def _apply(session: Session, results: list[tuple], ctx=None) -> tuple[list[str],
             route, staged = columns.pop("_route", None), columns.pop("_staged", [])
             sent = columns["sent_at"]
             parsed.append({**columns, "sent_at": datetime.fromisoformat(sent) if sent else None,
-                           "route_json": json.dumps(route, ensure_ascii=False) if route else None,
+                           "route_json": json.dumps({k: v for k, v in route.items() if k != "forms"},
+                                                    ensure_ascii=False) if route else None,
                            "_id": inbound_id, "parsed_json": payload, "status": "parsed", "processed_at": now})
             if route is not None and ctx is not None:
                 routed.append((inbound_id, payload, route, staged))

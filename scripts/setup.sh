@@ -20,6 +20,11 @@ if [ ! -x /usr/sbin/dovecot ] || [ ! -e /usr/lib/dovecot/lmtp ]; then
   fi
 fi
 
+# Statistics forms in .doc/.wps/.et are read through LibreOffice's headless conversion.
+if ! command -v soffice >/dev/null 2>&1; then
+  apt_install libreoffice-writer-nogui libreoffice-calc-nogui
+fi
+
 if [ ! -x .venv/bin/python ]; then
   # Debian's python3 has no venv/ensurepip until python3-venv is installed.
   if ! python3 -m venv .venv >/dev/null 2>&1; then

@@ -1,0 +1,16 @@
+"""Statistics forms (统计表) sent back by units: template files, value cleaning, reading a file.
+
+Pure core: bytes × templates → FormResult; the only outside call is LibreOffice, in a temp
+dir, for the old binary formats. No database, no mail.
+"""
+
+from .office import sniff_format
+from .reading import read_form
+from .result import FormError, FormResult, FormRow
+from .templates import Column, FormTemplate, TemplateError, load_templates, parse_template
+from .values import chinese_integer, normalise
+
+__all__ = [
+    "Column", "FormError", "FormResult", "FormRow", "FormTemplate", "TemplateError", "chinese_integer",
+    "load_templates", "normalise", "parse_template", "read_form", "sniff_format",
+]

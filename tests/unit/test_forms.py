@@ -1,0 +1,318 @@
+"""Reading statistics forms: the value table, the templates, and every fixture in tests/forms/
+read to exact rows, totals, errors and warnings, checked against the JSON contract."""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import shutil
+import zipfile
+from datetime import date
+from io import BytesIO
+from pathlib import Path
+
+import jsonschema
+import openpyxl
+import pytest
+import yaml
+
+from mailbot.forms import TemplateError, load_templates, normalise, read_form, sniff_format
+
+ROOT = Path(__file__).resolve().parents[2]
+FORMS = ROOT / "tests" / "forms"
+TEMPLATES = load_templates(ROOT / "config" / "forms")
+SCHEMA = json.loads((ROOT / "tests" / "contract" / "forms.schema.json").read_text("utf-8"))
+CASES = yaml.safe_load((ROOT / "tests" / "cases" / "form_values.yaml").read_text("utf-8"))
+TODAY = date(2026, 12, 21)
+HAS_SOFFICE = bool(shutil.which("soffice") or shutil.which("libreoffice"))
+needs_soffice = pytest.mark.skipif(not HAS_SOFFICE, reason="LibreOffice (soffice) is not installed: "
+                                   "scripts/setup.sh installs it; .doc/.wps/HTML forms are read through it")
+COLUMN_CHOICES = {c.name: c.choices for t in TEMPLATES for c in t.columns if c.choices}
+
+
+@functools.cache
+def read(name: str):
+    return read_form((FORMS / name).read_bytes(), name, TEMPLATES, today=TODAY)
+
+
+# ---- values -------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("case", CASES, ids=[f"{c['type']}:{c['input']!r}" for c in CASES])
+def test_normalise(case):
+    choices = case.get("choices")
+    choices = COLUMN_CHOICES[choices] if isinstance(choices, str) else choices
+    got = normalise(case["input"], case["type"], choices, today=case.get("today"))
+    assert got == (case.get("expect"), case.get("error"))
+
+
+# ---- templates ----------------------------------------------------------------------------------
+
+def test_templates_load():
+    by_name = {t.name: t for t in TEMPLATES}
+    guanzhu, bijie = by_name["关注情况统计表"], by_name["信息报送表"]
+    assert guanzhu.title == "临沂科协微信公众号关注情况统计表" and guanzhu.unit_column == "单位名称"
+    assert guanzhu.column_names == ["单位名称", "关注人数"] and guanzhu.sequence.name == "序号"
+    assert [(h.name, h.type) for h in guanzhu.header] == [("填报单位", "text"), ("填报时间", "date")]
+    for spelling in ("关注人数", "关注人数（人）", "关注数", "关注人数(人)", " 关注人数 (人) "):
+        assert guanzhu.find_column(spelling) == "关注人数"
+    assert bijie.column_names == ["单位", "姓名", "政治面貌", "职务", "职称", "微信号", "手机号", "备注"]
+    assert bijie.find_column("政治\n面貌") == "政治面貌" and bijie.unit_column == "单位"
+
+
+@pytest.mark.parametrize("text,message", [
+    ("name: x\ntitle: y\n", "表单模板 bad.yaml：缺少“columns”"),
+    ("name: x\ntitle: y\ncolumns: [{name: a, type: number}]\n",
+     "表单模板 bad.yaml columns 第 1 项（a）：类型“number”不认识，可用：text、integer、phone、date、choice"),
+    ("name: x\ntitle: y\ncolumns: [{name: a, type: choice}]\n",
+     "表单模板 bad.yaml columns 第 1 项（a）：类型为 choice，但没有 choices（可选项）"),
+    ("name: x\ntitle: y\nunit_column: 单位\ncolumns: [a, b]\n", "表单模板 bad.yaml：unit_column“单位”不是 columns 中的列名"),
+    ("name: x\ntitle: y\ncolums: [a]\ncolumns: [a]\n", "表单模板 bad.yaml：不认识的键“colums”"),
+    ("name: x\ntitle: y\ncolumns: [{name: a, aliases: [人数]}, {name: b, aliases: [人数]}]\n",
+     "表单模板 bad.yaml：表头写法“人数”同时属于“a”和“b”"),
+    ("name: x\n  title: [\n", "表单模板 bad.yaml：不是有效的 YAML"),
+    ("- just a list\n", "表单模板 bad.yaml：内容应是一个映射"),
+])
+def test_bad_template_is_explained(tmp_path, text, message):
+    (tmp_path / "bad.yaml").write_text(text, "utf-8")
+    with pytest.raises(TemplateError) as caught:
+        load_templates(tmp_path)
+    assert any(p.startswith(message) for p in caught.value.problems), caught.value.problems
+
+
+def test_missing_template_folder(tmp_path):
+    with pytest.raises(TemplateError, match="表单模板目录 .* 不存在"):
+        load_templates(tmp_path / "nowhere")
+
+
+# ---- fixtures -----------------------------------------------------------------------------------
+
+GZ = "关注情况统计表"
+BJ = "信息报送表"
+
+
+def gz_rows(*pairs):
+    return [{"单位名称": unit, "关注人数": count} for unit, count in pairs]
+
+
+def bj_row(unit, name, politics, duty, title, wechat, phone, note=None):
+    return {"单位": unit, "姓名": name, "政治面貌": politics, "职务": duty, "职称": title, "微信号": wechat,
+            "手机号": phone, "备注": note}
+
+
+def err(index, source_row, column, value, message):
+    return {"row_index": index, "source_row": source_row, "column": column, "value": value, "message": message}
+
+
+def header(unit, when, unit_raw=None, when_raw=None):
+    return {"header": {"填报单位": unit, "填报时间": when},
+            "header_raw": {"填报单位": unit_raw or unit, "填报时间": when_raw}}
+
+
+def table_rows(table, *rows):
+    return [{"table": table, "row": r} for r in rows]
+
+
+EXPECT = {
+    "0001-guanzhu-merged-header.docx": dict(
+        format="docx", template=GZ, **header("兰山区科协", "2026-12-18", when_raw="2026年12月18日"),
+        rows=gz_rows(("兰山区科协", 123), ("罗庄区科协", 1234), ("河东区科协", 300), ("沂南县科协", None)),
+        sources=table_rows(1, 4, 5, 7, 8), total={"关注人数": 1657},
+        errors=[err(4, 8, "关注人数", "三百多", "第4行 关注人数 “三百多” 不是数字")], warnings=[]),
+    "0002-guanzhu-page-break.docx": dict(
+        format="docx", template=GZ, **header("临沂市科协学会部", "2026-12-19", when_raw="2026.12.19"),
+        rows=gz_rows(("临沂市农学会", 56), ("临沂市林学会", 48), ("临沂市水利学会", 102), ("临沂市医学会", 205),
+                     ("临沂市药学会", 2000), ("临沂市护理学会", 1500), ("临沂市心理学会", 77)),
+        sources=table_rows(1, 2, 3, 4) + table_rows(2, 2, 3) + table_rows(3, 1, 2),
+        total={"关注人数": 3988}, errors=[], warnings=[]),
+    "0003-guanzhu.doc": dict(
+        format="doc", template=GZ, **header("费县科协", "2026-12-20", when_raw="2026年12月20日"),
+        rows=gz_rows(("费县科协", 1234), ("费县第一中学", 80), ("费县人民医院", 1024), ("费县科技馆", None)),
+        sources=table_rows(1, 2, 3, 4, 5), total=None,
+        errors=[err(4, 5, "关注人数", None, "第4行 关注人数 未填写")], warnings=[]),
+    "0004-guanzhu-doc-renamed.wps": dict(
+        format="doc", template=GZ, **header("郯城县科协", "2026-12-20", when_raw="12月20日"),
+        rows=gz_rows(("郯城县科协", 310), ("郯城县农技协", 2000), ("郯城县老科协", 45)),
+        sources=table_rows(1, 2, 3, 4), total=None, errors=[], warnings=[]),
+    "0005-guanzhu.xlsx": dict(
+        format="xlsx", template=GZ, **header("平邑县科协", "2026-12-18", when_raw="2026-12-18"),
+        rows=gz_rows(("平邑县科协", 120), ("平邑县农学会", 123), ("平邑县第一中学", 0), ("平邑县人民医院", None),
+                     ("平邑县科技馆", 12000)),
+        sources=[{"sheet": "关注情况", "row": r} for r in (5, 6, 8, 9, 10)], total={"关注人数": 120},
+        errors=[err(4, 9, "关注人数", None, "第4行 关注人数 未填写")],
+        # The office's =SUM() skipped the cells typed as text: the file's total is wrong.
+        warnings=["合计行 关注人数 写的是 120，各行相加是 12243"]),
+    "0006-guanzhu-wps-dimension.xlsx": dict(
+        format="xlsx", template=GZ, **header("沂南县科协", "2026-12-16", when_raw="2026-12-16"),
+        rows=gz_rows(("沂南县科协", 210), ("沂南县科技馆", 35), ("沂南县老科协", 18)),
+        sources=[{"sheet": "Sheet1", "row": r} for r in (3, 4, 5)], total=None, errors=[], warnings=[]),
+    "0007-guanzhu.xls": dict(
+        format="xls", template=GZ, **header("蒙阴县科协", "2026-12-15", when_raw="2026-12-15"),
+        rows=gz_rows(("蒙阴县科协", 150), ("蒙阴县科技馆", 90), ("蒙阴县林业局", None)),
+        sources=[{"sheet": "统计表", "row": r} for r in (5, 6, 7)], total={"关注人数": None},
+        errors=[err(3, 7, "关注人数", "12.5", "第3行 关注人数 “12.5” 不是整数")],
+        warnings=["合计行 关注人数 “252.5” 不是整数"]),
+    "0008-guanzhu-gbk.csv": dict(
+        format="csv", template=GZ, **header("莒南县科协", "2026-12-17", when_raw="2026年12月17日"),
+        rows=gz_rows(("莒南县科协", 1234), ("莒南县科技馆", 123), ("莒南县农技协", 60)),
+        sources=[{"line": n} for n in (4, 5, 7)], total={"关注人数": 1417}, errors=[], warnings=[]),
+    "0009-bijie-roster.docx": dict(
+        format="docx", template=BJ, **header("毕节市科协", "2019-10-25", when_raw="2019年10月25日"),
+        rows=[bj_row("毕节市科协", "孙超", "中共党员", "科员", "助理工程师", "sunchao_wx", "13984722959"),
+              bj_row("毕节市科协", "黄坤", "中共预备党员", "副科长", "工程师", "hk2019", "18984454651", "兼职"),
+              bj_row("毕节市科技馆", "张三", "共青团员", "讲解员", None, "zhangsan", None),
+              bj_row("七星关区科协", "李四", "民盟盟员", "副主席", "高级教师", None, "13700000001"),
+              bj_row("大方县科协", "王五", None, "干事", None, "wangwu", "13600000002"),
+              bj_row("黔西市科协", "赵六", "无党派人士", "主席", "研究员", "zl", None)],
+        sources=table_rows(1, 2, 3, 4, 5, 6, 7), total=None,
+        errors=[err(3, 4, "手机号", "1898445465", "第3行 手机号 “1898445465” 不是11位手机号码"),
+                err(5, 6, "政治面貌", "团委", "第5行 政治面貌 “团委” 不在可选项内（中共党员、中共预备党员、共青团员、"
+                    "民革党员、民盟盟员、民建会员、民进会员、农工党党员、致公党党员、九三学社社员、台盟盟员、无党派人士、群众）"),
+                err(6, 7, "手机号", None, "第6行 手机号 未填写")], warnings=[]),
+    "0010-bijie-roster-xls-renamed.et": dict(
+        format="xls", template=BJ, **header("织金县科协", "2019-10-24", when_raw="2019-10-24"),
+        rows=[bj_row("织金县科协", "刘一", "中共党员", "主席", "高级农艺师", "liuyi", "13908570001"),
+              bj_row("织金县科协", "陈二", "群众", "干事", None, None, "15185700002", "新进"),
+              bj_row("织金县第一中学", "周三", "九三学社社员", "教师", "一级教师", "zhou3", "15185700003")],
+        sources=[{"sheet": "Sheet1", "row": r} for r in (4, 5, 6)], total=None, errors=[], warnings=[]),
+    "0011-guanzhu-nested-table.docx": dict(
+        format="docx", template=GZ, **header("兰陵县科协", "2026-12-17", when_raw="2026/12/17"),
+        rows=gz_rows(("兰陵县科协", 88), ("兰陵县科技馆", 66)), sources=table_rows(2, 2, 3), total=None,
+        errors=[], warnings=[]),
+    "0012-unknown-table.docx": dict(
+        format="docx", template=None, header={}, header_raw={}, rows=[], sources=[], total=None, errors=[],
+        warnings=["没有认出是哪一种统计表（表头：序号、姓名、性别、年龄）；已有的模板：信息报送表、关注情况统计表"]),
+    "0013-scan.pdf": dict(format="pdf", template=None, header={}, header_raw={}, rows=[], sources=[], total=None,
+                          errors=[], warnings=["扫描件或照片，需要人工录入"]),
+    "0014-photo.png": dict(format="image", template=None, header={}, header_raw={}, rows=[], sources=[],
+                           total=None, errors=[], warnings=["扫描件或照片，需要人工录入"]),
+    "0016-guanzhu-webpage-saved-as.doc": dict(
+        format="html", template=GZ, **header("费县科协", "2026-12-20", when_raw="2026年12月20日"),
+        rows=gz_rows(("费县科协", 1234), ("费县第一中学", 80), ("费县人民医院", 1024), ("费县科技馆", None)),
+        sources=table_rows(1, 2, 3, 4, 5), total=None,
+        errors=[err(4, 5, "关注人数", None, "第4行 关注人数 未填写")], warnings=[]),
+}
+EXPECT["0017-guanzhu-docx-renamed.wps"] = EXPECT["0011-guanzhu-nested-table.docx"]
+THROUGH_LIBREOFFICE = {"0003-guanzhu.doc", "0004-guanzhu-doc-renamed.wps", "0016-guanzhu-webpage-saved-as.doc"}
+
+
+def fixture_param(name: str):
+    marks = [needs_soffice] if name in THROUGH_LIBREOFFICE else []
+    return pytest.param(name, marks=marks, id=name)
+
+
+@pytest.mark.parametrize("name", [fixture_param(n) for n in EXPECT])
+def test_fixture(name):
+    got = read(name).to_dict()
+    jsonschema.validate(got, SCHEMA)
+    want = EXPECT[name]
+    assert {k: got[k] for k in want} == want
+    columns = {GZ: ["单位名称", "关注人数"], BJ: list(bj_row(*[None] * 7))}.get(want["template"], [])
+    assert got["columns"] == columns
+    assert got["form_type"] == {GZ: "临沂科协微信公众号关注情况统计表", BJ: "毕节市科普宣传和信息管理员信息报送表"}.get(
+        want["template"])
+
+
+def test_every_fixture_is_covered():
+    on_disk = {p.name for p in FORMS.iterdir() if p.name[:4].isdigit()}
+    assert on_disk == set(EXPECT) | {"0015-guanzhu-text-layer.pdf"}
+
+
+def test_raw_cells_are_kept_for_storage():
+    first = read("0001-guanzhu-merged-header.docx").items[0]
+    assert (first.index, first.values, first.raw, first.source) == (
+        1, {"单位名称": "兰山区科协", "关注人数": 123}, {"单位名称": "兰山区科协", "关注人数": "１２３"},
+        {"table": 1, "row": 4})
+
+
+def test_text_pdf_needs_pdfplumber_or_is_read():
+    got = read("0015-guanzhu-text-layer.pdf")
+    jsonschema.validate(got.to_dict(), SCHEMA)
+    assert got.format == "pdf"
+    try:
+        import pdfplumber  # noqa: F401
+    except ImportError:
+        assert got.warnings == ["这是带文字的 PDF，但本机没有安装 pdfplumber，无法读取表格；请对方发送 Word/Excel 文件，或人工录入"]
+        assert got.rows == []
+    else:
+        assert got.template == GZ and got.rows == gz_rows(("沂水县科协", 99))
+
+
+# ---- formats, sniffing and failures ------------------------------------------------------------
+
+def test_wps_fixture_really_has_a_wrong_dimension():
+    data = (FORMS / "0006-guanzhu-wps-dimension.xlsx").read_bytes()
+    sheet = openpyxl.load_workbook(BytesIO(data), read_only=True).worksheets[0]
+    assert [c.value for row in sheet.iter_rows() for c in row] == ["填报单位：沂南县科协"]
+
+
+def test_renamed_files_are_sniffed_by_content():
+    assert sniff_format((FORMS / "0004-guanzhu-doc-renamed.wps").read_bytes()) == "doc"
+    assert sniff_format((FORMS / "0010-bijie-roster-xls-renamed.et").read_bytes()) == "xls"
+    assert sniff_format((FORMS / "0017-guanzhu-docx-renamed.wps").read_bytes()) == "docx"
+    data = (FORMS / "0005-guanzhu.xlsx").read_bytes()
+    assert read_form(data, "看这个.doc", TEMPLATES).rows == read("0005-guanzhu.xlsx").rows
+
+
+def test_doc_without_libreoffice_says_so():
+    got = read_form((FORMS / "0003-guanzhu.doc").read_bytes(), "0003.doc", TEMPLATES, soffice=False)
+    jsonschema.validate(got.to_dict(), SCHEMA)
+    assert (got.format, got.template, got.rows) == ("doc", None, [])
+    assert got.warnings == ["Word 97-2003 / WPS 文字（.doc/.wps） 格式需要 LibreOffice 才能读取，本机没有安装；"
+                            "请安装 LibreOffice，或请对方另存为 .docx/.xlsx 后重新发送"]
+
+
+def test_xls_is_read_without_libreoffice():
+    got = read_form((FORMS / "0007-guanzhu.xls").read_bytes(), "x.xls", TEMPLATES, soffice=False)
+    assert got.rows == read("0007-guanzhu.xls").rows
+
+
+def test_libreoffice_that_hangs_is_stopped(tmp_path):
+    fake = tmp_path / "soffice"
+    fake.write_text("#!/bin/sh\nsleep 30\n")
+    fake.chmod(0o755)
+    got = read_form((FORMS / "0003-guanzhu.doc").read_bytes(), "x.doc", TEMPLATES, soffice=str(fake), timeout=0.5)
+    assert got.warnings == ["LibreOffice 转换超时（超过 0.5 秒）"]
+
+
+def test_libreoffice_that_cannot_start(tmp_path):
+    got = read_form((FORMS / "0003-guanzhu.doc").read_bytes(), "x.doc", TEMPLATES,
+                    soffice=str(tmp_path / "no-soffice"))
+    assert got.warnings[0].startswith("无法启动 LibreOffice")
+
+
+def _broken_docx() -> bytes:
+    out = BytesIO()
+    with zipfile.ZipFile(out, "w") as zf:
+        zf.writestr("[Content_Types].xml", "<Types/>")
+        zf.writestr("word/document.xml", "<not-closed")
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("data,fmt,warning", [
+    (b"", "empty", "文件是空的"),
+    (os.urandom(64) + b"\x00", "unknown", "无法识别的文件格式"),
+    ((FORMS / "0001-guanzhu-merged-header.docx").read_bytes()[:2000], "zip", "无法识别的文件格式"),
+    (_broken_docx(), "docx", "文件无法读取，可能已损坏"),
+    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\x00" * 600, "ole", "无法识别的文件格式"),
+    (b"MIME-Version: 1.0\r\nContent-Type: multipart/related\r\n\r\n", "mhtml", "这是“单个文件网页”（MHTML）格式"),
+])
+def test_bad_files_give_warnings_not_exceptions(data, fmt, warning):
+    got = read_form(data, "附件.docx", TEMPLATES)
+    jsonschema.validate(got.to_dict(), SCHEMA)
+    assert got.format == fmt and got.rows == [] and got.warnings[0].startswith(warning), got.warnings
+
+
+def test_csv_in_utf8_with_tabs():
+    text = "填报单位\t测试科协\n序号\t单位名称\t关注人数\n1\t测试科协\t10\n合计\t\t10\n"
+    got = read_form(text.encode("utf-8-sig"), "x.txt", TEMPLATES)
+    assert (got.format, got.rows, got.total, got.header["填报单位"]) == (
+        "csv", gz_rows(("测试科协", 10)), {"关注人数": 10}, "测试科协")
+
+
+def test_header_missing_column_and_extra_column_are_warned():
+    text = "序号,单位名称,关注人数,联系人\n1,甲科协,5,张三\n"
+    got = read_form(text.encode(), "x.csv", TEMPLATES)
+    assert got.warnings == ["表格中的“联系人”列不在模板“关注情况统计表”中，已忽略"]
+    got = read_form("序号,单位,姓名,手机号,备注\n1,甲科协,张三,13900000000,\n".encode(), "x.csv", TEMPLATES)
+    assert got.template == BJ and "表格中没有找到“政治面貌”列" in got.warnings
