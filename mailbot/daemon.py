@@ -71,8 +71,7 @@ class Runtime:
 
     def _add_sent(self, counts: outbox.DrainCounts) -> None:
         with self.lock:
-            for name in ("sent", "retry", "failed", "uncertain"):
-                setattr(self.sent, name, getattr(self.sent, name) + getattr(counts, name))
+            self.sent.add(counts)
 
     def close(self) -> None:
         self.processor.close()

@@ -137,6 +137,10 @@ class DrainCounts:
     failed: int = 0
     uncertain: int = 0
 
+    def add(self, other: "DrainCounts") -> None:
+        for name in ("sent", "retry", "failed", "uncertain"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
 
 def _claim(engine, now: datetime, lease: float, limit: int = 50) -> tuple[list[int], int]:
     """Mark due rows 'sending' (committed before any SMTP), and stale 'sending' rows uncertain."""
