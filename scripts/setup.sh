@@ -25,6 +25,15 @@ if ! command -v soffice >/dev/null 2>&1; then
   apt_install libreoffice-writer-nogui libreoffice-calc-nogui
 fi
 
+# The digest's chart and its screenshot test need a Chinese font; the test renders the
+# digest's HTML in Debian's headless Chromium.
+if [ ! -e /usr/share/fonts/truetype/wqy/wqy-zenhei.ttc ]; then
+  apt_install fonts-wqy-zenhei
+fi
+if ! command -v chromium >/dev/null 2>&1; then
+  apt_install chromium
+fi
+
 if [ ! -x .venv/bin/python ]; then
   # Debian's python3 has no venv/ensurepip until python3-venv is installed.
   if ! python3 -m venv .venv >/dev/null 2>&1; then
