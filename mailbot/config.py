@@ -167,6 +167,26 @@ class Campaign(_Strict):
     attach_template: Path | None = None  # the blank form attached to reminders
 
 
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+class Digest(_Strict):
+    """The weekly digest for leaders: when, from which mailbox, to whom.
+
+    A recipient is an e-mail address or a reviewer key. `leaders` (主要领导) get the whole
+    office; `departments` maps a department key to the people who get that department's part.
+    """
+
+    enabled: bool = True
+    day: Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"] = "mon"
+    time: str = Field(default="08:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
+    mailbox: str | None = None  # whose SMTP account sends it; default: the first mailbox
+    leaders: list[str] = Field(default_factory=list)
+    departments: dict[str, list[str]] = Field(default_factory=dict)
+    late_limit_days: int = Field(default=6, ge=0, le=6)  # a missed digest is still sent this long after
+    weeks_in_chart: int = Field(default=12, ge=2, le=52)
+
+
 class Filing(_Strict):
     move_to_unit_folder: bool = True
     folder_prefix: str = "稿件"
@@ -212,6 +232,7 @@ class Settings(_Strict):
     review: Review = Field(default_factory=Review)
     forms_folder: Path = Path("config/forms")
     campaigns: list[Campaign] = Field(default_factory=list)
+    digest: Digest = Field(default_factory=Digest)
 
     def campaign(self, key: str) -> Campaign:
         for item in self.campaigns:
@@ -424,6 +445,7 @@ def _cross_checks(name: str, s: Settings, check_secrets: bool) -> list[Problem]:
                     problems.append(Problem(name, f"review.stages.{dept}[{j}].reviewers", f"reviewers 中没有 {who}"))
     if s.review.publisher and s.departments and s.review.publisher not in keys:
         problems.append(Problem(name, "review.publisher", f"没有键为 {s.review.publisher} 的科室"))
+    problems += _digest_checks(name, s, keys, people)
     seen_names: dict[str, str] = {}
     for i, unit in enumerate(s.units):
         for label in [unit.name, *unit.aliases]:
@@ -434,4 +456,20 @@ def _cross_checks(name: str, s: Settings, check_secrets: bool) -> list[Problem]:
         for i, value in enumerate(values):
             if values.index(value) != i:
                 problems.append(Problem(name, f"departments[{i}].{field}", f"{value} 重复"))
+    return problems
+
+
+def _digest_checks(name: str, s: Settings, keys: set[str], people: set[str]) -> list[Problem]:
+    problems = []
+    if s.digest.mailbox and s.digest.mailbox not in [b.name for b in s.mailboxes]:
+        problems.append(Problem(name, "digest.mailbox", f"没有名为 {s.digest.mailbox} 的邮箱"))
+    lists = [("digest.leaders", s.digest.leaders)]
+    for dept, who in s.digest.departments.items():
+        if s.departments and dept not in keys:
+            problems.append(Problem(name, f"digest.departments.{dept}", f"没有键为 {dept} 的科室"))
+        lists.append((f"digest.departments.{dept}", who))
+    for key, who in lists:
+        for item in who:
+            if "@" not in item and item not in people:
+                problems.append(Problem(name, key, f"{item} 既不是邮件地址，也不是 reviewers 中的人"))
     return problems

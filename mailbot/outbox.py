@@ -54,6 +54,7 @@ class Outgoing:
     references: tuple[str, ...] = ()
     extra_headers: tuple[tuple[str, str], ...] = field(default=())
     attachments: tuple[tuple[str, bytes, str], ...] = field(default=(), repr=False)  # name, data, type
+    related: tuple[tuple[str, bytes, str], ...] = field(default=(), repr=False)  # inline: cid, data, type
 
 
 def render(template: str, **context) -> tuple[str, str, str | None]:
@@ -92,6 +93,11 @@ def build(out: Outgoing) -> bytes:
     msg.set_content(out.text, charset="utf-8", cte="base64")
     if out.html is not None:
         msg.add_alternative(out.html, subtype="html", charset="utf-8", cte="base64")
+        html_part = msg.get_payload()[-1]
+        for cid, data, mime in out.related:  # images the HTML shows as src="cid:…"
+            maintype, _, subtype = mime.partition("/")
+            html_part.add_related(data, maintype=maintype, subtype=subtype, cid=f"<{cid}>",
+                                  disposition="inline", filename=f"{cid.split('@')[0]}.{subtype}")
     for name, data, mime in out.attachments:
         maintype, _, subtype = (mime or "application/octet-stream").partition("/")
         msg.add_attachment(data, maintype=maintype, subtype=subtype or "octet-stream", filename=name)

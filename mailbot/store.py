@@ -152,7 +152,7 @@ class ReviewTask(SQLModel, table=True):
     decision: str | None = Field(default=None, max_length=20)
     reason: str | None = Field(default=None, sa_column=Column(Text))
     decided_by: str | None = Field(default=None, max_length=320)
-    decided_at: datetime | None = Field(default=None)
+    decided_at: datetime | None = Field(default=None, index=True)
     inbound_id: int | None = Field(default=None, foreign_key="inbound_message.id")
     message_id: str | None = Field(default=None, max_length=300)  # our forward
     chased_at: datetime | None = Field(default=None)
@@ -231,6 +231,21 @@ class CampaignReminder(SQLModel, table=True):
     unit: str = Field(max_length=200)
     offset: int
     sent_at: datetime = Field(default_factory=utcnow)
+
+
+class DigestRun(SQLModel, table=True):
+    """One weekly digest period, claimed once (unique) by whichever worker sends it."""
+
+    __tablename__ = "digest_run"
+    id: int | None = Field(default=None, primary_key=True)
+    period: str = Field(max_length=20, unique=True)  # ISO week of the period, e.g. 2026-W47
+    starts_at: datetime
+    ends_at: datetime
+    scheduled_at: datetime
+    late: bool = Field(default=False)
+    recipients: int = Field(default=0)
+    trigger: str = Field(default="schedule", max_length=20)  # schedule | catch-up | operator
+    created_at: datetime = Field(default_factory=utcnow)
 
 
 class Event(SQLModel, table=True):
