@@ -12,7 +12,6 @@ import logging
 import random
 import signal
 import threading
-import time
 from dataclasses import dataclass, field
 
 from imapclient.exceptions import IMAPClientError
@@ -37,6 +36,7 @@ class Runtime:
     lock: threading.Lock = field(default_factory=threading.Lock)
     mail_due: threading.Event = field(default_factory=threading.Event)  # the outbox has new rows
     sent: outbox.DrainCounts = field(default_factory=outbox.DrainCounts)
+    pokes: dict[str, threading.Event] = field(default_factory=dict)  # per mailbox: poll now
 
     @classmethod
     def build(cls, settings: Settings, upgrade_sqlite: bool = True) -> "Runtime":
@@ -62,6 +62,30 @@ class Runtime:
         if queued:
             self.mail_due.set()
         return queued
+
+    def digest(self, now=None, trigger: str = "schedule"):
+        """Send the weekly digest if its minute has come and nobody sent it yet."""
+        from . import digesting
+
+        outcome = digesting.send_digest(self.engine, self.settings, now or outbox.utcnow(), trigger)
+        if outcome.status == "sent":
+            self.mail_due.set()
+        return outcome
+
+    def catch_up(self, now=None):
+        """At start: a digest whose minute passed while the robot was down is sent now, marked late."""
+        from . import digesting
+
+        outcome = digesting.catch_up(self.engine, self.settings, now or outbox.utcnow())
+        if outcome is not None and outcome.status == "sent":
+            log.info("weekly digest %s was missed while the robot was down; sent now (late)", outcome.period.key)
+            self.mail_due.set()
+        return outcome
+
+    def poke(self) -> None:
+        """Wake every polling mailbox reader (the scheduler's mailbox-poll job)."""
+        for event in self.pokes.values():
+            event.set()
 
     def send_due(self, now=None) -> outbox.DrainCounts:
         """Send what the outbox owes now (blocking; for run --once and tests)."""
@@ -105,6 +129,7 @@ def run_once(rt: Runtime) -> list[ingest.MailboxError]:
             ingest._close(client)
     rt.processor.close()  # workers end with the run; the next run starts fresh ones
     rt.chase()
+    rt.catch_up()  # run from cron: the digest goes out on the first run after its minute
     rt.send_due()
     return errors
 
@@ -124,7 +149,7 @@ def mailbox_loop(rt: Runtime, box: Mailbox, stop: threading.Event) -> None:
                     log.info("%s: fetched %d, stored %d, duplicates %d, parsed %d, quarantined %d", box.name,
                              counts.fetched, counts.stored, counts.duplicates, counts.parsed, counts.quarantined)
                 rt.count(counts)
-                ingest.wait_for_news(client, box, rt.settings, rt.engine, stop)
+                ingest.wait_for_news(client, box, rt.settings, rt.engine, stop, rt.pokes.get(box.name))
         except ingest.MailboxError as exc:
             log.error("%s: %s", box.name, exc.message)
             ingest.record_error(rt.engine, box, exc.message)
@@ -143,35 +168,38 @@ def mailbox_loop(rt: Runtime, box: Mailbox, stop: threading.Event) -> None:
 
 
 async def send_loop(rt: Runtime, stop: threading.Event) -> None:
-    """The outbox drainer: sends as soon as a commit queued mail, and when retries fall due."""
-    chased = 0.0
+    """The outbox drainer: sends as soon as a commit queued mail; the scheduler's
+    outbox-retry job wakes it when a retry falls due."""
     while not stop.is_set():
         rt.mail_due.clear()
         try:
-            if time.monotonic() - chased > 600:  # reviewer reminders: every ten minutes is plenty
-                chased = time.monotonic()
-                await asyncio.to_thread(rt.chase)
             rt._add_sent(await outbox.drain(rt.engine, rt.settings))
-            due = await asyncio.to_thread(outbox.next_due, rt.engine)
         except Exception:  # the database or the disk: keep the drainer alive, try again
-            log.exception("outbox drain failed; retrying in 5 s")
-            due = None
-        wait = 5.0 if due is None else max(0.0, min(5.0, (due - outbox.utcnow()).total_seconds()))
-        await asyncio.to_thread(rt.mail_due.wait, wait)
+            log.exception("outbox drain failed; retrying")
+            await asyncio.to_thread(stop.wait, 5)
+        await asyncio.to_thread(rt.mail_due.wait, 60)
 
 
 async def serve(rt: Runtime, stop: threading.Event) -> None:
     """Run every mailbox reader and the outbox drainer until `stop` is set."""
+    from . import scheduler
+
     await asyncio.to_thread(rt.processor.drain)
+    rt.pokes = {box.name: threading.Event() for box in rt.settings.mailboxes}
+    jobs = scheduler.start(rt)
+    try:  # what fell due while the robot was down: a missed digest, reminders
+        await asyncio.to_thread(rt.catch_up)
+        await asyncio.to_thread(rt.chase)
+    except Exception:
+        log.exception("catching up after the start failed; the scheduler's jobs will retry")
     readers = [asyncio.to_thread(mailbox_loop, rt, box, stop) for box in rt.settings.mailboxes]
     sender = asyncio.create_task(send_loop(rt, stop))
-
-    def wake(_: object = None) -> None:
+    try:
+        await asyncio.gather(*readers)
+    finally:
+        jobs.shutdown(wait=False)
         rt.mail_due.set()  # let the drainer see `stop`
-
-    await asyncio.gather(*readers)
-    wake()
-    await sender
+        await sender
 
 
 def run_forever(rt: Runtime) -> None:

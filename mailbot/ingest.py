@@ -295,14 +295,22 @@ def folder_path(client: IMAPClient, path: str) -> str:
     return delim.join(path.split("/"))
 
 
-def wait_for_news(client: IMAPClient, box: Mailbox, settings: Settings, engine, stop) -> None:
-    """Block until the server reports new mail (IDLE), the poll interval passes, or `stop` is set.
+def wait_for_news(client: IMAPClient, box: Mailbox, settings: Settings, engine, stop, poke=None) -> None:
+    """Block until the server reports new mail (IDLE), the scheduler's poll job pokes this
+    mailbox (or, without a scheduler, the poll interval passes), or `stop` is set.
 
     Before IDLE the folder is re-selected and searched once: an EXISTS that arrived during
     our own last commands was consumed by them and would not be announced again.
     """
     if not (settings.idle and client.has_capability("IDLE")):
-        stop.wait(settings.poll_interval)
+        if poke is None:
+            stop.wait(settings.poll_interval)
+            return
+        # a dead-man's limit: should the scheduler stall, the reader still polls now and then
+        deadline = time.monotonic() + settings.poll_interval * 5
+        while not stop.is_set() and not poke.is_set() and time.monotonic() < deadline:
+            poke.wait(0.5)
+        poke.clear()
         return
     open_folder(client, box)
     with Session(engine) as session:
