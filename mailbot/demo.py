@@ -3,7 +3,8 @@
 Starts a private Dovecot and SMTP relay on loopback, mails a handful of realistic
 messages to the three department mailboxes (a 稿件 sent to two of them at once, a
 GBK-encoded one, a forwarded one, an auto-reply, a broken one), runs the robot once on
-SQLite, shows what it stored, then runs again to show that nothing is done twice.
+SQLite, shows what it stored, then runs again to show that nothing is done twice; then
+plays the review of one 稿件 and the 关注情况统计表 campaign (demo_campaign.py).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import os
 import shutil
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 import aiosmtplib
@@ -23,7 +24,7 @@ from rich.console import Console
 from rich.table import Table
 from sqlmodel import Session, select
 
-from . import daemon
+from . import daemon, demo_campaign
 from .config import Settings
 from .devservers import MailServers, default_users
 from .store import InboundMessage, MessageCopy
@@ -100,7 +101,8 @@ async def _send(servers: MailServers, mails: list[tuple[list[str], bytes]]) -> N
 DEMO_UNITS = [
     {"name": "沂水县科协", "aliases": ["沂水科协"], "category": "县区科协", "parent": "沂水县",
      "addresses": ["unit1@example.test"]},
-    {"name": "临沂市农学会", "aliases": ["市农学会"], "category": "学会", "addresses": ["unit2@example.test"]},
+    {"name": "临沂市农学会", "aliases": ["市农学会"], "category": "学会", "parent": "市直",
+     "addresses": ["unit2@example.test"]},
     {"name": "兰山区科协", "aliases": ["兰山科协"], "category": "县区科协", "parent": "兰山区",
      "addresses": ["unit3@example.test"]},
 ]
@@ -124,7 +126,10 @@ DEMO_REVIEW = {"publisher": "diaoxuan", "stages": {
 }}
 
 
-def settings_for(servers: MailServers, storage: Path) -> Settings:
+def settings_for(servers: MailServers, storage: Path, deadline: date | None = None) -> Settings:
+    """The demo office: three mailboxes, departments, roster, review and the 关注情况统计表 campaign
+    (deadline 12月20日 of the coming season unless given)."""
+    deadline = deadline or demo_campaign.deadline_for(datetime.now(CHINA).date())
     boxes = [{"name": n, "host": servers.host, "port": servers.imap_port, "tls": "plain", "user": n,
               "password_env": PASSWORD_ENV, "address": servers.address(n), "smtp_host": servers.host,
               "smtp_port": servers.smtp_port, "smtp_tls": "plain", "smtp_auth": False}
@@ -134,22 +139,25 @@ def settings_for(servers: MailServers, storage: Path) -> Settings:
              {"key": "diaoxuan", "name": "调宣部", "prefix": "DX", "mailbox": "skxdxb", "sender_name": "临沂市科协调宣部"}]
     return Settings.model_validate({"storage": storage, "mailboxes": boxes, "departments": depts,
                                     "organisation": "临沂市科协", "mail_domain": "ly.example.test",
-                                    "units": DEMO_UNITS, "routing": DEMO_ROUTING, "parse_workers": 0,
-                                    "reviewers": DEMO_REVIEWERS, "review": DEMO_REVIEW})
+                                    "units": DEMO_UNITS + demo_campaign.UNITS, "routing": DEMO_ROUTING,
+                                    "parse_workers": 0, "reviewers": DEMO_REVIEWERS, "review": DEMO_REVIEW,
+                                    **demo_campaign.settings_part(storage, deadline)})
 
 
-def run(storage: Path, keep: bool, console: Console) -> None:
+def run(storage: Path, keep: bool, console: Console) -> demo_campaign.Outcome:
+    """Play the whole demo; return what the campaign part produced (for tests)."""
     storage = storage.resolve()
     if storage.exists():
         shutil.rmtree(storage)
     console.print("启动本机测试邮件服务器（Dovecot IMAP + SMTP 转发）……")
-    users = {**default_users(), "unit3": "secret", "unit4": "secret"}
+    users = {**default_users(), **{u: "secret" for u in ("unit3", "unit4", *demo_campaign.USERS)}}
     with MailServers(users=users) as servers:
         os.environ[PASSWORD_ENV] = "secret"
         mails = samples(servers.domain)
         asyncio.run(_send(servers, mails))
         console.print(f"已向三个科室邮箱投递 {len(mails)} 封样例邮件（其中一封同时发给两个邮箱）。")
-        rt = daemon.Runtime.build(settings_for(servers, storage))
+        deadline = demo_campaign.deadline_for(datetime.now(CHINA).date())
+        rt = daemon.Runtime.build(settings_for(servers, storage, deadline))
         errors = daemon.run_once(rt)
         t = rt.totals
         console.print(f"第一轮：取回 {t.fetched} 份，新存 {t.stored} 封，识别重复 {t.duplicates} 份，"
@@ -160,20 +168,28 @@ def run(storage: Path, keep: bool, console: Console) -> None:
         rt.totals = type(t)()
         errors += daemon.run_once(rt)
         console.print(f"第二轮：取回 {rt.totals.fetched} 份，新存 {rt.totals.stored} 封（没有新邮件，不会重复处理）。")
-        with servers.imap("skxdxb") as imap:
-            quarantined = imap.select_folder("mailbot/quarantine")[b"EXISTS"] if imap.folder_exists(
-                "mailbot/quarantine") else 0
-        if quarantined:
-            console.print(f"服务器上：无法处理的邮件已移入 skxdxb 的 mailbot/quarantine 文件夹（{quarantined} 封）。")
-        console.print("服务器上：稿件已移入各科室邮箱的“稿件/单位名”文件夹，其余邮件加上 $MailbotStored 标记，没有删除任何邮件。")
+        _show_server(servers, console)
         errors += review_story(servers, rt, console)
+        outcome = demo_campaign.run(servers, rt, console, deadline)
+        errors += outcome.errors
         for exc in errors:
             console.print(f"[red]错误[/red]：{exc.message}")
         rt.close()
-    console.print(f"数据保存在 {storage}（原始邮件在 raw/，数据库 mailbot.db）。")
+    console.print(f"数据保存在 {storage}（原始邮件在 raw/，数据库 mailbot.db，报表在 forms/，汇总表 "
+                  f"{outcome.workbook.name if outcome.workbook else '未生成'}）。")
     if not keep:
         shutil.rmtree(storage, ignore_errors=True)
         console.print("演示结束，已清理演示数据（加 --keep 可保留）。")
+    return outcome
+
+
+def _show_server(servers: MailServers, console: Console) -> None:
+    with servers.imap("skxdxb") as imap:
+        quarantined = imap.select_folder("mailbot/quarantine")[b"EXISTS"] if imap.folder_exists(
+            "mailbot/quarantine") else 0
+    if quarantined:
+        console.print(f"服务器上：无法处理的邮件已移入 skxdxb 的 mailbot/quarantine 文件夹（{quarantined} 封）。")
+    console.print("服务器上：稿件已移入各科室邮箱的“稿件/单位名”文件夹，其余邮件加上 $MailbotStored 标记，没有删除任何邮件。")
 
 
 def _show(rt, console: Console) -> None:
