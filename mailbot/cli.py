@@ -1,4 +1,5 @@
-"""The operator's command line: run, check-config, parse, replay, db, demo.
+"""The operator's command line: run, check-config, parse, replay, show, forms, export, db, demo
+(status, list and digest are in opscli.py).
 
 Messages to people are Chinese; a failure prints what went wrong and what to do, and
 exits non-zero, never with a traceback (set MAILBOT_DEBUG=1 to see one).
@@ -16,6 +17,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from .clikit import ConfigOpt, err, out
+from .clikit import config_path as _config_path
+from .clikit import settings as _settings
+from .opscli import ops
+
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="mailbot：科协稿件与报表邮件机器人")
 db_app = typer.Typer(no_args_is_help=True, help="数据库结构（迁移）")
 app.add_typer(db_app, name="db")
@@ -25,20 +31,7 @@ review_app = typer.Typer(no_args_is_help=True, help="审核：待管理员确认
 app.add_typer(review_app, name="review")
 forms_app = typer.Typer(no_args_is_help=True, help="统计报表")
 app.add_typer(forms_app, name="forms")
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
-
-ConfigOpt = typer.Option(None, "--config", "-c", help="配置文件（默认 $MAILBOT_CONFIG 或 config/mailbot.yaml）")
-
-
-def _config_path(path: Path | None) -> Path:
-    return path or Path(os.environ.get("MAILBOT_CONFIG", "config/mailbot.yaml"))
-
-
-def _settings(path: Path | None, check_secrets: bool = False):
-    from .config import load
-
-    return load(_config_path(path), check_secrets=check_secrets)
+app.add_typer(ops)  # status, list, digest
 
 
 def _logging(verbose: bool = True) -> None:
