@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import itertools
+import re
 from dataclasses import dataclass, field
 
 SCAN_WARNING = "扫描件或照片，需要人工录入"
@@ -246,20 +247,130 @@ def _delimiter(text: str) -> str:
 
 # ---- PDF and images ---------------------------------------------------------------------
 
+PDF_MAX_PAGES = 50  # a form is a few pages; a 500-page PDF is not read to the end
+PDF_MAX_EDGES = 3000  # ruling lines on one page beyond which finding tables is too slow
+PDF_PASSWORD = "PDF 设置了打开密码，无法读取；请对方去掉密码后重新发送，或发送 Word/Excel 文件"
+PDF_BROKEN = "PDF 文件已损坏或格式不规范，无法读取；请对方重新导出后发送，或发送 Word/Excel 文件"
+PDF_NO_UNICODE = ("PDF 中的文字无法提取（字体没有文字编码，常见于部分软件导出的 PDF），需要人工录入；"
+                  "如方便，请对方发送 Word/Excel 文件")
+# Borderless tables: columns and rows from how the words line up (pdfplumber's text strategy).
+_TEXT_TABLES = {"vertical_strategy": "text", "horizontal_strategy": "text", "min_words_vertical": 2,
+                "min_words_horizontal": 1}
+_CJK = r"\u2e80-\u9fff\uf900-\ufaff\uff00-\uffef"
+_WRAP_TIGHT = re.compile(rf"[{_CJK}_\-./@:]")  # a line ending so was wrapped inside a word or name
+
+
 def read_pdf(data: bytes) -> Document:
-    """Tables of a PDF with a text layer (pdfplumber, when installed); a scan gets a warning."""
+    """A PDF exported from Word/WPS, through its text layer: each page's text lines and
+    tables in reading order (top to bottom). Ruled tables come first; only when a file has
+    none are borderless tables read from how the words line up. A scan or photo (no text)
+    gets SCAN_WARNING; an unreadable, locked or unextractable file a warning, never an error."""
     try:
         import pdfplumber
+        from pdfminer.pdfdocument import PDFPasswordIncorrect
+        from pdfplumber.utils.exceptions import PdfminerException
     except ImportError:
         return Document([], [PDF_NEEDS_PDFPLUMBER if b"/Font" in data else SCAN_WARNING])
+    try:
+        pdf = pdfplumber.open(io.BytesIO(data))
+    except PdfminerException as exc:
+        cause = exc.args[0] if exc.args else exc
+        return Document([], [PDF_PASSWORD if isinstance(cause, PDFPasswordIncorrect) else PDF_BROKEN])
+    try:
+        return _read_pdf(pdf)
+    finally:
+        try:
+            pdf.close()
+        except Exception:  # noqa: BLE001 - closing builds the pages again, and a bad page raises
+            pass
+
+
+def _read_pdf(pdf) -> Document:
+    try:
+        pages = list(pdf.pages)
+    except Exception:  # noqa: BLE001 - a broken page tree or page: pdfminer raises many kinds
+        return Document([], [PDF_BROKEN])
+    warnings = []
+    if len(pages) > PDF_MAX_PAGES:
+        warnings.append(f"PDF 共 {len(pages)} 页，只读取了前 {PDF_MAX_PAGES} 页")
+        pages = pages[:PDF_MAX_PAGES]
+    blocks, counts = _pdf_blocks(pages, None, warnings)
+    if counts["text"] and not counts["tables"]:
+        blocks, counts = _pdf_blocks(pages, _TEXT_TABLES, [])
+    if not counts["text"]:  # a scan or photo, unless its pages could not be read at all
+        return Document([], warnings if counts["failed"] else warnings + [SCAN_WARNING])
+    if counts["cid"] * 2 > counts["text"]:
+        return Document([], warnings + [PDF_NO_UNICODE])
+    return Document(blocks, warnings)
+
+
+def _pdf_blocks(pages: list, settings: dict | None, warnings: list[str]) -> tuple[list, dict]:
     blocks: list = []
-    chars = 0
-    with pdfplumber.open(io.BytesIO(data)) as pdf:
-        for n, page in enumerate(pdf.pages, 1):
-            text = page.extract_text() or ""
-            chars += len(text.strip())
-            blocks += [ln for ln in text.splitlines() if ln.strip()]
-            for k, table in enumerate(page.extract_tables(), 1):
-                rows = [[cell or None for cell in row] for row in table]
-                blocks.append(Grid({"page": n, "table": k}, rows, list(range(1, len(rows) + 1)), continuable=True))
-    return Document(blocks) if chars else Document([], [SCAN_WARNING])
+    counts = {"text": 0, "cid": 0, "tables": 0, "failed": 0}
+    for n, page in enumerate(pages, 1):
+        try:
+            blocks += _pdf_page(page, n, settings, counts, warnings)
+        except Exception as exc:  # noqa: BLE001 - one damaged page must not lose the others
+            counts["failed"] += 1
+            warnings.append(f"PDF 第{n}页无法读取（{type(exc).__name__}）")
+    return blocks, counts
+
+
+def _pdf_page(page, n: int, settings: dict | None, counts: dict, warnings: list[str]) -> list:
+    chars = [c for c in page.chars if c["text"].strip()]
+    if not chars:
+        return []
+    counts["text"] += len(chars)
+    counts["cid"] += sum(1 for c in chars if c["text"].startswith("(cid:"))
+    if settings is None and len(page.edges) > PDF_MAX_EDGES:
+        warnings.append(f"PDF 第{n}页线条过多，未读取其中的表格")
+        tables = []
+    else:
+        tables = page.find_tables(settings) if settings else page.find_tables()
+    counts["tables"] += len(tables)
+    rest = page
+    for table in tables:
+        rest = rest.outside_bbox(table.bbox)
+    items = [(line["top"], line["text"].strip()) for line in rest.extract_text_lines() if line["text"].strip()]
+    for k, table in enumerate(tables, 1):
+        items.append((table.bbox[1], _pdf_grid(table, {"page": n, "table": k}, dense=settings is not None)))
+    items.sort(key=lambda item: item[0])
+    return [block for _, block in items]
+
+
+def _pdf_grid(table, place: dict, dense: bool) -> Grid:
+    """A pdfplumber table as a Grid. A cell merged across columns leaves MERGED to its right;
+    one merged down repeats its value below (as in Word tables). `dense`: a table found from
+    word positions, whose empty rows are only the gaps between lines, dropped."""
+    rows: list[list] = []
+    bottoms: dict[int, float] = {}  # column → bottom of the last real cell starting there
+    previous: list = []
+    for row, texts in zip(table.rows, table.extract()):
+        top = row.bbox[1]
+        out: list = []
+        for c, (box, text) in enumerate(zip(row.cells, texts)):
+            if box is not None:
+                out.append(_pdf_cell(text))
+                bottoms[c] = box[3]
+            elif bottoms.get(c, top) > top + 1:
+                out.append(previous[c] if c < len(previous) else None)
+            else:
+                out.append(MERGED if c else None)
+        previous = out
+        rows.append(out)
+    if dense:
+        rows = [r for r in rows if any(v is not None and v is not MERGED for v in r)]
+    return Grid(place, rows, list(range(1, len(rows) + 1)), continuable=True)
+
+
+def _pdf_cell(text: str | None) -> str | None:
+    """Text of one cell: the lines a narrow column wrapped are joined, with no space next to
+    a Chinese character or after a break inside a word (sunchao_ / wx), else one space."""
+    if not text or not text.strip():
+        return None
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    out = lines[0]
+    for line in lines[1:]:
+        tight = _WRAP_TIGHT.match(out[-1]) or re.match(f"[{_CJK}]", line[0])
+        out += ("" if tight else " ") + line
+    return out

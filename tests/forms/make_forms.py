@@ -1,10 +1,12 @@
 """Build the statistics-form fixtures in tests/forms/ with real office software (LibreOffice).
 
 Sources are written as HTML (Word files: tables with column widths, merged cells, page
-breaks), openpyxl workbooks (Excel files) or bytes (CSV in GBK, PDF, PNG), then converted
-by `soffice --headless`. Run again after changing it; review the test expectations then.
+breaks), openpyxl workbooks (Excel files) or bytes (CSV in GBK, a scanned PDF, PNG), then
+converted by `soffice --headless`; the text-layer PDFs are those Word files exported to PDF.
+Run again after changing it; review the test expectations then.
 
     .venv/bin/python tests/forms/make_forms.py            # rebuild the fixtures
+    .venv/bin/python tests/forms/make_forms.py --only 0015-guanzhu-text-layer.pdf  # just this one
     .venv/bin/python tests/forms/make_forms.py --bench D  # 2,000-row .xlsx and 500-row .docx in D
 """
 
@@ -121,9 +123,36 @@ def html_unknown() -> str:
     return page("<h2>参会人员名单</h2>", table(rows, [60, 120, 80, 80]))
 
 
+YISHUI_TOWNS = ["沂城街道", "龙家圈街道", "许家湖镇", "黄山铺镇", "诸葛镇", "崔家峪镇", "四十里堡镇", "杨庄镇", "夏蔚镇",
+                "沙沟镇", "高庄镇", "马站镇", "高桥镇", "富官庄镇", "院东头镇", "泉庄镇", "圈里乡", "道托镇"]
+PDF_NOTES = ["关注人数以2026年12月18日公众号后台统计数据为准，请勿估算。",
+             "县区科协汇总本辖区乡镇（街道）科协、学会和科普基地的数据后统一报送。",
+             "单位名称请填写全称；没有开通关注统计的单位，关注人数填0。",
+             "请于12月20日前将本表（Word 或 Excel 格式）发送至市科协调宣部邮箱，盖章扫描件一并发送。",
+             "本表由各单位办公室负责填写，如有疑问请与市科协调宣部联系。",
+             "报送后如需修改，请重新发送完整的表格，以最后一次报送为准。"]
+
+
 def html_text_pdf() -> str:
-    return page(f"<h2>{GUANZHU_TITLE}</h2>", para("填报单位：沂水县科协"),
-                table([GZ_HEADER, ["1", "沂水县科协", "99"]], GZ_WIDTHS))
+    """A Word document exported to PDF: notes above a table that runs onto page 2, where
+    Word repeats the header row (<thead>); a long name wraps in its cell; a blank row, 合计."""
+    rows = [["1", "沂水县科协", "１２０"], ["2", "沂水县科技馆", "1,050"],
+            ["3", "沂水县农村专业技术协会联合会（沂水县农技协联合会）", "约80人"], [None, None, None]]
+    rows += [[str(i), f"沂水县{town}科协", str(10 + i)] for i, town in enumerate(YISHUI_TOWNS, 4)]
+    body = table([GZ_HEADER, *rows, [cell("合计", colspan=2), "1655"]], GZ_WIDTHS)
+    body = body.replace("<tr>", "<thead><tr>", 1).replace("</tr>", "</tr></thead>", 1)
+    notes = [para(f"{i}. {note}") for i, note in enumerate(PDF_NOTES, 1)]
+    return page(para("附件2"), f"<h2>{GUANZHU_TITLE}</h2>", para("填表说明："), *notes,
+                para("填报单位：沂水县科协　　　填报时间：2026年12月19日"), body,
+                para("填表人：张明　　联系电话：0539-2251234"))
+
+
+def html_borderless_pdf() -> str:
+    """A table without borders (the lines removed in Word): read from how the words line up."""
+    rows = [GZ_HEADER, ["1", "沂南县科协", "210"], ["2", "沂南县　科技馆", "３５"], ["3", "沂南县老科协", "1,018"],
+            ["4", "沂南县第二中学", "两千"], [cell("合计", colspan=2), "3263"]]
+    return page(f"<h2>{GUANZHU_TITLE}</h2>", para("填报单位：沂南县科协　　　填报时间：2026年12月16日"),
+                table(rows, GZ_WIDTHS).replace('border="1"', 'border="0"'), para("填表人：李华　　联系电话：0539-3221234"))
 
 
 def html_bijie() -> str:
@@ -311,7 +340,10 @@ class Office:
 
 HTML_TO_DOCX = ("docx:MS Word 2007 XML", "HTML (StarWriter)")
 HTML_TO_DOC = ("doc:MS Word 97", "HTML (StarWriter)")
-HTML_TO_PDF = ("pdf:writer_pdf_Export", "HTML (StarWriter)")
+DOCX_TO_PDF = "pdf:writer_pdf_Export"
+# LibreOffice ≥ 7.4 takes export options as JSON: a PDF that asks for a password to open.
+DOCX_TO_LOCKED_PDF = ('pdf:writer_pdf_Export:{"EncryptFile":{"type":"boolean","value":"true"},'
+                      '"DocumentOpenPassword":{"type":"string","value":"1234"}}')
 
 
 def write_sources(work: Path, html: dict[str, str], books: dict[str, Workbook]) -> tuple[dict, dict]:
@@ -326,18 +358,26 @@ def write_sources(work: Path, html: dict[str, str], books: dict[str, Workbook]) 
     return html_paths, book_paths
 
 
-def build(dest: Path) -> list[str]:
+def build(dest: Path, only: list[str] | None = None) -> list[str]:
+    """Write the fixtures to `dest` (only those named in `only`, when given)."""
     with tempfile.TemporaryDirectory(prefix="make-forms-") as tmp:
         work = Path(tmp)
         office = Office(work)
         html, books = write_sources(work, {
             "merged": html_merged_header(), "pagebreak": html_page_break(), "doc": html_doc(),
             "wps": html_wps(), "nested": html_nested(), "unknown": html_unknown(), "bijie": html_bijie(),
-            "textpdf": html_text_pdf(),
+            "textpdf": html_text_pdf(), "borderless": html_borderless_pdf(),
         }, {"guanzhu": book_guanzhu(), "dimension": book_wps_dimension(), "xls": book_xls(), "bijie": book_bijie()})
-        docx = office.convert([html[k] for k in ("merged", "pagebreak", "nested", "unknown", "bijie")], *HTML_TO_DOCX)
+        docx = office.convert([html[k] for k in ("merged", "pagebreak", "nested", "unknown", "bijie", "textpdf",
+                                                 "borderless")], *HTML_TO_DOCX)
         doc = office.convert([html["doc"], html["wps"]], *HTML_TO_DOC)
-        pdf = office.convert([html["textpdf"]], *HTML_TO_PDF)
+        # PDFs as a unit makes them: a Word document, exported (Word's 另存为 PDF)
+        (work / "word").mkdir()
+        for name in ("textpdf", "borderless", "merged", "bijie"):
+            (work / "word" / f"{name}.docx").write_bytes(docx[name])
+        pdf = office.convert([work / "word" / f"{name}.docx" for name in ("textpdf", "borderless", "merged", "bijie")],
+                             DOCX_TO_PDF)
+        locked = office.convert([work / "word" / "borderless.docx"], DOCX_TO_LOCKED_PDF)
         xlsx = office.convert([books["guanzhu"], books["dimension"]], "xlsx:Calc MS Excel 2007 XML")
         xls = office.convert([books["xls"], books["bijie"]], "xls:MS Excel 97")
         files = {
@@ -358,10 +398,18 @@ def build(dest: Path) -> list[str]:
             "0015-guanzhu-text-layer.pdf": pdf["textpdf"],
             "0016-guanzhu-webpage-saved-as.doc": html["doc"].read_bytes(),
             "0017-guanzhu-docx-renamed.wps": docx["nested"],
+            "0018-guanzhu-text-layer-borderless.pdf": pdf["borderless"],
+            "0019-guanzhu-password.pdf": locked["borderless"],
+            "0020-guanzhu-merged-header.pdf": pdf["merged"],
+            "0021-bijie-roster.pdf": pdf["bijie"],
         }
-        for name, data in files.items():
-            (dest / name).write_bytes(data)
-        return list(files)
+        unknown = set(only or ()) - set(files)
+        if unknown:
+            sys.exit(f"make_forms: no such fixture: {', '.join(sorted(unknown))}")
+        written = [name for name in files if not only or name in only]
+        for name in written:
+            (dest / name).write_bytes(files[name])
+        return written
 
 
 def build_bench(dest: Path, xlsx_rows: int = 2000, docx_rows: int = 500) -> list[Path]:
@@ -385,12 +433,13 @@ def build_bench(dest: Path, xlsx_rows: int = 2000, docx_rows: int = 500) -> list
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bench", type=Path, help="write the large timing forms to this folder instead")
+    parser.add_argument("--only", nargs="+", metavar="NAME", help="rewrite only these fixtures (e.g. 0015-…pdf)")
     args = parser.parse_args()
     if args.bench:
         for path in build_bench(args.bench):
             print(path)
         return
-    for name in build(HERE):
+    for name in build(HERE, args.only):
         print(HERE / name)
 
 

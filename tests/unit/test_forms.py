@@ -193,6 +193,35 @@ EXPECT = {
         errors=[err(4, 5, "关注人数", None, "第4行 关注人数 未填写")], warnings=[]),
 }
 EXPECT["0017-guanzhu-docx-renamed.wps"] = EXPECT["0011-guanzhu-nested-table.docx"]
+YISHUI_TOWNS = ["沂城街道", "龙家圈街道", "许家湖镇", "黄山铺镇", "诸葛镇", "崔家峪镇", "四十里堡镇", "杨庄镇", "夏蔚镇", "沙沟镇",
+                "高庄镇", "马站镇", "高桥镇", "富官庄镇", "院东头镇", "泉庄镇", "圈里乡", "道托镇"]
+
+
+def pdf_rows(*pages):
+    """Sources in a PDF: (page, table, rows…) for each page."""
+    return [{"page": page, "table": table, "row": r} for page, table, *rows in pages for r in rows]
+
+
+# PDFs exported from Word (LibreOffice), read through their text layer
+EXPECT.update({
+    "0015-guanzhu-text-layer.pdf": dict(  # two pages; Word repeats the header row on page 2
+        format="pdf", template=GZ, **header("沂水县科协", "2026-12-19", when_raw="2026年12月19日"),
+        rows=gz_rows(("沂水县科协", 120), ("沂水县科技馆", 1050), ("沂水县农村专业技术协会联合会(沂水县农技协联合会)", 80),
+                     *((f"沂水县{town}科协", 10 + i) for i, town in enumerate(YISHUI_TOWNS, 4))),
+        sources=pdf_rows((1, 1, 2, 3, 4, *range(6, 23)), (2, 1, 2)), total={"关注人数": 1655}, errors=[], warnings=[]),
+    "0018-guanzhu-text-layer-borderless.pdf": dict(
+        format="pdf", template=GZ, **header("沂南县科协", "2026-12-16", when_raw="2026年12月16日"),
+        rows=gz_rows(("沂南县科协", 210), ("沂南县科技馆", 35), ("沂南县老科协", 1018), ("沂南县第二中学", 2000)),
+        sources=pdf_rows((1, 1, 2, 3, 4, 5)), total={"关注人数": 3263}, errors=[], warnings=[]),
+    "0019-guanzhu-password.pdf": dict(
+        format="pdf", template=None, header={}, header_raw={}, rows=[], sources=[], total=None, errors=[],
+        warnings=["PDF 设置了打开密码，无法读取；请对方去掉密码后重新发送，或发送 Word/Excel 文件"]),
+    # the same Word files as 0001 and 0009, exported: merged cells read as in the .docx
+    "0020-guanzhu-merged-header.pdf": {**EXPECT["0001-guanzhu-merged-header.docx"], "format": "pdf",
+                                       "sources": pdf_rows((1, 1, 4, 5, 7, 8))},
+    "0021-bijie-roster.pdf": {**EXPECT["0009-bijie-roster.docx"], "format": "pdf",
+                              "sources": pdf_rows((1, 1, 2, 3, 4, 5, 6, 7))},
+})
 THROUGH_LIBREOFFICE = {"0003-guanzhu.doc", "0004-guanzhu-doc-renamed.wps", "0016-guanzhu-webpage-saved-as.doc"}
 
 
@@ -215,7 +244,7 @@ def test_fixture(name):
 
 def test_every_fixture_is_covered():
     on_disk = {p.name for p in FORMS.iterdir() if p.name[:4].isdigit()}
-    assert on_disk == set(EXPECT) | {"0015-guanzhu-text-layer.pdf"}
+    assert on_disk == set(EXPECT)
 
 
 def test_raw_cells_are_kept_for_storage():
@@ -225,17 +254,26 @@ def test_raw_cells_are_kept_for_storage():
         {"table": 1, "row": 4})
 
 
-def test_text_pdf_needs_pdfplumber_or_is_read():
-    got = read("0015-guanzhu-text-layer.pdf")
-    jsonschema.validate(got.to_dict(), SCHEMA)
-    assert got.format == "pdf"
-    try:
-        import pdfplumber  # noqa: F401
-    except ImportError:
-        assert got.warnings == ["这是带文字的 PDF，但本机没有安装 pdfplumber，无法读取表格；请对方发送 Word/Excel 文件，或人工录入"]
-        assert got.rows == []
-    else:
-        assert got.template == GZ and got.rows == gz_rows(("沂水县科协", 99))
+def test_text_pdf_wrapped_cells_are_joined():
+    long_name = read("0015-guanzhu-text-layer.pdf").items[2]
+    assert long_name.raw["单位名称"] == "沂水县农村专业技术协会联合会（沂水县农技协联合会）"  # two lines in its cell
+    assert read("0021-bijie-roster.pdf").items[0].raw["微信号"] == "sunchao_wx"  # wrapped inside the word
+
+
+def test_text_pdf_without_pdfplumber_says_so(monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_pdfplumber(name, *args, **kwargs):
+        if name.startswith("pdfplumber"):
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_pdfplumber)
+    got = read_form((FORMS / "0015-guanzhu-text-layer.pdf").read_bytes(), "x.pdf", TEMPLATES)
+    assert (got.format, got.rows, got.warnings) == (
+        "pdf", [], ["这是带文字的 PDF，但本机没有安装 pdfplumber，无法读取表格；请对方发送 Word/Excel 文件，或人工录入"])
 
 
 # ---- formats, sniffing and failures ------------------------------------------------------------
@@ -301,6 +339,68 @@ def test_bad_files_give_warnings_not_exceptions(data, fmt, warning):
     got = read_form(data, "附件.docx", TEMPLATES)
     jsonschema.validate(got.to_dict(), SCHEMA)
     assert got.format == fmt and got.rows == [] and got.warnings[0].startswith(warning), got.warnings
+
+
+# ---- hostile PDFs: a warning in the result, never an exception ----------------------------
+
+HELVETICA = b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>"
+# a CID font with no ToUnicode map: pdfminer can only give "(cid:18)"
+NO_TOUNICODE = (b"<< /Type /Font /Subtype /Type0 /BaseFont /SimSun /Encoding /Identity-H /DescendantFonts [<< /Type /Font"
+                b" /Subtype /CIDFontType2 /BaseFont /SimSun /CIDSystemInfo << /Registry (Adobe) /Ordering (Identity)"
+                b" /Supplement 0 >> >>] >>")
+BAD_TYPE3 = (b"<< /Type /Font /Subtype /Type3 /FontMatrix [1 (a) 0 1 0 0] /FontBBox [0 0 1 1] /CharProcs << >>"
+             b" /Encoding << /Differences [0 /a] >> /FirstChar 0 /LastChar 1 /Widths [1 1] >>")
+HELLO = b"BT /F1 12 Tf 50 800 Td (hello) Tj ET"
+
+
+def pdf_file(pages: list[bytes], fonts=(HELVETICA,), mediabox=b"[0 0 595 842]") -> bytes:
+    """A hand-made PDF: one content stream per page; fonts F1, F2 … shared by all pages."""
+    first_page = 3 + len(fonts)
+    kids = b" ".join(b"%d 0 R" % (first_page + 2 * i) for i in range(len(pages)))
+    names = b" ".join(b"/F%d %d 0 R" % (i, 2 + i) for i in range(1, len(fonts) + 1))
+    objects = [b"<< /Type /Catalog /Pages 2 0 R >>", b"<< /Type /Pages /Kids [%s] /Count %d >>" % (kids, len(pages)),
+               *fonts]
+    for i, content in enumerate(pages):
+        objects.append(b"<< /Type /Page /Parent 2 0 R /MediaBox %s /Resources << /Font << %s >> >> /Contents %d 0 R >>"
+                       % (mediabox, names, first_page + 2 * i + 1))
+        objects.append(b"<< /Length %d >>\nstream\n" % len(content) + content + b"\nendstream")
+    out, offsets = BytesIO(), []
+    out.write(b"%PDF-1.4\n")
+    for n, body in enumerate(objects, 1):
+        offsets.append(out.tell())
+        out.write(b"%d 0 obj\n" % n + body + b"\nendobj\n")
+    xref = out.tell()
+    out.write(b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1))
+    out.writelines(b"%010d 00000 n \n" % o for o in offsets)
+    out.write(b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref))
+    return out.getvalue()
+
+
+PDF_BROKEN = "PDF 文件已损坏或格式不规范，无法读取；请对方重新导出后发送，或发送 Word/Excel 文件"
+LINES = b"".join(b"%d %d m %d %d l S\n" % (10 + i % 500, 10 + i // 500, 20 + i % 500, 20 + i // 500) for i in range(3100))
+
+
+@pytest.mark.parametrize("data,warning", [
+    pytest.param(pdf_file([HELLO]), None, id="the-builder-makes-a-readable-pdf"),
+    pytest.param(pdf_file([b"BT /F1 12 Tf 50 800 Td <00120034> Tj ET"], [NO_TOUNICODE]),
+                 "PDF 中的文字无法提取（字体没有文字编码，常见于部分软件导出的 PDF），需要人工录入；如方便，请对方发送 Word/Excel 文件",
+                 id="no-tounicode"),
+    pytest.param(pdf_file([HELLO + b"\n" + LINES]), "PDF 第1页线条过多，未读取其中的表格", id="too-many-lines"),
+    pytest.param(pdf_file([HELLO] * 51), "PDF 共 51 页，只读取了前 50 页", id="too-many-pages"),
+    pytest.param(pdf_file([b"BT /F2 12 Tf 50 800 Td (a) Tj ET", HELLO], [HELVETICA, BAD_TYPE3]),
+                 "PDF 第1页无法读取（PdfminerException）", id="one-bad-page"),
+    pytest.param(pdf_file([HELLO], mediabox=b"[0 0 (a) 842]"), PDF_BROKEN, id="bad-mediabox"),
+    pytest.param(b"%PDF-1.7\n" + bytes(range(256)) * 40, PDF_BROKEN, id="garbage"),
+    pytest.param((FORMS / "0015-guanzhu-text-layer.pdf").read_bytes()[:4000], PDF_BROKEN, id="truncated"),
+])
+def test_hostile_pdfs_give_warnings(data, warning):
+    got = read_form(data, "附件.pdf", TEMPLATES)
+    jsonschema.validate(got.to_dict(), SCHEMA)
+    assert (got.format, got.template, got.rows) == ("pdf", None, [])
+    if warning is None:  # text but no table: the usual "no form found"
+        assert got.warnings == ["文件中没有找到表格；已有的模板：信息报送表、关注情况统计表"]
+    else:
+        assert got.warnings[0] == warning, got.warnings
 
 
 def test_csv_in_utf8_with_tabs():
