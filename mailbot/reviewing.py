@@ -242,7 +242,7 @@ def _unit_notice(session, ctx, sub, headline, message, detail) -> None:
 
 
 def _notice(session, ctx, sub, to: str, headline: str, message: str) -> None:
-    subject, text, _ = outbox.render("review-notice", tracking=sub.tracking if sub else "—", headline=headline,
+    subject, text, _ = outbox.render("review-notice", tracking=sub.tracking if sub else None, headline=headline,
                                      greeting="您好", message=message, detail="", organisation=ctx.settings.organisation)
     _send(session, ctx, sub, to, subject, text, "review-notice", None)
 

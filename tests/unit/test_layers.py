@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 PKG = Path(__file__).parents[2] / "mailbot"
-CORE = ["models", "charset", "sniff", "parse", "routing", "review", "quotes", "workdays", "deadlines"]
+CORE = ["models", "charset", "sniff", "parse", "routing", "review", "quotes", "workdays", "deadlines", "digest"]
 FORBIDDEN = {"mailbot.store", "mailbot.ingest", "mailbot.pipeline", "mailbot.daemon", "mailbot.cli",
              "mailbot.schema", "imapclient", "aiosmtplib", "sqlmodel", "sqlalchemy", "apscheduler"}
 
