@@ -17,6 +17,8 @@ from . import deadlines
 from .store import FormReturn, FormRow, InboundMessage, MailboxState, OutboxMessage, ReviewTask, Submission
 
 WAITING_LIMIT = 15
+CITY_LEVEL = "市直单位"  # the tally's "county" of roster units that have no parent
+UNMATCHED = "（未能对应名册的行）"
 
 
 @dataclass
@@ -175,7 +177,9 @@ def _sum_by_parent(session, ids: list[int], column: str) -> dict[str, int]:
         value = cast(FormRow.data_json, JSON)[column].as_integer()
     else:
         value = type_coerce(FormRow.data_json, JSON)[column].as_integer()
-    county = func.coalesce(FormRow.parent, FormRow.row_unit, "（未识别）")
+    # a row's county is its unit's parent; roster units without one (市级学会 …) are 市直
+    county = case((FormRow.parent.is_not(None), FormRow.parent), (FormRow.row_unit.is_not(None), CITY_LEVEL),
+                  else_=UNMATCHED)
     rows = session.exec(select(county, func.sum(cast(value, Integer))).where(FormRow.return_id.in_(ids))
                         .group_by(county)).all()
     return {c: int(v or 0) for c, v in rows}
