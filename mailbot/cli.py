@@ -260,6 +260,7 @@ def forms_check(file: Path = typer.Argument(..., help="报表文件（.docx .doc
 @app.command()
 def export(campaign: str = typer.Argument(..., help="活动（campaign）的 key"),
            output: Path = typer.Option(..., "-o", "--output", help="写入的 Excel 文件"),
+           as_json: bool = typer.Option(False, "--json", help="输出 JSON（文件路径和行数、单位数、未报单位数）"),
            config: Path | None = ConfigOpt) -> None:
     """导出一个报表活动的汇总 Excel：全部数据（含来源）、按单位和县区的合计、未报单位。"""
     from . import collecting, daemon
@@ -276,7 +277,11 @@ def export(campaign: str = typer.Argument(..., help="活动（campaign）的 key
         err.print(f"找不到活动使用的表单模板 {settings.campaign(campaign).template}（{settings.forms_folder}）")
         raise typer.Exit(2)
     rt = daemon.Runtime.build(settings)
-    counts = collecting.export(rt.engine, settings, campaign, template, output, utcnow())
+    with err.status(f"正在导出 {campaign}……"):
+        counts = collecting.export(rt.engine, settings, campaign, template, output, utcnow())
+    if as_json:
+        sys.stdout.write(json.dumps({"campaign": campaign, "path": str(output), **counts}, ensure_ascii=False) + "\n")
+        return
     out.print(f"已导出 {output}：{counts['units']} 个单位的 {counts['rows']} 行数据，未报单位 {counts['missing']} 个。")
 
 
