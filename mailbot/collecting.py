@@ -70,8 +70,14 @@ def _remind_unit(session, ctx, campaign, due) -> int:
     box = settings.mailbox(dept.mailbox or settings.mailboxes[0].name)
     audience = next(a for a in campaign.audiences if a.name == due.audience)
     attachments = ()
-    if campaign.attach_template and campaign.attach_template.exists():
-        attachments = ((campaign.attach_template.name, campaign.attach_template.read_bytes(), "application/octet-stream"),)
+    blank = campaign.attach_template  # the blank form; its existence is checked when the config is loaded
+    if blank and blank.is_file():
+        import mimetypes
+
+        mime = mimetypes.guess_type(blank.name)[0] or "application/octet-stream"
+        attachments = ((blank.name, blank.read_bytes(), mime),)
+    elif blank:
+        log_event(session, "form-template-missing", f"{campaign.key}: {blank} is gone; reminder sent without it")
     subject, text, _ = outbox.render(
         "form-reminder", unit=unit.name, campaign=campaign.name, form=campaign.template,
         deadline=f"{due.deadline.month}月{due.deadline.day}日", inclusive=audience.inclusive, days=due.offset,
@@ -185,9 +191,14 @@ def handle_form(session: Session, ctx, row, summary: dict, route: dict, staged: 
     from .store import FormRow
 
     settings = ctx.settings
-    form_indexes = {f["index"] for f in route.get("forms", [])}
+    forms = route.get("forms", [])
+    forms = [f for f in forms if f["result"]["format"] != "pdf"] or forms  # a PDF beside Word/Excel: the stamped copy
+    form_indexes = {f["index"] for f in forms}
     scans = [s for i, s in enumerate(staged) if i not in form_indexes and s["content_type"] in SCAN_TYPES]
-    for item in route.get("forms", []):
+    if not forms:
+        _stamped_copy(session, ctx, row, summary, route, scans)
+        return
+    for item in forms:
         result = item["result"]
         campaign = _campaign_for(settings, result["template"], row.first_mailbox)
         if campaign is None:
@@ -226,6 +237,59 @@ def handle_form(session: Session, ctx, row, summary: dict, route: dict, staged: 
         _form_reply(session, ctx, campaign, result, ret, audience, complete)
 
 
+def _stamped_copy(session, ctx, row, summary: dict, route: dict, scans: list[dict]) -> None:
+    """A reply to a campaign's mail with only a scan or photo: the stamped copy of the form
+    the unit sent before, which may now be complete; with no form yet, kept for the form."""
+    import json
+    from pathlib import Path
+
+    from .parse import safe_name
+
+    settings = ctx.settings
+    campaign = next((c for c in settings.campaigns if c.key == route.get("campaign")), None)
+    if campaign is None or not scans:
+        log_event(session, "form-scan-ignored", f"{route.get('campaign')}: no such campaign or no scan",
+                  inbound_id=row.id)
+        return
+    unit, sender = route.get("unit"), summary["from"]["address"]
+    query = select(FormReturn).where(FormReturn.campaign == campaign.key)
+    query = query.where(FormReturn.unit == unit) if unit else query.where(FormReturn.sender == sender)
+    latest = session.exec(query.order_by(FormReturn.id.desc())).first()
+    folder = Path("forms") / campaign.key / safe_name(unit or "未知单位", 1, "")
+    (ctx.storage / folder).mkdir(parents=True, exist_ok=True)
+    version = latest.version if latest else 1
+    paths = []
+    for scan in scans:
+        target, n = folder / f"v{version}-盖章件-{scan['safe_name']}", 1
+        while (ctx.storage / target).exists():  # a second scan for the same version keeps the first
+            n += 1
+            target = folder / f"v{version}-盖章件{n}-{scan['safe_name']}"
+        Path(scan["staged"]).replace(ctx.storage / target)
+        paths.append(target)
+    names = "、".join(s["filename"] or s["safe_name"] for s in scans)
+    audience = next((a for a in campaign.audiences if unit in deadlines.audience_units(a, settings.units)),
+                    campaign.audiences[0])
+    if latest is not None:
+        result = json.loads(latest.result_json)
+        complete = bool(result["template"] and result["rows"] and not result["errors"])
+        latest.stamped, latest.valid = True, complete
+        session.add(latest)
+        ret = latest
+    else:
+        result = {"template": campaign.template, "form_type": None, "columns": [], "rows": [], "sources": [],
+                  "errors": [], "warnings": []}
+        complete = False
+        ret = FormReturn(campaign=campaign.key, unit=unit, sender=sender, version=1, inbound_id=row.id,
+                         filename=names, path=str(paths[0]), format="scan", valid=False, stamped=True,
+                         on_time=deadlines.on_time(ctx.now, audience.deadline, audience.inclusive, settings.tz),
+                         result_json=json.dumps(result, ensure_ascii=False), received_at=ctx.now)
+        session.add(ret)
+        session.flush()
+    kind = "form-stamped" if campaign.require_stamped else "form-scan"  # form-scan: to be entered by hand
+    log_event(session, kind, f"{campaign.key} {unit or sender} v{ret.version}: {names}", inbound_id=row.id)
+    _form_reply(session, ctx, campaign, result, ret, audience, complete, filename=names, missing_form=latest is None)
+
+
 def _header_unit(result, settings, find, directory) -> str | None:
     for value in (result.get("header") or {}).values():
         if isinstance(value, str):
@@ -239,7 +303,10 @@ def _source(source: dict) -> str:
     return "，".join(f"{k}={v}" for k, v in source.items())[:200]
 
 
-def _form_reply(session, ctx, campaign, result, ret, audience, complete: bool) -> None:
+def _form_reply(session, ctx, campaign, result, ret, audience, complete: bool, filename: str | None = None,
+                missing_form: bool = False) -> None:
+    """The answer to a form (or to a scan, `filename`): what was recorded, what is wrong or
+    still missing (`missing_form`: only a scan or photo has come so far)."""
     settings = ctx.settings
     dept = settings.department(campaign.department)
     box = settings.mailbox(dept.mailbox or settings.mailboxes[0].name)
@@ -249,13 +316,14 @@ def _form_reply(session, ctx, campaign, result, ret, audience, complete: bool) -
         if numbers and len(numbers) == len([r for r in result["rows"] if r.get(name) is not None]):
             totals.append((name, sum(numbers)))
     errors = [e["message"] for e in result["errors"]]
-    if not result["rows"] and not errors:
+    if not result["rows"] and not errors and not missing_form:
         errors = ["没有读到数据行，请确认表格内容已填写"]
+    missing_stamp = campaign.require_stamped and not ret.stamped
     subject, text, _ = outbox.render(
         "form-reply", valid=ret.valid, form=result["form_type"] or campaign.template, rows=len(result["rows"]),
-        version=ret.version, unit=ret.unit or "您好", filename=ret.filename, errors=errors, totals=totals,
-        warnings=result["warnings"], missing_stamp=campaign.require_stamped and not ret.stamped,
-        on_time=ret.on_time, deadline=audience.deadline.isoformat(), organisation=settings.organisation,
+        version=ret.version, unit=ret.unit or "您好", filename=filename or ret.filename, errors=errors, totals=totals,
+        warnings=result["warnings"], missing_stamp=missing_stamp, missing_form=missing_form,
+        stamp_required=campaign.require_stamped, on_time=ret.on_time, deadline=audience.deadline.isoformat(), organisation=settings.organisation,
         department=dept.name)
     out = outbox.Outgoing(kind="form-reply", mailbox=box.name, from_name=dept.sender_name or dept.name,
                           from_address=box.email, to_name="", to_address=ret.sender, subject=subject, text=text,

@@ -164,7 +164,7 @@ class Campaign(_Strict):
     audiences: list[Audience] = Field(min_length=1)
     reminder_offsets: list[int] = Field(default_factory=lambda: [7, 3, 1, -1])  # days before (−: after)
     require_stamped: bool = False  # a scan/photo (PDF/JPEG) of the stamped form beside the editable file
-    attach_template: Path | None = None  # the blank form attached to reminders
+    attach_template: Path | None = None  # the blank form attached to reminders (checked by load())
 
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -446,6 +446,10 @@ def _cross_checks(name: str, s: Settings, check_secrets: bool) -> list[Problem]:
     if s.review.publisher and s.departments and s.review.publisher not in keys:
         problems.append(Problem(name, "review.publisher", f"没有键为 {s.review.publisher} 的科室"))
     problems += _digest_checks(name, s, keys, people)
+    for i, campaign in enumerate(s.campaigns):
+        if campaign.attach_template and not campaign.attach_template.is_file():
+            problems.append(Problem(name, f"campaigns[{i}].attach_template",
+                                    f"找不到文件 {campaign.attach_template}（提醒邮件所附的空白报表）"))
     seen_names: dict[str, str] = {}
     for i, unit in enumerate(s.units):
         for label in [unit.name, *unit.aliases]:

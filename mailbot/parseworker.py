@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from pathlib import Path
 
 from . import parse as parser
@@ -68,6 +69,13 @@ def parse_file(path: str, sha256: str, job: dict | None = None) -> tuple[str, st
                                   route.tracking, route.category, route.claimed_unit)
             summary["classification"] = route.to_json()
             extra = {"kind": "form", "_route": {**route.to_json(), "forms": forms}, "_staged": []}
+        elif route.kind in ("reply", "resubmission") and (campaign := scan_for_campaign(summary, job)):
+            # a reply to a campaign's mail with only a scan or photo: the stamped copy of a form
+            route = routing.Route("form", route.unit, route.unit_known, route.department, route.department_name,
+                                  f"回复报表邮件，附有盖章件或扫描件；{route.reason}", route.tracking, route.category,
+                                  route.claimed_unit)
+            summary["classification"] = route.to_json()
+            extra = {"kind": "form", "_route": {**route.to_json(), "forms": [], "campaign": campaign}, "_staged": []}
         if route.kind in ("submission", "resubmission", "form"):
             try:
                 extra["_staged"] = stage(mail, Path(job["staging"]))
@@ -111,6 +119,22 @@ def reply_info(summary: dict, route: dict, targets: list[str]) -> dict:
 
 
 OFFICE_TYPES = ("application/", "text/")
+_CAMPAIGN_MAIL = re.compile(r"^<mailbot\.(?:form|formreply)\.([a-z0-9_-]+)\.")  # reminders and form replies
+
+
+def scan_for_campaign(summary: dict, job: dict) -> str | None:
+    """The campaign key, when the message answers one of its mails (a reminder or a form
+    reply) with a scan or photo attached (PDF or image; not an inline signature picture)."""
+    scans = [a for a in summary["attachments"] if (a["content_type"] == "application/pdf" or a["content_type"]
+             .startswith("image/")) and not (a["disposition"] == "inline" and a.get("content_id"))]
+    if not scans:
+        return None
+    domain = "@" + job["directory"].mail_domain + ">"
+    for ref in [summary.get("in_reply_to") or "", *reversed(summary.get("references") or [])]:
+        found = _CAMPAIGN_MAIL.match(ref)
+        if found and ref.endswith(domain):
+            return found.group(1)
+    return None
 
 
 def read_forms(mail, job: dict) -> list[dict]:
