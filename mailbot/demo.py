@@ -172,6 +172,7 @@ def run(storage: Path, keep: bool, console: Console) -> demo_campaign.Outcome:
         errors += review_story(servers, rt, console)
         outcome = demo_campaign.run(servers, rt, console, deadline)
         errors += outcome.errors
+        _digest_preview(rt, console)
         for exc in errors:
             console.print(f"[red]错误[/red]：{exc.message}")
         rt.close()
@@ -181,6 +182,26 @@ def run(storage: Path, keep: bool, console: Console) -> demo_campaign.Outcome:
         shutil.rmtree(storage, ignore_errors=True)
         console.print("演示结束，已清理演示数据（加 --keep 可保留）。")
     return outcome
+
+
+def _digest_preview(rt, console: Console) -> None:
+    """What `mailbot digest --preview` shows, for the week so far (the demo's mail is today's)."""
+    from . import digest, digesting
+    from .store import utcnow
+
+    now = utcnow()
+    period = digest.period_for(now + timedelta(days=7), rt.settings.digest, rt.settings.tz)
+    with Session(rt.engine) as session:
+        r = digesting.render(session, rt.settings, period, now, inline_chart=True)
+    page = rt.settings.storage / f"周报预览-{period.key}.html"
+    page.write_text(r.html, encoding="utf-8")
+    page.with_suffix(".xlsx").write_bytes(r.workbook)
+    table = Table(title=f"领导周报预览（本周至今，{period.label}）：{page.name}")
+    for card in r.content["cards"]:
+        table.add_column(card["label"], justify="right")
+    table.add_row(*[str(card["value"]) for card in r.content["cards"]])
+    console.print(table)
+    console.print("每周一 08:00 守护进程把上一周的周报发给领导（mailbot digest --preview 可随时预览）。")
 
 
 def _show_server(servers: MailServers, console: Console) -> None:
