@@ -214,7 +214,7 @@ def _list_filters(settings, state, dept, unit, since) -> list:
             raise typer.Exit(2)
         filters.append(Submission.department == found.key)
     if unit:
-        filters.append(Submission.unit.contains(unit.strip()))
+        filters.append(Submission.unit.contains(unit.strip(), autoescape=True))  # % and _ are letters here
     if since:
         try:
             day = date.fromisoformat(since)
@@ -241,6 +241,9 @@ def digest(preview: bool = typer.Option(False, "--preview", help="生成周报 H
 
     if preview == send:
         err.print("请指定 --preview（只生成文件）或 --send（发送）其中之一")
+        raise typer.Exit(2)
+    if output is not None and output.suffix.lower() == ".xlsx":  # the workbook would overwrite the page
+        err.print(f"-o 请写周报 HTML 文件的名字（例如 周报.html），不是 {output.name}；Excel 明细会写在它旁边")
         raise typer.Exit(2)
     settings = load_settings(config)
     now = utcnow()
@@ -272,6 +275,7 @@ def _preview(engine, settings, period, now, dept, output, as_json) -> None:
     with err.status("正在生成周报…"), Session(engine) as session:
         r = digesting.render(session, settings, period, now, key, inline_chart=True)
     html = output or Path(f"周报-{period.key}" + (f"-{r.content['scope']}" if r.content["scope"] else "") + ".html")
+    html.parent.mkdir(parents=True, exist_ok=True)
     html.write_text(r.html, encoding="utf-8")
     book = html.with_suffix(".xlsx")
     book.write_bytes(r.workbook)
