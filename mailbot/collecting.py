@@ -11,7 +11,7 @@ from datetime import datetime
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
-from . import deadlines, outbox
+from . import deadlines, outbox, stats
 from .store import CampaignReminder, FormReturn, log_event
 
 log = logging.getLogger("mailbot.collecting")
@@ -46,11 +46,16 @@ def remind(session: Session, ctx) -> int:
             ctx.now, settings.tz, review.office_hours, frozenset(review.closed_days), frozenset(review.extra_workdays)):
         return 0  # mail to people goes out in office hours, on working days
     queued = 0
+    closed, extra = frozenset(review.closed_days), frozenset(review.extra_workdays)
+
+    def workday(day) -> bool:
+        return workdays.is_workday(day, closed, extra)[0]
+
     for campaign in settings.campaigns:
         done = returned_units(session, campaign.key)
         sent = {(r.unit, r.offset) for r in session.exec(
             select(CampaignReminder).where(CampaignReminder.campaign == campaign.key)).all()}
-        for due in deadlines.due_reminders(campaign, settings.units, done, sent, ctx.now, settings.tz):
+        for due in deadlines.due_reminders(campaign, settings.units, done, sent, ctx.now, settings.tz, workday):
             if _claim(session, campaign.key, due.unit, due.offset, ctx.now):
                 queued += _remind_unit(session, ctx, campaign, due)
         missing = deadlines.missing_after_deadline(campaign, settings.units, done, sent, ctx.now, settings.tz)
@@ -79,8 +84,9 @@ def _remind_unit(session, ctx, campaign, due) -> int:
     elif blank:
         log_event(session, "form-template-missing", f"{campaign.key}: {blank} is gone; reminder sent without it")
     subject, text, _ = outbox.render(
-        "form-reminder", unit=unit.name, campaign=campaign.name, form=campaign.template,
-        deadline=f"{due.deadline.month}月{due.deadline.day}日", inclusive=audience.inclusive, days=due.offset,
+        "form-reminder", unit=unit.name, campaign=campaign.name, form=form_title(settings, campaign.template),
+        deadline=f"{due.deadline.month}月{due.deadline.day}日", inclusive=audience.inclusive,
+        days=(due.deadline - ctx.now.astimezone(settings.tz).date()).days,  # the offset's day may have moved
         attached=bool(attachments), stamped=campaign.require_stamped, organisation=settings.organisation,
         department=dept.name)
     out = outbox.Outgoing(kind="form-reminder", mailbox=box.name, from_name=dept.sender_name or dept.name,
@@ -97,7 +103,8 @@ def _missing_list(session, ctx, campaign, missing) -> int:
     dept = settings.department(campaign.department)
     box = settings.mailbox(dept.mailbox or settings.mailboxes[0].name)
     items = [{"unit": m.unit, "audience": m.audience, "deadline": m.deadline.isoformat()} for m in missing]
-    subject, text, _ = outbox.render("form-missing", form=campaign.template, campaign=campaign.name, key=campaign.key,
+    subject, text, _ = outbox.render("form-missing", form=form_title(settings, campaign.template), campaign=campaign.name,
+                                     key=campaign.key,
                                      count=len(items), missing=items, department=dept.name)
     out = outbox.Outgoing(kind="form-missing", mailbox=box.name, from_name="mailbot", from_address=box.email,
                           to_name=dept.name, to_address=box.email, subject=subject, text=text, html=None, date=ctx.now,
@@ -105,6 +112,17 @@ def _missing_list(session, ctx, campaign, missing) -> int:
     outbox.enqueue(session, out, settings.outbox, ctx.now)
     log_event(session, "form-missing", f"{campaign.key}: {'、'.join(i['unit'] for i in items)}")
     return 1
+
+
+def form_title(settings, template: str) -> str:
+    """The form's own title (临沂科协微信公众号关注情况统计表), as units know it; else the template name."""
+    from .forms import TemplateError, load_templates
+
+    try:
+        found = next((t for t in load_templates(settings.forms_folder) if t.name == template), None)
+    except TemplateError:
+        found = None
+    return found.title if found and found.title else template
 
 
 def latest_valid_returns(session: Session, campaign: str) -> list[FormReturn]:
@@ -142,7 +160,8 @@ def export(engine, settings, campaign_key: str, template, path, now: datetime) -
                 data = json.loads(row.data_json)
                 rows_sheet.append([ret.unit or ret.sender, ret.version, ret.filename, row.source,
                                    *[data.get(c) for c in columns]])
-                for key, table in ((row.row_unit or ret.unit or "（未识别）", per_unit), (row.parent or "（未识别）", per_parent)):
+                county = row.parent or stats.UNMATCHED
+                for key, table in ((row.row_unit or ret.unit or "（未识别）", per_unit), (county, per_parent)):
                     sums = table.setdefault(key, [0] + [0] * len(numeric))
                     sums[0] += 1
                     for i, c in enumerate(numeric, 1):
@@ -226,11 +245,13 @@ def handle_form(session: Session, ctx, row, summary: dict, route: dict, staged: 
                          result_json=__import__("json").dumps(result, ensure_ascii=False), received_at=ctx.now)
         session.add(ret)
         session.flush()
+        sender_county = _county(next((u for u in ctx.directory.units if u.name == unit), None)) if unit else None
         for values, source, index in zip(result["rows"], result["sources"], range(1, len(result["rows"]) + 1)):
             named = values.get(result.get("unit_column") or "") if result.get("unit_column") else None
             matched = find_unit_by_name(str(named), ctx.directory) if named else None
             session.add(FormRow(return_id=ret.id, row_index=index, source=_source(source),
-                                row_unit=matched.name if matched else named, parent=matched.parent if matched else None,
+                                row_unit=matched.name if matched else named,
+                                parent=_county(matched) if matched else sender_county,
                                 data_json=__import__("json").dumps(values, ensure_ascii=False, default=str)))
         log_event(session, "form-received", f"{campaign.key} {unit or '?'} v{version}: {len(result['rows'])} rows, "
                                             f"{len(result['errors'])} errors", inbound_id=row.id)
@@ -299,6 +320,14 @@ def _header_unit(result, settings, find, directory) -> str | None:
     return None
 
 
+def _county(unit) -> str:
+    """Where a row counts in the per-county tally: its unit's parent (沂水县), or 市直单位 for a
+    roster unit without one; rows naming no roster unit count under the sender's county."""
+    from .stats import CITY_LEVEL
+
+    return unit.parent or CITY_LEVEL
+
+
 def _source(source: dict) -> str:
     return "，".join(f"{k}={v}" for k, v in source.items())[:200]
 
@@ -320,7 +349,8 @@ def _form_reply(session, ctx, campaign, result, ret, audience, complete: bool, f
         errors = ["没有读到数据行，请确认表格内容已填写"]
     missing_stamp = campaign.require_stamped and not ret.stamped
     subject, text, _ = outbox.render(
-        "form-reply", valid=ret.valid, form=result["form_type"] or campaign.template, rows=len(result["rows"]),
+        "form-reply", valid=ret.valid, form=result["form_type"] or form_title(settings, campaign.template),
+        rows=len(result["rows"]),
         version=ret.version, unit=ret.unit or "您好", filename=filename or ret.filename, errors=errors, totals=totals,
         warnings=result["warnings"], missing_stamp=missing_stamp, missing_form=missing_form,
         stamp_required=campaign.require_stamped, on_time=ret.on_time, deadline=audience.deadline.isoformat(), organisation=settings.organisation,

@@ -36,14 +36,29 @@ def on_time(received: datetime, deadline: date, inclusive: bool, tz) -> bool:
     return received < closes_at(deadline, inclusive, tz)
 
 
-def due_reminders(campaign, units, returned: set[str], sent: set[tuple[str, int]], now: datetime, tz) -> list[Due]:
+def reminder_day(deadline: date, offset: int, workday=None) -> date:
+    """The day an offset's reminder goes out: `offset` days before the deadline, or, when
+    that is not a working day, the working day before it (a reminder due on a Saturday
+    goes on Friday rather than after the weekend, when it may be too late)."""
+    day = deadline - timedelta(days=offset)
+    if workday is None:
+        return day
+    for back in range(15):
+        if workday(day - timedelta(days=back)):
+            return day - timedelta(days=back)
+    return day
+
+
+def due_reminders(campaign, units, returned: set[str], sent: set[tuple[str, int]], now: datetime, tz,
+                  workday=None) -> list[Due]:
     """Reminders due at `now`: for each offset whose day has come (the latest one only, so
     a robot that was down does not send a burst), each unit without a valid form that has
     not had that offset's reminder. Offsets after the deadline are for the operator list."""
     today = now.astimezone(tz).date()
     out = []
     for audience in campaign.audiences:
-        reached = [o for o in campaign.reminder_offsets if o > 0 and today >= audience.deadline - timedelta(days=o)]
+        reached = [o for o in campaign.reminder_offsets
+                   if o > 0 and today >= reminder_day(audience.deadline, o, workday)]
         if not reached or now >= closes_at(audience.deadline, audience.inclusive, tz):
             continue
         offset = min(reached)  # the nearest to the deadline among those that have come

@@ -96,7 +96,7 @@ def _forms(conn, settings, now: datetime, rng) -> int:
                     stamped=False, on_time=True, result_json="{}", received_at=at)])
                 rid = result.scalar_one()
                 conn.execute(insert(FormRow), [dict(return_id=rid, row_index=1, source="Sheet1!3", row_unit=name,
-                                                    parent=unit.parent,
+                                                    parent=unit.parent or "市直单位",
                                                     data_json=json.dumps({"序号": 1, "单位名称": name,
                                                                           "关注人数": rng.randint(50, 3000)},
                                                                          ensure_ascii=False))])

@@ -177,9 +177,7 @@ def _sum_by_parent(session, ids: list[int], column: str) -> dict[str, int]:
         value = cast(FormRow.data_json, JSON)[column].as_integer()
     else:
         value = type_coerce(FormRow.data_json, JSON)[column].as_integer()
-    # a row's county is its unit's parent; roster units without one (市级学会 …) are 市直
-    county = case((FormRow.parent.is_not(None), FormRow.parent), (FormRow.row_unit.is_not(None), CITY_LEVEL),
-                  else_=UNMATCHED)
+    county = func.coalesce(FormRow.parent, UNMATCHED)  # collecting._county: the parent, 市直单位, the sender's
     rows = session.exec(select(county, func.sum(cast(value, Integer))).where(FormRow.return_id.in_(ids))
                         .group_by(county)).all()
     return {c: int(v or 0) for c, v in rows}

@@ -131,7 +131,7 @@ def test_stamped_copy_is_required_beside_the_form(servers, start):
     send(servers, "unit3", [("盖章件.pdf", SCAN)], answer=reminder)
     daemon.run_once(robot)
     reply = inbox(servers, "unit3")[-1]
-    assert reply["Subject"] == "已收到《关注情况统计表》盖章件，还需可编辑的报表文件"
+    assert reply["Subject"] == "已收到《临沂科协微信公众号关注情况统计表》盖章件，还需可编辑的报表文件"
     assert "盖章件已收到，还需要可编辑的报表文件（Word、Excel 或 WPS 格式），请回复本邮件补充。" in text(reply)
     assert "表中有以下问题" not in text(reply) and RECORDED not in text(reply)
     assert returns(robot, "兰山区科协") == [(1, "scan", False, True)]
@@ -167,7 +167,7 @@ def test_reminder_carries_the_blank_form(servers, start, tmp_path):
     assert robot.chase(MONDAY) == 2  # 沂水县科协 and 兰山区科协; 农学会's deadline is later
     robot.send_due(MONDAY)
     [reminder] = inbox(servers, "unit1")
-    assert reminder["Subject"] == "提醒：请于12月20日前报送《关注情况统计表》"
+    assert reminder["Subject"] == "提醒：请于12月20日前报送《临沂科协微信公众号关注情况统计表》"
     assert "报表模板已附在本邮件中" in text(reminder)
     [part] = list(reminder.iter_attachments())
     assert part.get_filename() == "附件2：临沂科协微信公众号关注情况统计表.docx"
@@ -178,7 +178,7 @@ def test_reminder_carries_the_blank_form(servers, start, tmp_path):
     send(servers, "unit1", [("关注情况统计表.png", PHOTO)], answer=reminder)
     daemon.run_once(robot)
     reply = inbox(servers, "unit1")[-1]
-    assert reply["Subject"] == "已收到《关注情况统计表》扫描件或照片，还需可编辑的报表文件"
+    assert reply["Subject"] == "已收到《临沂科协微信公众号关注情况统计表》扫描件或照片，还需可编辑的报表文件"
     assert "扫描件或照片中的表格需要人工录入。如方便，请回复本邮件发送 Word、Excel 或 WPS 格式的报表" in text(reply)
     assert returns(robot, "沂水县科协") == [(1, "scan", False, True)]
     with Session(robot.engine) as s:

@@ -4,6 +4,8 @@ to the missing units at the right times, the operator's missing list, and the ex
 
 from __future__ import annotations
 
+import re
+
 import asyncio
 import io
 from datetime import datetime, timedelta, timezone
@@ -18,7 +20,7 @@ from openpyxl import Workbook, load_workbook
 from sqlmodel import Session, select
 
 from mailbot import daemon
-from mailbot.store import FormReturn, FormRow, Submission
+from mailbot.store import CampaignReminder, FormReturn, FormRow, Submission
 
 pytestmark = pytest.mark.integration
 CHINA = timezone(timedelta(hours=8))
@@ -98,9 +100,16 @@ def test_campaign_collects_checks_reminds_and_exports(servers, robot, tmp_path):
     assert robot.chase(datetime(2026, 12, 13, 10, 0, tzinfo=CHINA)) == 0  # a Sunday: not sent
     assert robot.chase(datetime(2026, 12, 14, 10, 0, tzinfo=CHINA)) == 1  # 兰山区科协 (6 days before: the 7-day one)
     assert robot.chase(datetime(2026, 12, 14, 11, 0, tzinfo=CHINA)) == 0  # never twice
-    assert robot.chase(datetime(2026, 12, 18, 10, 0, tzinfo=CHINA)) == 2  # 3 days: 兰山区; 7 days: 农学会
+    # Friday 12-18: 兰山区's 1-day reminder (its day, Saturday 12-19, moves to the working day
+    # before) rather than the 3-day one; 农学会's 7-day one
+    assert robot.chase(datetime(2026, 12, 18, 10, 0, tzinfo=CHINA)) == 2
     robot.send_due(datetime(2026, 12, 18, 10, 0, tzinfo=CHINA))
     assert ["提醒" in m["Subject"] for m in inbox(servers, "unit3")] == [True, True]
+    days = [re.search(r"距截止日还有 (\d+) 天", m.get_body(("plain",)).get_content()).group(1)
+            for m in inbox(servers, "unit3")]
+    assert days == ["6", "2"]  # the days really left, not the offsets (7, 1)
+    with Session(robot.engine) as s:
+        assert sorted(s.exec(select(CampaignReminder.offset).where(CampaignReminder.unit == "兰山区科协"))) == [1, 7]
     assert len([m for m in inbox(servers, "unit2") if "提醒" in m["Subject"]]) == 1
     assert [m for m in inbox(servers, "unit1") if "提醒" in m["Subject"]] == []  # it sent a valid form
 
@@ -124,3 +133,7 @@ def test_campaign_collects_checks_reminds_and_exports(servers, robot, tmp_path):
     assert [r[4:6] for r in data[1:]] == [["沂水县科协", 120], ["沂水县许家湖镇科协", 300]]
     missing_units = [r[0] for r in book["未报单位"].iter_rows(min_row=2, values_only=True)]
     assert sorted(missing_units) == ["临沂市农学会", "兰山区科协"]
+    # a township not on the roster counts under the sending county's total
+    sheet = [list(r) for r in book["汇总"].iter_rows(values_only=True)]
+    counties = sheet[sheet.index(["县区（上级）", "行数", "关注人数"]) + 1:]
+    assert counties == [["沂水县", 2, 420]]

@@ -11,6 +11,7 @@ import yaml
 
 from mailbot.config import Campaign, Unit
 from mailbot.deadlines import closes_at, due_reminders, missing_after_deadline, on_time
+from mailbot.workdays import is_workday
 
 CASES = yaml.safe_load((Path(__file__).parents[1] / "cases" / "deadlines.yaml").read_text("utf-8"))
 TZ = ZoneInfo("Asia/Shanghai")
@@ -25,7 +26,8 @@ CAMPAIGN = Campaign(key="bj", name="信息报送", template="信息报送表", d
 def test_due(case):
     now = datetime.fromisoformat(case["now"])
     sent = {tuple(x) for x in case["sent"]}
-    due = due_reminders(CAMPAIGN, UNITS, set(case["returned"]), sent, now, TZ)
+    workday = (lambda day: is_workday(day)[0]) if case.get("workdays") == "china" else None
+    due = due_reminders(CAMPAIGN, UNITS, set(case["returned"]), sent, now, TZ, workday)
     assert [[d.audience, d.unit, d.offset] for d in due] == case["expect"]
     if "missing" in case:
         missing = missing_after_deadline(CAMPAIGN, UNITS, set(case["returned"]), sent, now, TZ)
