@@ -11,7 +11,7 @@ import json
 import random
 from datetime import datetime, timedelta, timezone
 
-from sqlalchemy import insert
+from sqlalchemy import insert, text
 
 from .store import FormReturn, FormRow, InboundMessage, OutboxMessage, ReviewTask, Submission
 
@@ -62,6 +62,10 @@ def seed(engine, settings, now: datetime, submissions: int = 200, weeks: int = 1
                 next_attempt_at=now, give_up_at=now, last_error="550 mailbox unavailable",
                 created_at=now - timedelta(hours=1 + i)) for i in range(failures)])
         returns = _forms(conn, settings, now, rng) if forms and inbound else 0
+        if conn.dialect.name == "postgresql":  # explicit ids: move the sequences past them
+            for table in ("inbound_message", "submission"):
+                conn.execute(text(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
+                                  f"(SELECT COALESCE(MAX(id), 1) FROM {table}))"))
     return {"submissions": submissions, "form_returns": returns}
 
 
