@@ -303,7 +303,7 @@ def test_a_reply_to_the_digest_gets_a_pointer_and_changes_nothing(servers, seede
     daemon.run_once(rt)
     rt.close()
     answers = [m for m in (message_from_bytes(r, policy=policy.default) for r in servers.fetch_all("leader1"))
-               if m["Message-ID"] != sent["Message-ID"]]
+               if not m["Message-ID"].startswith("<mailbot.digest.")]  # not a digest, whichever week
     assert len(answers) == 1 and answers[0]["Subject"] == "这是周报，不能在这里审核"
     assert "回复每篇稿件各自的审核通知邮件" in answers[0].get_body(("plain",)).get_content()
     with Session(engine) as s:
