@@ -37,6 +37,7 @@ class Runtime:
     mail_due: threading.Event = field(default_factory=threading.Event)  # the outbox has new rows
     sent: outbox.DrainCounts = field(default_factory=outbox.DrainCounts)
     pokes: dict[str, threading.Event] = field(default_factory=dict)  # per mailbox: poll now
+    clock: object = outbox.utcnow  # "now" for processing, reminders, the digest and sending; tests move it
 
     @classmethod
     def build(cls, settings: Settings, upgrade_sqlite: bool = True) -> "Runtime":
@@ -47,6 +48,7 @@ class Runtime:
         rt = cls(settings=settings, engine=engine, raws=raws)
         rt.processor = pipeline.Processor(engine, raws, settings.parse_workers, settings.parse_timeout,
                                           settings=settings, on_outbox=rt.mail_due.set)
+        rt.processor.clock = lambda: rt.clock()
         return rt
 
     def chase(self, now=None) -> int:
@@ -56,7 +58,7 @@ class Runtime:
         from . import collecting, filing, reviewing
 
         with Session(self.engine) as session:
-            ctx = filing.Context(self.settings, self.processor.directory, self.raws.root, now or outbox.utcnow())
+            ctx = filing.Context(self.settings, self.processor.directory, self.raws.root, now or self.clock())
             queued = reviewing.chase_reviews(session, ctx) + collecting.remind(session, ctx)
             session.commit()
         if queued:
@@ -67,7 +69,7 @@ class Runtime:
         """Send the weekly digest if its minute has come and nobody sent it yet."""
         from . import digesting
 
-        outcome = digesting.send_digest(self.engine, self.settings, now or outbox.utcnow(), trigger)
+        outcome = digesting.send_digest(self.engine, self.settings, now or self.clock(), trigger)
         if outcome.status == "sent":
             self.mail_due.set()
         return outcome
@@ -76,7 +78,7 @@ class Runtime:
         """At start: a digest whose minute passed while the robot was down is sent now, marked late."""
         from . import digesting
 
-        outcome = digesting.catch_up(self.engine, self.settings, now or outbox.utcnow())
+        outcome = digesting.catch_up(self.engine, self.settings, now or self.clock())
         if outcome is not None and outcome.status == "sent":
             log.info("weekly digest %s was missed while the robot was down; sent now (late)", outcome.period.key)
             self.mail_due.set()
@@ -89,7 +91,7 @@ class Runtime:
 
     def send_due(self, now=None) -> outbox.DrainCounts:
         """Send what the outbox owes now (blocking; for run --once and tests)."""
-        counts = asyncio.run(outbox.drain(self.engine, self.settings, now))
+        counts = asyncio.run(outbox.drain(self.engine, self.settings, now or self.clock()))
         self._add_sent(counts)
         return counts
 

@@ -193,6 +193,7 @@ class Processor:
                  settings=None, on_outbox=None):
         self.engine, self.raws, self.workers, self.timeout = engine, raws, workers, timeout
         self.settings, self.on_outbox = settings, on_outbox
+        self.clock = utcnow  # what filing, review and forms take as "now" (tests move it)
         self.directory = routing.Directory.from_settings(settings) if settings is not None else None
         self._templates = None
         self.pool = None
@@ -240,7 +241,7 @@ class Processor:
     def record(self, results: list[tuple]) -> list[str]:
         ctx = None
         if self.settings is not None:
-            ctx = filing.Context(self.settings, self.directory, self.raws.root, utcnow())
+            ctx = filing.Context(self.settings, self.directory, self.raws.root, self.clock())
         outcomes, queued = record_results(self.engine, results, ctx)
         if queued and self.on_outbox is not None:
             self.on_outbox()

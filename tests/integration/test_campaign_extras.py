@@ -29,6 +29,7 @@ SCAN = FIXTURES / "0013-scan.pdf"  # a scanner's PDF: an image, no text
 PHOTO = FIXTURES / "0014-photo.png"
 TEXT_PDF = FIXTURES / "0015-guanzhu-text-layer.pdf"  # the form exported from Word: readable
 CHINA = timezone(timedelta(hours=8))
+BEFORE = datetime(2026, 11, 30, 10, 0, tzinfo=CHINA)  # a Monday in office hours, before the first reminder
 MONDAY = datetime(2026, 12, 14, 10, 0, tzinfo=CHINA)  # 6 days before the county deadline: the 7-day reminder
 EXTRA_UNITS = [{"name": "兰山区科协", "category": "县区科协", "parent": "兰山区", "addresses": ["unit3@example.test"]}]
 STILL_MISSING = "按通知要求，还需要盖章后的扫描件或照片（PDF 或 JPG），请回复本邮件补充。"
@@ -54,6 +55,7 @@ def start(servers, make_settings):
 
     def build(**options):
         made.append(daemon.Runtime.build(make_settings(servers, units=TEST_UNITS + EXTRA_UNITS, **campaign(**options))))
+        made[-1].clock = lambda: BEFORE  # forms arrive before any reminder is due, whatever today is
         return made[-1]
 
     yield build
@@ -198,3 +200,15 @@ def test_missing_blank_form_is_a_config_error(servers, make_settings, tmp_path):
         config.load(path)
     assert [(p.key, p.message) for p in caught.value.problems] == [
         ("campaigns[0].attach_template", f"找不到文件 {tmp_path / '没有这个文件.docx'}（提醒邮件所附的空白报表）")]
+
+
+def test_a_form_after_the_deadline_is_recorded_as_late(servers, start):
+    robot = start()
+    robot.clock = lambda: datetime(2026, 12, 21, 10, 0, tzinfo=CHINA)  # the county deadline was 12月20日前
+    send(servers, "unit1", [("关注情况统计表.xlsx", FORM)])
+    daemon.run_once(robot)
+    [reply] = inbox(servers, "unit1")
+    with Session(robot.engine) as s:
+        (ret,) = s.exec(select(FormReturn)).all()
+    assert ret.valid and not ret.on_time
+    assert "本次报送已过截止时间（2026-12-20），我们仍会登记。" in text(reply)
