@@ -217,6 +217,10 @@ def handle_form(session: Session, ctx, row, summary: dict, route: dict, staged: 
     if not forms:
         _stamped_copy(session, ctx, row, summary, route, scans)
         return
+    # Files that are neither a form nor its stamped copy (a 稿件 sent in the same mail): kept
+    # beside the form, and the unit is asked to send a 稿件 on its own so it is filed and reviewed.
+    others = [s for i, s in enumerate(staged) if i not in form_indexes and s not in scans
+              and not s.get("in_forwarded_message")]
     for item in forms:
         result = item["result"]
         campaign = _campaign_for(settings, result["template"], row.first_mailbox)
@@ -234,6 +238,11 @@ def handle_form(session: Session, ctx, row, summary: dict, route: dict, staged: 
         Path(file["staged"]).replace(ctx.storage / rel)
         for scan in scans:
             Path(scan["staged"]).replace(ctx.storage / folder / f"v{version}-盖章件-{scan['safe_name']}")
+        for other in others:
+            Path(other["staged"]).replace(ctx.storage / folder / f"v{version}-其他附件-{other['safe_name']}")
+        if others:
+            log_event(session, "form-other-files", "、".join(o["filename"] or o["safe_name"] for o in others),
+                      inbound_id=row.id)
         audience = next((a for a in campaign.audiences if unit in deadlines.audience_units(a, settings.units)),
                         campaign.audiences[0])
         on_time = deadlines.on_time(ctx.now, audience.deadline, audience.inclusive, settings.tz)
@@ -255,7 +264,9 @@ def handle_form(session: Session, ctx, row, summary: dict, route: dict, staged: 
                                 data_json=__import__("json").dumps(values, ensure_ascii=False, default=str)))
         log_event(session, "form-received", f"{campaign.key} {unit or '?'} v{version}: {len(result['rows'])} rows, "
                                             f"{len(result['errors'])} errors", inbound_id=row.id)
-        _form_reply(session, ctx, campaign, result, ret, audience, complete)
+        _form_reply(session, ctx, campaign, result, ret, audience, complete,
+                    others=[o["filename"] or o["safe_name"] for o in others])
+        others = []  # moved with the first form
 
 
 def _stamped_copy(session, ctx, row, summary: dict, route: dict, scans: list[dict]) -> None:
@@ -333,7 +344,7 @@ def _source(source: dict) -> str:
 
 
 def _form_reply(session, ctx, campaign, result, ret, audience, complete: bool, filename: str | None = None,
-                missing_form: bool = False) -> None:
+                missing_form: bool = False, others: list[str] = ()) -> None:
     """The answer to a form (or to a scan, `filename`): what was recorded, what is wrong or
     still missing (`missing_form`: only a scan or photo has come so far)."""
     settings = ctx.settings
@@ -353,8 +364,8 @@ def _form_reply(session, ctx, campaign, result, ret, audience, complete: bool, f
         rows=len(result["rows"]),
         version=ret.version, unit=ret.unit or "您好", filename=filename or ret.filename, errors=errors, totals=totals,
         warnings=result["warnings"], missing_stamp=missing_stamp, missing_form=missing_form,
-        stamp_required=campaign.require_stamped, on_time=ret.on_time, deadline=audience.deadline.isoformat(), organisation=settings.organisation,
-        department=dept.name)
+        stamp_required=campaign.require_stamped, on_time=ret.on_time, deadline=audience.deadline.isoformat(),
+        organisation=settings.organisation, department=dept.name, others=list(others))
     out = outbox.Outgoing(kind="form-reply", mailbox=box.name, from_name=dept.sender_name or dept.name,
                           from_address=box.email, to_name="", to_address=ret.sender, subject=subject, text=text,
                           html=None, date=ctx.now, message_id=outbox.new_message_id("formreply", campaign.key,

@@ -212,3 +212,22 @@ def test_a_form_after_the_deadline_is_recorded_as_late(servers, start):
         (ret,) = s.exec(select(FormReturn)).all()
     assert ret.valid and not ret.on_time
     assert "本次报送已过截止时间（2026-12-20），我们仍会登记。" in text(reply)
+
+
+def test_a_gaojian_beside_the_form_is_kept_and_the_unit_is_asked_to_send_it_alone(servers, start, tmp_path):
+    from docx import Document
+
+    article = tmp_path / "科普日活动信息.docx"
+    doc = Document()
+    doc.add_paragraph("沂水县全国科普日活动顺利举办，吸引群众两千余人参加。")
+    doc.save(article)
+    robot = start()
+    send(servers, "unit1", [("关注情况统计表.xlsx", FORM), ("科普日活动信息.docx", article)])
+    daemon.run_once(robot)
+    [reply] = inbox(servers, "unit1")
+    assert "其他附件（科普日活动信息.docx）不是这份报表" in text(reply) and "另发一封邮件" in text(reply)
+    kept = list((robot.settings.storage / "forms").rglob("*其他附件-*"))
+    assert [p.read_bytes() for p in kept] == [article.read_bytes()]
+    with Session(robot.engine) as s:
+        assert s.exec(select(Submission)).all() == []
+        assert [r.valid for r in s.exec(select(FormReturn))] == [True]
