@@ -143,10 +143,10 @@ def test_digest_html_renders_in_headless_chromium(seeded, engine, tmp_path, db_u
     want = expected(engine, settings, period)
     with Session(engine) as s:
         r = digesting.render(s, settings, period, NOW, inline_chart=True)
-    page = tmp_path / "digest.html"
-    page.write_text(r.html, "utf-8")
     OUTPUT.mkdir(exist_ok=True)
     shot = OUTPUT / f"digest-{'postgresql' if db_url.startswith('postgresql') else 'sqlite'}.png"
+    page = shot.with_suffix(".html")
+    page.write_text(r.html, "utf-8")
     base = ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
             f"--user-data-dir={tmp_path / 'chromium'}"]
     run = subprocess.run([*base, "--window-size=680,2600", f"--screenshot={shot}", page.as_uri()],
@@ -167,6 +167,19 @@ def test_digest_html_renders_in_headless_chromium(seeded, engine, tmp_path, db_u
                if abs(raw[i] - 0x2F) < 12 and abs(raw[i + 1] - 0x6F) < 12 and abs(raw[i + 2] - 0xB3) < 12)
     assert blue > 200, f"no chart bars in {shot}"
     print(f"digest screenshot: {shot}")
+    # On a phone (390 px wide) nothing is wider than the screen: no sideways scrolling. Headless
+    # windows are at least 500 px, so a copy of the page gets a 390 px body and a probe script
+    # (the mail itself has none) that writes how wide the content really is.
+    probe = tmp_path / "phone.html"
+    probe.write_text(r.html.replace("</body>", "<style>body{width:390px !important}</style><script>"
+                                    "document.body.setAttribute('data-width', document.body.scrollWidth)"
+                                    "</script></body>"), "utf-8")
+    phone = subprocess.run([*base, "--window-size=500,2000", "--dump-dom", probe.as_uri()], capture_output=True,
+                           timeout=60).stdout.decode()
+    import re
+
+    width = int(re.search(r'data-width="(\d+)"', phone).group(1))
+    assert width <= 390, f"the digest is {width} px wide on a 390 px phone"
 
 
 # --- sent once ----------------------------------------------------------------------------
