@@ -193,8 +193,22 @@ def _read_rows(template: FormTemplate, data: list, today, result: FormResult, af
             elif kind == "data":
                 result.items.append(_data_row(template, cells, len(result.items) + 1, grid.source(i), today,
                                               result.errors))
+                _beyond_header(grid, match, row, len(result.items), result.warnings)
     if total_cells is not None:
         result.total = _total(template, total_cells, result)
+
+
+def _beyond_header(grid, match, row: list, index: int, warnings: list) -> None:
+    """Cells right of the header's last column (no heading at all): an extra column, or a
+    number whose thousands comma split it in two (1,024 in a CSV without quotes)."""
+    if match.row < 0:
+        return
+    heading = grid.rows[match.row]
+    end = max((c + 1 for c, v in enumerate(heading) if v is not None and v is not MERGED and display(v)), default=0)
+    extra = [display(v) for v in row[end:] if v is not None and v is not MERGED and display(v)]
+    if end and extra:
+        warnings.append(f"第{index}行在表头以外还有内容（{'、'.join(extra)}）：可能多写了一列，"
+                        f"或数字中的逗号把一个数分成了两格，请核对")
 
 
 def _data_row(template: FormTemplate, cells: dict, index: int, source: dict, today, errors: list) -> FormRow:

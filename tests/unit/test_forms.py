@@ -416,3 +416,16 @@ def test_header_missing_column_and_extra_column_are_warned():
     assert got.warnings == ["表格中的“联系人”列不在模板“关注情况统计表”中，已忽略"]
     got = read_form("序号,单位,姓名,手机号,备注\n1,甲科协,张三,13900000000,\n".encode(), "x.csv", TEMPLATES)
     assert got.template == BJ and "表格中没有找到“政治面貌”列" in got.warnings
+
+
+@pytest.mark.parametrize("text, warned", [
+    ("序号,单位名称,关注人数\n1,沂水县科协,1,024\n2,兰山区科协,300\n", ["第1行在表头以外还有内容（024）"]),
+    ("序号,单位名称,关注人数\n1,沂水县科协,\"1,024\"\n2,兰山区科协,300\n", []),
+    ("序号,单位名称,关注人数,\n1,沂水县科协,1024,\n", []),
+], ids=["unquoted thousands comma", "quoted thousands comma", "empty trailing column"])
+def test_cells_beyond_the_header_are_not_dropped_silently(text, warned):
+    from mailbot.forms import read_form
+
+    result = read_form(text.encode("utf-8"), "关注情况统计表.csv", TEMPLATES, today=TODAY)
+    assert result.template == "关注情况统计表"
+    assert [w.split("：")[0] for w in result.warnings if "表头以外" in w] == warned
