@@ -146,13 +146,16 @@ def list_(state: str | None = typer.Option(None, "--status", "-s", help="待审 
           dept: str | None = typer.Option(None, "--dept", "-d", help="科室名称、键或编号前缀，例如 科普部"),
           unit: str | None = typer.Option(None, "--unit", "-u", help="单位名称（包含即可）"),
           since: str | None = typer.Option(None, "--since", help="只看这一天以后收到的，例如 2026-11-01"),
-          limit: int = typer.Option(50, "--limit", "-n", min=1, help="最多显示多少篇"),
+          limit: int = typer.Option(50, "--limit", "-n", help="最多显示多少篇"),
           as_json: bool = JsonOpt, config: Path | None = ConfigOpt) -> None:
     """按状态、科室、单位列出稿件；待审的最久的在前，并显示在等谁。"""
     from sqlmodel import Session, func, select
 
     from .store import ReviewTask, Submission, utcnow
 
+    if limit < 1:
+        err.print(f"--limit 应为正整数（收到 {limit}）")
+        raise typer.Exit(2)
     settings = load_settings(config)
     filters = _list_filters(settings, state, dept, unit, since)
     engine, now, tz = _engine(settings), utcnow(), settings.tz
@@ -196,6 +199,13 @@ def list_(state: str | None = typer.Option(None, "--status", "-s", help="待审 
     out.print(table)
 
 
+def find_department(settings, text: str):
+    """A department by key, name or tracking prefix (kp, KP, 科普部, kepu), or None."""
+    wanted = text.strip()
+    return next((d for d in settings.departments
+                 if wanted in (d.key, d.name) or wanted.upper() == d.prefix or wanted.lower() == d.key.lower()), None)
+
+
 def _list_filters(settings, state, dept, unit, since) -> list:
     from datetime import date, time
 
@@ -208,7 +218,7 @@ def _list_filters(settings, state, dept, unit, since) -> list:
             raise typer.Exit(2)
         filters.append(Submission.status.in_(STATUS_WORDS[state]))
     if dept is not None:
-        found = next((d for d in settings.departments if dept in (d.key, d.name, d.prefix)), None)
+        found = find_department(settings, dept)
         if found is None:
             err.print(f"没有名为 {dept} 的科室；配置中有：{'、'.join(d.name for d in settings.departments)}")
             raise typer.Exit(2)
@@ -267,7 +277,7 @@ def _preview(engine, settings, period, now, dept, output, as_json) -> None:
 
     key = None
     if dept is not None:
-        found = next((d for d in settings.departments if dept in (d.key, d.name, d.prefix)), None)
+        found = find_department(settings, dept)
         if found is None:
             err.print(f"没有名为 {dept} 的科室")
             raise typer.Exit(2)

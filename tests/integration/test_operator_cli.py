@@ -151,7 +151,7 @@ def test_list_waiting_in_a_department_oldest_first_with_who_it_waits_on(world):
         assert (before - aware(created)).days <= item["waiting_days"] <= (after - aware(created)).days
 
     # the same department by key and by tracking prefix; --limit keeps the total
-    for spelling in ("kepu", "KP"):
+    for spelling in ("kepu", "KP", "kp"):
         again = as_json(world.run("list", "-s", "待审", "-d", spelling, "--json"))
         assert again["total"] == len(expected) and [i["tracking"] for i in again["items"]] == expected[:50]
     limited = as_json(world.run("list", "--status", "待审", "--dept", "科普部", "--limit", "5", "--json"))
@@ -214,7 +214,8 @@ def test_bad_filters_and_arguments_are_refused_in_chinese(world):
              (("digest", "--preview", "--week", "47"), "看不懂 47"), (("digest", "--preview", "--week", "2026-W60"), "看不懂"),
              (("digest", "--preview", "--dept", "财务部"), "没有名为 财务部 的科室"),
              (("digest",), "--preview"), (("digest", "--preview", "--send"), "其中之一"),
-             (("digest", "--preview", "-o", "周报.xlsx"), "例如 周报.html")]
+             (("digest", "--preview", "-o", "周报.xlsx"), "例如 周报.html"),
+             (("list", "--limit", "0"), "--limit 应为正整数（收到 0）")]
     for (args, needle), proc in zip(cases, world.run_all(*[args for args, _ in cases])):
         assert proc.returncode == 2, (args, proc.stdout, proc.stderr)
         assert needle in proc.stderr and proc.stdout == "", (args, proc.stderr)
