@@ -68,6 +68,23 @@ def check_config(config: Path | None = ConfigOpt) -> None:
     out.print(f"  邮箱 {len(settings.mailboxes)} 个：" + "、".join(b.name for b in settings.mailboxes))
     out.print(f"  科室 {len(settings.departments)} 个：" + "、".join(d.name for d in settings.departments))
     out.print(f"  存储目录：{settings.storage}；数据库：{_redact(settings.db_url)}；时区：{settings.timezone}")
+    if settings.campaigns:
+        out.print(f"  报表活动 {len(settings.campaigns)} 个：" + "、".join(c.name for c in settings.campaigns))
+    out.print("  领导周报：" + _digest_line(settings))
+
+
+def _digest_line(settings) -> str:
+    from .digesting import recipients
+
+    cfg = settings.digest
+    if not cfg.enabled:
+        return "已关闭"
+    days = dict(zip(("mon", "tue", "wed", "thu", "fri", "sat", "sun"), "一二三四五六日"))
+    people = recipients(settings)
+    if not people:
+        return "未设收件人（digest.leaders / digest.departments），不会发送"
+    leaders = sum(1 for p in people if p.department is None)
+    return f"每周{days[cfg.day]} {cfg.time} 发给 {len(people)} 位（全局 {leaders} 位，科室 {len(people) - leaders} 位）"
 
 
 def _redact(url: str) -> str:

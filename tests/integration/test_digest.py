@@ -344,3 +344,14 @@ def test_wrong_digest_config_is_reported_in_chinese(tmp_path):
     for words in ("digest.mailbox：没有名为 y 的邮箱", "digest.leaders：nobody 既不是邮件地址",
                   "digest.departments.xx：没有键为 xx 的科室"):
         assert words in proc.stderr.replace("\n", "")
+
+
+def test_check_config_says_when_and_to_whom_the_digest_goes(servers, make_settings, tmp_path):
+    from conftest import PASSWORD_ENV, mailbot_cmd, write_config
+
+    path = write_config(make_settings(servers, **EXTRA), tmp_path / "ok.yaml")
+    proc = subprocess.run([*mailbot_cmd(), "check-config", "--config", str(path)], capture_output=True, text=True,
+                          env={**os.environ, PASSWORD_ENV: "secret"})
+    assert proc.returncode == 0, proc.stderr
+    assert "领导周报：每周一 08:00 发给 2 位（全局 1 位，科室 1 位）" in proc.stdout
+    assert "报表活动 1 个：公众号关注情况统计" in proc.stdout
