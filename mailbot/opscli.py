@@ -82,20 +82,30 @@ def status(as_json: bool = JsonOpt, config: Path | None = ConfigOpt) -> None:
     engine, now, tz = _engine(settings), utcnow(), settings.tz
     with Session(engine) as session:
         data = stats.status(session, settings, now)
-        held = len(reviewing.held(session))
+        data["held_replies"] = len(reviewing.held(session))
         last = session.exec(select(DigestRun).order_by(DigestRun.id.desc())).first()
-    jobs = scheduler.upcoming(engine)
-    next_digest = digest.next_run(now, settings.digest, tz) if settings.digest.enabled else None
+    data["jobs"] = scheduler.upcoming(engine)
+    data["next_digest_at"] = digest.next_run(now, settings.digest, tz) if settings.digest.enabled else None
+    data["last_digest"] = None if last is None else {"period": last.period, "sent_at": last.created_at,
+                                                     "late": last.late, "recipients": last.recipients}
     if as_json:
-        _dump({"mailboxes": [dict(m, last_contact_at=_iso(m["last_contact_at"], tz)) for m in data["mailboxes"]],
-               "inbound": data["inbound"], "outbox": data["outbox"], "outbox_due": data["outbox_due"],
-               "open_reviews": data["open_reviews"], "held_replies": held, "submissions": data["submissions"],
-               "failures": [dict(f, created_at=_iso(f["created_at"], tz)) for f in data["failures"]],
-               "jobs": [dict(j, next_run_at=_iso(j["next_run_at"], tz)) for j in jobs],
-               "next_digest_at": _iso(next_digest, tz),
-               "last_digest": None if last is None else {"period": last.period, "sent_at": _iso(last.created_at, tz),
-                                                         "late": last.late, "recipients": last.recipients}})
-        return
+        _dump(_status_json(data, tz))
+    else:
+        _status_tables(data, now, tz)
+
+
+def _status_json(data: dict, tz) -> dict:
+    """Times as ISO 8601 in the office's zone."""
+    last = data["last_digest"]
+    return {**data,
+            "mailboxes": [dict(m, last_contact_at=_iso(m["last_contact_at"], tz)) for m in data["mailboxes"]],
+            "failures": [dict(f, created_at=_iso(f["created_at"], tz)) for f in data["failures"]],
+            "jobs": [dict(j, next_run_at=_iso(j["next_run_at"], tz)) for j in data["jobs"]],
+            "next_digest_at": _iso(data["next_digest_at"], tz),
+            "last_digest": None if last is None else dict(last, sent_at=_iso(last["sent_at"], tz))}
+
+
+def _status_tables(data: dict, now: datetime, tz) -> None:
     boxes = Table(title="邮箱")
     for col in ("邮箱", "地址", "最近联系", "最近错误"):
         boxes.add_column(col, overflow="fold")
@@ -110,7 +120,7 @@ def status(as_json: bool = JsonOpt, config: Path | None = ConfigOpt) -> None:
     queues.add_row("待发邮件（现在该发）", f"{ob.get('pending', 0)}（{data['outbox_due']}）")
     queues.add_row("发送失败 / 不确定是否已发出", f"{_warn(ob.get('failed', 0))} / {_warn(ob.get('uncertain', 0))}")
     queues.add_row("等待审核", str(data["open_reviews"]))
-    queues.add_row("待管理员确认的回复", _warn(held))
+    queues.add_row("待管理员确认的回复", _warn(data["held_replies"]))
     out.print(queues)
     if data["failures"]:
         fails = Table(title="最近发送失败的邮件")
@@ -122,16 +132,17 @@ def status(as_json: bool = JsonOpt, config: Path | None = ConfigOpt) -> None:
     table = Table(title="定时任务")
     for col in ("任务", "下次运行"):
         table.add_column(col)
-    for j in jobs:
+    for j in data["jobs"]:
         table.add_row(j["name"], _local(j["next_run_at"], tz, "%Y-%m-%d %H:%M:%S"))
-    if not jobs:
+    if not data["jobs"]:
         table.add_row("（守护进程还没有在这个数据库上运行过）", "")
-        if next_digest:
-            table.add_row("领导周报（按配置）", _local(next_digest, tz))
+        if data["next_digest_at"]:
+            table.add_row("领导周报（按配置）", _local(data["next_digest_at"], tz))
     out.print(table)
+    last = data["last_digest"]
     if last is not None:
-        out.print(f"上期周报：{last.period}，{_local(last.created_at, tz)} 发给 {last.recipients} 人"
-                  + ("（补发）" if last.late else ""))
+        out.print(f"上期周报：{last['period']}，{_local(last['sent_at'], tz)} 发给 {last['recipients']} 人"
+                  + ("（补发）" if last["late"] else ""))
 
 
 def _warn(count: int) -> str:
