@@ -79,8 +79,14 @@ def render(session: Session, settings, period: Period, now: datetime, department
     snap = stats.snapshot(session, settings, period.starts_at, period.ends_at, department,
                           weeks=settings.digest.weeks_in_chart)
     content = digest.build(snap, period, settings, now, late=late)
-    chart = digest.chart_png(content)
-    src = f"data:image/png;base64,{base64.b64encode(chart).decode()}" if inline_chart else f"cid:{CHART_CID}"
+    try:
+        chart = digest.chart_png(content)
+    except Exception:  # a broken font or plotting library: the digest goes out without its chart
+        log.exception("digest %s: the chart could not be drawn; sending without it", period.key)
+        chart = b""
+    src = None
+    if chart:
+        src = f"data:image/png;base64,{base64.b64encode(chart).decode()}" if inline_chart else f"cid:{CHART_CID}"
     name = f"周报明细-{period.key}" + (f"-{content['scope']}" if content["scope"] else "") + ".xlsx"
     subject, text, html = outbox.render("digest", **content, greeting=greeting, chart_src=src, attachment_name=name)
     return Rendered(subject, text, html, chart, digest.workbook(content, snap, settings), content, name)
@@ -138,7 +144,7 @@ def _queue(session: Session, settings, period: Period, now: datetime, late: bool
             message_id=outbox.new_message_id("digest", period.key, settings.mail_domain),
             attachments=((r.attachment_name, r.workbook,
                           "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),),
-            related=((CHART_CID, r.chart, "image/png"),))
+            related=((CHART_CID, r.chart, "image/png"),) if r.chart else ())
         outbox.enqueue(session, out, settings.outbox, now)
 
 

@@ -6,7 +6,8 @@ digest whose minute passed while the robot was down runs as a misfire when it co
 |------------------|------------------------------|---------------------------------------------|
 | mailbox-poll     | every poll_interval seconds  | wake the readers of mailboxes without IDLE  |
 | outbox-retry     | every 10 seconds             | wake the sender when a retry falls due      |
-| reminders        | every 5 minutes              | review chasers and campaign reminders       |
+| reminders        | every 5 minutes              | review chasers, campaign reminders, and a   |
+|                  |                              | digest whose scheduled run failed           |
 | weekly-digest    | cron, digest.day digest.time | the leaders' digest (claimed once per week) |
 
 A persistent job refers to its function by name, so the functions here find the running
@@ -119,6 +120,7 @@ def retry_outbox() -> None:
 
 def send_reminders() -> None:
     _runtime.chase()
+    _runtime.catch_up()  # a digest whose scheduled run failed (database away at 08:00) goes out now
 
 
 def weekly_digest() -> None:

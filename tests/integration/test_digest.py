@@ -355,3 +355,21 @@ def test_check_config_says_when_and_to_whom_the_digest_goes(servers, make_settin
     assert proc.returncode == 0, proc.stderr
     assert "领导周报：每周一 08:00 发给 2 位（全局 1 位，科室 1 位）" in proc.stdout
     assert "报表活动 1 个：公众号关注情况统计" in proc.stdout
+
+
+def test_a_chart_that_cannot_be_drawn_does_not_stop_the_digest(servers, seeded, engine, monkeypatch):
+    settings, period = seeded
+
+    def broken(content):
+        raise RuntimeError("no usable font")
+
+    monkeypatch.setattr(digest, "chart_png", broken)
+    outcome = digesting.send_digest(engine, settings, period.scheduled_at + timedelta(seconds=3))
+    assert outcome.status == "sent"
+    rt = daemon.Runtime.build(settings)
+    rt.send_due()
+    rt.close()
+    (leader,) = digests(servers, "leader1")
+    assert "cid:" not in leader.get_body(("html",)).get_content()
+    assert [p for p in leader.walk() if p.get_content_type() == "image/png"] == []
+    assert [p.get_filename() for p in leader.iter_attachments()] == [f"周报明细-{period.key}.xlsx"]
