@@ -79,7 +79,9 @@ def _digest_line(settings) -> str:
     cfg = settings.digest
     if not cfg.enabled:
         return "已关闭"
-    days = dict(zip(("mon", "tue", "wed", "thu", "fri", "sat", "sun"), "一二三四五六日"))
+    from .config import WEEKDAYS
+
+    days = dict(zip(WEEKDAYS, "一二三四五六日"))
     people = recipients(settings)
     if not people:
         return "未设收件人（digest.leaders / digest.departments），不会发送"

@@ -116,12 +116,9 @@ def _missing_list(session, ctx, campaign, missing) -> int:
 
 def form_title(settings, template: str) -> str:
     """The form's own title (临沂科协微信公众号关注情况统计表), as units know it; else the template name."""
-    from .forms import TemplateError, load_templates
+    from .forms import find_template
 
-    try:
-        found = next((t for t in load_templates(settings.forms_folder) if t.name == template), None)
-    except TemplateError:
-        found = None
+    found = find_template(settings.forms_folder, template)
     return found.title if found and found.title else template
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 
 from .config import WEEKDAYS
+from .models import aware
 
 LATE_GRACE = timedelta(minutes=10)  # a digest sent later than this after its minute is marked late
 DECISIONS = {"approve": "通过", "return": "退回", "reroute": "转科室"}
@@ -92,9 +93,7 @@ def _delta(now: int, before: int) -> str:
 
 
 def _local(value: datetime | None, tz) -> datetime | None:
-    if value is None:
-        return None
-    return (value if value.tzinfo else value.replace(tzinfo=timezone.utc)).astimezone(tz)
+    return aware(value).astimezone(tz) if value is not None else None
 
 
 def build(snap, period: Period, settings, now: datetime, late: bool = False) -> dict:

@@ -40,6 +40,14 @@ class Rendered:
     workbook: bytes
     content: dict
     attachment_name: str
+    chart_src: str | None = None
+
+    def greeting(self, greeting: str) -> "Rendered":
+        """The same digest (same numbers, chart and workbook) addressed to someone else."""
+        subject, text, html = outbox.render("digest", **self.content, greeting=greeting, chart_src=self.chart_src,
+                                            attachment_name=self.attachment_name)
+        return Rendered(subject, text, html, self.chart, self.workbook, self.content, self.attachment_name,
+                        self.chart_src)
 
 
 @dataclass(frozen=True)
@@ -88,8 +96,7 @@ def render(session: Session, settings, period: Period, now: datetime, department
     if chart:
         src = f"data:image/png;base64,{base64.b64encode(chart).decode()}" if inline_chart else f"cid:{CHART_CID}"
     name = f"周报明细-{period.key}" + (f"-{content['scope']}" if content["scope"] else "") + ".xlsx"
-    subject, text, html = outbox.render("digest", **content, greeting=greeting, chart_src=src, attachment_name=name)
-    return Rendered(subject, text, html, chart, digest.workbook(content, snap, settings), content, name)
+    return Rendered("", "", "", chart, digest.workbook(content, snap, settings), content, name, src).greeting(greeting)
 
 
 def send_digest(engine, settings, now: datetime, trigger: str = "schedule", period: Period | None = None) -> Outcome:
@@ -135,9 +142,8 @@ def _queue(session: Session, settings, period: Period, now: datetime, late: bool
         if person.department not in by_scope:
             by_scope[person.department] = render(session, settings, period, now, person.department, late)
         r = by_scope[person.department]
-        greeting = f"{person.name}" if person.name else "各位领导"
-        if greeting != "各位领导":  # the text greets by name; the numbers are the same
-            r = render_greeting(r, greeting)
+        if person.name:  # greeted by name; the numbers are the same
+            r = r.greeting(person.name)
         out = outbox.Outgoing(
             kind="digest", mailbox=box.name, from_name=f"{settings.organisation}稿件机器人", from_address=box.email,
             to_name=person.name, to_address=person.address, subject=r.subject, text=r.text, html=r.html, date=now,
@@ -146,12 +152,6 @@ def _queue(session: Session, settings, period: Period, now: datetime, late: bool
                           "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),),
             related=((CHART_CID, r.chart, "image/png"),) if r.chart else ())
         outbox.enqueue(session, out, settings.outbox, now)
-
-
-def render_greeting(r: Rendered, name: str) -> Rendered:
-    """The same digest greeting one person by name."""
-    return Rendered(r.subject, r.text.replace("各位领导：", f"{name}：", 1), r.html.replace("各位领导：", f"{name}：", 1),
-                    r.chart, r.workbook, r.content, r.attachment_name)
 
 
 def catch_up(engine, settings, now: datetime) -> Outcome | None:

@@ -9,13 +9,14 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 
 import typer
 from rich.table import Table
 
 from .clikit import ConfigOpt, JsonOpt, err, out, settings as load_settings
+from .models import aware as _aware
 
 ops = typer.Typer()
 
@@ -34,12 +35,6 @@ def _engine(settings):
     engine = make_engine(settings.db_url)
     schema.ensure_current(engine, auto_upgrade_sqlite=True)
     return engine
-
-
-def _aware(value: datetime | None) -> datetime | None:
-    if value is None:
-        return None
-    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
 
 
 def _local(value: datetime | None, tz, fmt: str = "%Y-%m-%d %H:%M") -> str:

@@ -15,7 +15,7 @@ import hashlib
 import logging
 import secrets
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime, formataddr
@@ -26,6 +26,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 from sqlalchemy import func
 from sqlmodel import Session, select
 
+from .models import aware as _aware
 from .store import OutboxMessage, log_event, utcnow
 
 log = logging.getLogger("mailbot.outbox")
@@ -233,10 +234,6 @@ def _record(engine, cfg, outbox_id: int, now: datetime, error: str | None, perma
         log.warning("outbox %s to %s: %s; retry in %.0fs", row.id, row.to_address, error, delay)
         session.commit()
         return "retry"
-
-
-def _aware(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
 
 
 def next_due(engine) -> datetime | None:

@@ -9,13 +9,14 @@ from __future__ import annotations
 import logging
 import os
 import secrets
-from datetime import timedelta, timezone
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import quote
 
 from sqlmodel import Session, select
 
 from . import outbox, quotes, review
+from .models import aware as _aware
 from .store import InboundMessage, ReviewTask, Submission, SubmissionFile, log_event
 
 log = logging.getLogger("mailbot.reviewing")
@@ -34,10 +35,6 @@ def review_secret(settings) -> bytes:
         with os.fdopen(fd, "w") as fh:
             fh.write(secrets.token_hex(32))
     return path.read_text().strip().encode()
-
-
-def _aware(value):
-    return value if value is None or value.tzinfo else value.replace(tzinfo=timezone.utc)
 
 
 def _dept_box(settings, dept_key: str):

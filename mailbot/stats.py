@@ -14,6 +14,7 @@ from sqlalchemy import JSON, Integer, and_, case, cast, func, type_coerce
 from sqlmodel import Session, select
 
 from . import deadlines
+from .forms import find_template
 from .store import FormReturn, FormRow, InboundMessage, MailboxState, OutboxMessage, ReviewTask, Submission
 
 WAITING_LIMIT = 15
@@ -120,10 +121,16 @@ def _failures(session, snap: Snapshot, starts, ends) -> None:
     bad = (OutboxMessage.status.in_(("failed", "uncertain")), OutboxMessage.created_at >= starts,
            OutboxMessage.created_at < ends)
     snap.failures_total = session.exec(select(func.count()).select_from(OutboxMessage).where(*bad)).one()
-    snap.failures = [dict(kind=k, to=t, subject=s, status=st, error=e, created_at=c) for k, t, s, st, e, c in session.exec(
-        select(OutboxMessage.kind, OutboxMessage.to_address, OutboxMessage.subject, OutboxMessage.status,
-               OutboxMessage.last_error, OutboxMessage.created_at).where(*bad)
-        .order_by(OutboxMessage.created_at.desc()).limit(10))]
+    snap.failures = failed_mail(session, *bad[1:])
+
+
+def failed_mail(session, *where, limit: int = 10) -> list[dict]:
+    """The latest outbox rows that failed or may not have gone out, newest first."""
+    rows = session.exec(select(OutboxMessage.kind, OutboxMessage.to_address, OutboxMessage.subject,
+                               OutboxMessage.status, OutboxMessage.last_error, OutboxMessage.created_at)
+                        .where(OutboxMessage.status.in_(("failed", "uncertain")), *where)
+                        .order_by(OutboxMessage.created_at.desc()).limit(limit))
+    return [dict(kind=k, to=t, subject=s, status=st, error=e, created_at=c) for k, t, s, st, e, c in rows]
 
 
 # --- campaigns ------------------------------------------------------------------------
@@ -148,7 +155,7 @@ def campaign_progress(session, settings, campaign, starts: datetime, ends: datet
                               sent=sum(1 for u in units if u in sent), valid=len(units) - len(missing),
                               missing=missing, days_left=(closes.astimezone(settings.tz).date()
                                                           - ends.astimezone(settings.tz).date()).days))
-    template = _template(settings, campaign.template)
+    template = find_template(settings.forms_folder, campaign.template)
     numeric = [c.name for c in template.columns if c.type == "integer"] if template else []
     tally = {col: _tally(session, list(latest_now.values()), list(latest_before.values()), col) for col in numeric}
     return dict(key=campaign.key, name=campaign.name, template=campaign.template, audiences=audiences,
@@ -183,15 +190,6 @@ def _sum_by_parent(session, ids: list[int], column: str) -> dict[str, int]:
     return {c: int(v or 0) for c, v in rows}
 
 
-def _template(settings, name: str):
-    from .forms import TemplateError, load_templates
-
-    try:
-        return next((t for t in load_templates(settings.forms_folder) if t.name == name), None)
-    except TemplateError:
-        return None
-
-
 # --- the operator's view --------------------------------------------------------------
 
 
@@ -207,10 +205,7 @@ def status(session: Session, settings, now: datetime) -> dict:
     due = session.exec(select(func.count()).select_from(OutboxMessage).where(
         OutboxMessage.status == "pending", OutboxMessage.next_attempt_at <= now)).one()
     open_reviews = session.exec(select(func.count()).select_from(ReviewTask).where(ReviewTask.status == "open")).one()
-    failures = [dict(kind=k, to=t, subject=s, status=st, error=e, created_at=c) for k, t, s, st, e, c in session.exec(
-        select(OutboxMessage.kind, OutboxMessage.to_address, OutboxMessage.subject, OutboxMessage.status,
-               OutboxMessage.last_error, OutboxMessage.created_at)
-        .where(OutboxMessage.status.in_(("failed", "uncertain"))).order_by(OutboxMessage.created_at.desc()).limit(10))]
+    failures = failed_mail(session)
     return dict(mailboxes=mailboxes, inbound=inbound, outbox=outbox, outbox_due=due, open_reviews=open_reviews,
                 submissions=dict(session.exec(select(Submission.status, func.count()).group_by(Submission.status)).all()),
                 failures=failures)

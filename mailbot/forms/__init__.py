@@ -7,10 +7,10 @@ dir, for the old binary formats. No database, no mail.
 from .office import sniff_format
 from .reading import read_form
 from .result import FormError, FormResult, FormRow
-from .templates import Column, FormTemplate, TemplateError, load_templates, parse_template
+from .templates import Column, FormTemplate, TemplateError, find_template, load_templates, parse_template
 from .values import chinese_integer, normalise
 
 __all__ = [
-    "Column", "FormError", "FormResult", "FormRow", "FormTemplate", "TemplateError", "chinese_integer",
+    "Column", "FormError", "FormResult", "FormRow", "FormTemplate", "TemplateError", "chinese_integer", "find_template",
     "load_templates", "normalise", "parse_template", "read_form", "sniff_format",
 ]

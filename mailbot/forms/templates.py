@@ -79,6 +79,14 @@ class FormTemplate:
         return self.labels.get(cleaned) or self.labels.get(strip_paren(cleaned))
 
 
+def find_template(folder: str | Path, name: str) -> FormTemplate | None:
+    """The template called `name` in `folder`; None when there is none or the folder cannot be read."""
+    try:
+        return next((t for t in load_templates(folder) if t.name == name), None)
+    except TemplateError:
+        return None
+
+
 def load_templates(folder: str | Path) -> list[FormTemplate]:
     """Every template in `folder` (*.yaml, *.yml), sorted by file name.
 
