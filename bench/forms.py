@@ -12,6 +12,7 @@
    --goal seconds, default 1 s, per form) is missed.
 
 Run from the repository root: .venv/bin/python bench/forms.py [--repeats 7] [--keep DIR]
+[--xlsx-rows 2000] [--docx-rows 500]
 """
 
 from __future__ import annotations
@@ -37,15 +38,14 @@ SIZES = {"xlsx": 2000, "docx": 500}
 TEMPLATE = "关注情况统计表"
 
 
-def build(folder: Path) -> dict[str, Path]:
+def build(folder: Path, sizes: dict[str, int]) -> dict[str, Path]:
     """The two forms, made by LibreOffice; {format: path}."""
-    paths = make_forms.build_bench(folder, xlsx_rows=SIZES["xlsx"], docx_rows=SIZES["docx"])
+    paths = make_forms.build_bench(folder, xlsx_rows=sizes["xlsx"], docx_rows=sizes["docx"])
     return {path.suffix.lstrip("."): path for path in paths}
 
 
-def check(result, fmt: str) -> list[str]:
-    """What is wrong with one read, compared with what make_forms wrote."""
-    n = SIZES[fmt]
+def check(result, fmt: str, n: int) -> list[str]:
+    """What is wrong with one read of an n-row form, compared with what make_forms wrote."""
     want_rows = [{"单位名称": f"测试单位{i}号科协", "关注人数": i * 3} for i in range(1, n + 1)]
     problems = []
     if (result.template, result.format) != (TEMPLATE, fmt):
@@ -79,23 +79,30 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=7, help="timed reads per form (default 7)")
     parser.add_argument("--goal", type=float, default=1.0, help="seconds per form, median (default 1.0)")
     parser.add_argument("--keep", type=Path, help="write the forms to this folder and keep them")
+    parser.add_argument("--xlsx-rows", type=int, default=SIZES["xlsx"],
+                        help=f"rows of the .xlsx (default {SIZES['xlsx']})")
+    parser.add_argument("--docx-rows", type=int, default=SIZES["docx"],
+                        help=f"rows of the .docx (default {SIZES['docx']})")
     args = parser.parse_args()
+    if args.repeats < 1 or args.xlsx_rows < 1 or args.docx_rows < 1:
+        parser.error("--repeats, --xlsx-rows and --docx-rows must be at least 1")
+    sizes = {"xlsx": args.xlsx_rows, "docx": args.docx_rows}
     templates = load_templates(ROOT / "config" / "forms")
 
     with tempfile.TemporaryDirectory(prefix="bench-forms-") as tmp:
         folder = args.keep or Path(tmp)
         started = time.perf_counter()
-        paths = build(folder)
+        paths = build(folder, sizes)
         made = time.perf_counter() - started
         rows, failed, missed = [], False, False
         for fmt in ("xlsx", "docx"):
             data = paths[fmt].read_bytes()
             first, times, result = time_one(data, paths[fmt].name, templates, args.repeats)
-            problems = check(result, fmt)
+            problems = check(result, fmt, sizes[fmt])
             failed |= bool(problems)
             median = statistics.median(times)
             missed |= median >= args.goal
-            rows.append((fmt, SIZES[fmt], len(data), first, min(times), median, max(times), problems))
+            rows.append((fmt, sizes[fmt], len(data), first, min(times), median, max(times), problems))
 
     print(f"read_form, Python {platform.python_version()}, {os.cpu_count()} CPUs; {args.repeats} timed reads per "
           f"form after the first; forms made by LibreOffice in {made:.1f} s")

@@ -31,16 +31,17 @@ import sys
 import tempfile
 import threading
 import time
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 
 import psutil
-import yaml
+from aiosmtpd.controller import Controller
 from imapclient import IMAPClient
 
-from mailbot.devservers import MailServers
+from mailbot.devservers import MailServers, free_ports
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import robotconfig  # noqa: E402
 from corpus import Corpus  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -209,15 +210,46 @@ def bare_fetch(srv: MailServers, imaplib_debug: bool = True) -> dict:
 # --- 2b. the robot -----------------------------------------------------------------
 
 
-def write_config(srv: MailServers, storage: Path, user: str, path: Path) -> Path:
+class SmtpSink:
+    """SMTP on loopback (no TLS, no AUTH) that accepts every message and keeps only counts.
+
+    The robot files every 稿件 and sends its 回执 in the same `run --once`. The units of the
+    corpus are not users of the private Dovecot (the relay would refuse them), and without a
+    server the robot would spend the run on failed connections, so the receipts go here, as
+    they would go to the office's SMTP server."""
+
+    def __init__(self) -> None:
+        self.messages = 0
+        self.bytes = 0
+        self.port = free_ports(1)[0]  # aiosmtpd connects to its own port to finish starting: no port 0
+        self._controller = Controller(self, hostname="127.0.0.1", port=self.port, server_hostname="bench-sink",
+                                      enable_SMTPUTF8=True, ready_timeout=15.0)
+
+    async def handle_DATA(self, server, session, envelope) -> str:
+        self.messages += 1
+        self.bytes += len(envelope.original_content or b"")
+        return "250 2.0.0 OK"
+
+    def __enter__(self) -> "SmtpSink":
+        self._controller.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._controller.stop()
+
+
+def write_config(srv: MailServers, sink: SmtpSink, storage: Path, user: str, path: Path) -> Path:
+    """One mailbox (receipts to the SMTP sink); the office's three departments and routing rules
+    (bench/robotconfig.py), checked as `mailbot check-config` checks them before the robot runs."""
     data = {
         "storage": str(storage),  # database_url unset: SQLite at <storage>/mailbot.db, the default
         "mailboxes": [{"name": user, "host": srv.host, "port": srv.imap_port, "tls": "plain",
-                       "user": user, "password_env": PASSWORD_ENV, "timeout": 300}],
-        "departments": [{"key": "kepu", "name": "科普部", "prefix": "KP", "mailbox": user}],
+                       "user": user, "password_env": PASSWORD_ENV, "timeout": 300, "address": srv.address(user),
+                       "smtp_host": "127.0.0.1", "smtp_port": sink.port, "smtp_tls": "plain", "smtp_auth": False}],
+        "departments": robotconfig.departments([user]),
+        "routing": robotconfig.ROUTING,
     }
-    path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
-    return path
+    return robotconfig.write(data, path)
 
 
 class RssSampler(threading.Thread):
@@ -262,6 +294,7 @@ def run_robot(config: Path, workdir: Path, tag: str, prefix: list[str] | None = 
     head = git_state()
     os.sync()  # earlier writes (seeding, other runs) must not be flushed on the robot's clock
     with open(out_path, "wb") as out, open(err_path, "wb") as err:
+        spawned_at = time.time()
         t0 = time.perf_counter()
         proc = subprocess.Popen(cmd, cwd=workdir, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=err)
         sampler = RssSampler(proc.pid)
@@ -276,7 +309,7 @@ def run_robot(config: Path, workdir: Path, tag: str, prefix: list[str] | None = 
     if proc.returncode != 0:
         print(stdout, stderr[-4000:], sep="\n", file=sys.stderr)
         fail(f"`{' '.join(cmd)}` exited with {proc.returncode} (logs in {workdir})")
-    return {"seconds": wall, "exit_code": proc.returncode,
+    return {"seconds": wall, "exit_code": proc.returncode, "spawned_at": spawned_at,
             "peak_rss_mib_sampled": sampler.peak / MIB, "peak_rss_at_s": sampler.peak_at,
             "rss_samples": sampler.samples, "rss_timeline_mib": sampler.timeline, "code": head,
             "ru_maxrss_mib_wait4": usage.ru_maxrss / 1024,  # KiB on Linux
@@ -284,7 +317,17 @@ def run_robot(config: Path, workdir: Path, tag: str, prefix: list[str] | None = 
             "summary_line": next((line for line in stdout.splitlines() if "本轮完成" in line), "").strip()}
 
 
-def verify(db: Path, expected: int, expected_bytes: int) -> dict:
+def epoch(value: str | None) -> float | None:
+    """A stored time (naive UTC, as SQLite keeps it) as epoch seconds."""
+    if not value:
+        return None
+    dt = datetime.fromisoformat(value)
+    return (dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)).timestamp()
+
+
+def verify(db: Path, expected: int, expected_bytes: int, sink: SmtpSink) -> dict:
+    """Every message stored and parsed with its size; every 稿件 filed; every receipt queued
+    was sent (to the sink), the rest stopped by the daily cap per address or unmailable."""
     if not db.exists():
         fail(f"no database at {db}")
     con = sqlite3.connect(db)
@@ -292,17 +335,39 @@ def verify(db: Path, expected: int, expected_bytes: int) -> dict:
         by_status = dict(con.execute("SELECT status, COUNT(*) FROM inbound_message GROUP BY status").fetchall())
         total, size = con.execute("SELECT COUNT(*), COALESCE(SUM(size), 0) FROM inbound_message").fetchone()
         copies = con.execute("SELECT COUNT(*) FROM message_copy").fetchone()[0]
+        server_actions = dict(con.execute("SELECT server_action, COUNT(*) FROM message_copy GROUP BY server_action"))
         attachments = con.execute("SELECT COALESCE(SUM(attachment_count), 0) FROM inbound_message").fetchone()[0]
+        submissions = con.execute("SELECT COUNT(*) FROM submission").fetchone()[0]
+        outbox = dict(con.execute("SELECT status, COUNT(*) FROM outbox WHERE kind = 'receipt' GROUP BY status"))
+        other_outbox = con.execute("SELECT COUNT(*) FROM outbox WHERE kind != 'receipt'").fetchone()[0]
+        events = dict(con.execute("SELECT kind, COUNT(*) FROM event WHERE kind IN ('outbox-cap', 'receipt-skipped') "
+                                  "GROUP BY kind"))
+        last_parsed, first_sent, last_sent = con.execute(
+            "SELECT (SELECT MAX(processed_at) FROM inbound_message), MIN(sent_at), MAX(sent_at) FROM outbox "
+            "WHERE status = 'sent'").fetchone()
     finally:
         con.close()
+    sent = outbox.get("sent", 0)
     result = {"inbound_message": total, "by_status": by_status, "message_copy": copies,
-              "stored_bytes": size, "attachments": attachments}
+              "server_actions": server_actions, "stored_bytes": size, "attachments": attachments,
+              "submissions": submissions, "receipts_by_status": outbox, "other_outbox_rows": other_outbox,
+              "receipts_capped": events.get("outbox-cap", 0), "receipts_skipped": events.get("receipt-skipped", 0),
+              "sink_messages": sink.messages, "sink_bytes": sink.bytes,
+              "last_parsed_at": epoch(last_parsed), "first_receipt_sent_at": epoch(first_sent),
+              "last_receipt_sent_at": epoch(last_sent)}
     parsed = by_status.get("parsed", 0)
     if total != expected or parsed != expected or copies != expected:
         fail(f"expected {expected} messages stored and parsed; database has {total} rows, "
              f"by status {by_status}, {copies} message_copy rows ({db})")
     if size != expected_bytes:
         fail(f"stored sizes add up to {size} B, the seeded messages to {expected_bytes} B")
+    if submissions != expected:
+        fail(f"expected {expected} 稿件 filed; the database has {submissions} submission rows ({db})")
+    if sent != sum(outbox.values()) or sent + result["receipts_capped"] + result["receipts_skipped"] != expected:
+        fail(f"receipts: {outbox} in the outbox, {result['receipts_capped']} stopped by the daily cap, "
+             f"{result['receipts_skipped']} unmailable; expected {expected} in all, every queued one sent ({db})")
+    if sink.messages != sent + other_outbox:
+        fail(f"the SMTP sink got {sink.messages} messages; the outbox says {sent + other_outbox} were sent")
     return result
 
 
@@ -361,15 +426,25 @@ def profile_groups(stats: pstats.Stats) -> list[tuple[str, float]]:
     return sorted(totals.items(), key=lambda kv: -kv[1])
 
 
-def profile_robot(srv: MailServers, workdir: Path, stamp: str, top: int = 30) -> dict:
-    """One more run under cProfile (fresh database), the top functions saved as text."""
+def profile_robot(srv: MailServers, sink: SmtpSink, corpus: Corpus, huge: bool, workdir: Path, results: Path,
+                  stamp: str, top: int = 30) -> dict:
+    """One more run under cProfile (fresh database), the top functions saved as text. The first
+    run filed the messages away from the INBOX (稿件/<unit>), so the corpus is seeded again."""
+    seed(srv, corpus, huge)
     storage = workdir / "profile-storage"
-    config = write_config(srv, storage, USER, workdir / "profile.yaml")
+    config = write_config(srv, sink, storage, USER, workdir / "profile.yaml")
     prof = workdir / "robot.prof"
     run = run_robot(config, workdir, "profile",
                     prefix=[str(VENV_BIN / "python"), "-m", "cProfile", "-o", str(prof), "-m", "mailbot"])
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    text_path = RESULTS / f"ingest-{stamp}-profile.txt"
+    con = sqlite3.connect(storage / "mailbot.db")
+    try:
+        parsed = con.execute("SELECT COUNT(*) FROM inbound_message WHERE status = 'parsed'").fetchone()[0]
+    finally:
+        con.close()
+    if parsed != corpus.n + (1 if huge else 0):
+        fail(f"the profiled run parsed {parsed} messages, not {corpus.n + (1 if huge else 0)} ({storage})")
+    results.mkdir(parents=True, exist_ok=True)
+    text_path = results / f"ingest-{stamp}-profile.txt"
     with open(text_path, "w") as fh:
         stats = pstats.Stats(str(prof), stream=fh)
         fh.write(f"mailbot run --once under cProfile: {run['seconds']:.2f} s wall, "
@@ -380,9 +455,27 @@ def profile_robot(srv: MailServers, workdir: Path, stamp: str, top: int = 30) ->
         fh.write("\n")
         stats.sort_stats("tottime").print_stats(top)
         stats.sort_stats("cumulative").print_stats(top)
-    shutil.copy(prof, RESULTS / f"ingest-{stamp}.prof")
-    return {"seconds_under_profiler": run["seconds"], "groups_s": dict(groups), "text": str(text_path.relative_to(ROOT)),
-            "prof": str((RESULTS / f"ingest-{stamp}.prof").relative_to(ROOT))}
+    shutil.copy(prof, results / f"ingest-{stamp}.prof")
+    return {"seconds_under_profiler": run["seconds"], "groups_s": dict(groups), "text": shown(text_path),
+            "prof": shown(results / f"ingest-{stamp}.prof")}
+
+
+def shown(path: Path) -> str:
+    """A path as printed: relative to the repository when inside it."""
+    path = path.resolve()
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+
+def phases(robot: dict, v: dict) -> dict:
+    """The robot's run split by the database's clocks: spawn -> first receipt sent (start-up,
+    fetch, store, parse, file, server moves: `run --once` sends after every mailbox is read),
+    first -> last receipt sent, last receipt -> exit."""
+    start, end = robot["spawned_at"], robot["spawned_at"] + robot["seconds"]
+    first, last = v["first_receipt_sent_at"], v["last_receipt_sent_at"]
+    return {"to_last_parsed": v["last_parsed_at"] - start if v["last_parsed_at"] else None,
+            "to_first_receipt": first - start if first else None,
+            "receipts": last - first if first and last else None,
+            "after_last_receipt": end - last if last else None}
 
 
 # --- main --------------------------------------------------------------------------
@@ -401,6 +494,8 @@ def main() -> int:
     ap.add_argument("--workdir", type=Path, default=Path(os.environ.get("BENCH_WORKDIR", "/var/tmp")),
                     help="where the robot's storage and SQLite go (default /var/tmp; must not be tmpfs)")
     ap.add_argument("--seed", type=int, default=20261123, help="corpus seed")
+    ap.add_argument("--results", type=Path, default=Path(os.environ.get("BENCH_RESULTS", RESULTS)),
+                    help="folder for the JSON (and profile) results (default bench/results, or $BENCH_RESULTS)")
     args = ap.parse_args()
     if args.n < 1:
         ap.error("--n must be at least 1")
@@ -420,7 +515,7 @@ def main() -> int:
     print(f"ingest benchmark: {expected} messages (large every {args.large_every}"
           f"{', plus one 30 MB' if args.huge else ''}); robot storage {workdir} ({kind} on {mount})", flush=True)
     try:
-        with MailServers() as srv:
+        with MailServers() as srv, SmtpSink() as sink:
             mail_mount, mail_fs = fs_type(srv.dir)
             result["mailserver_dir"] = {"dir": str(srv.dir), "mount": mail_mount, "fs": mail_fs}
             print(f"  Dovecot on {srv.host}:{srv.imap_port}, maildirs in {srv.dir} ({mail_fs})", flush=True)
@@ -448,20 +543,21 @@ def main() -> int:
             print(f"  bare FETCH, imaplib debug off (reference): {wire['seconds']:.2f} s, "
                   f"{wire['msgs_per_s']:.0f} msg/s, {wire['mb_per_s']:.0f} MB/s", flush=True)
 
-            startup = run_robot(write_config(srv, workdir / "empty-storage", EMPTY_USER, workdir / "empty.yaml"),
-                                workdir, "empty")
+            empty_config = write_config(srv, sink, workdir / "empty-storage", EMPTY_USER, workdir / "empty.yaml")
+            startup = run_robot(empty_config, workdir, "empty")
             result["robot_startup"] = startup
             print(f"  robot start-up (run --once on an empty mailbox): {startup['seconds']:.2f} s, "
                   f"peak RSS {startup['peak_rss_mib_sampled']:.0f} MiB", flush=True)
 
             storage = workdir / "storage"
-            robot = run_robot(write_config(srv, storage, USER, workdir / "mailbot.yaml"), workdir, "robot")
+            robot = run_robot(write_config(srv, sink, storage, USER, workdir / "mailbot.yaml"), workdir, "robot")
             print(f"  robot run --once: {robot['seconds']:.2f} s ({robot['summary_line']})", flush=True)
-            robot["verified"] = verify(storage / "mailbot.db", expected, s["bytes"])
+            v = robot["verified"] = verify(storage / "mailbot.db", expected, s["bytes"], sink)
             robot["msgs_per_s"] = expected / robot["seconds"]
             robot["mb_per_s"] = s["bytes"] / MB / robot["seconds"]
             net = robot["seconds"] - startup["seconds"]
             robot["msgs_per_s_excl_startup"] = expected / net if net > 0 else None
+            robot["phases_s"] = phases(robot, v)
             robot["cpu_per_wall"] = (robot["cpu_user_s"] + robot["cpu_sys_s"]) / robot["seconds"]
             result["robot"] = robot
             result["ru_maxrss_children_mib"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
@@ -477,21 +573,42 @@ def main() -> int:
                 "peak_rss_mib": peak, "rss_goal_mib": GOAL_RSS_MB if args.huge else None,
                 "rss_ok": (peak < GOAL_RSS_MB) if args.huge else None,
             }
+            to_first = robot["phases_s"]["to_first_receipt"]
+            if to_first:
+                result["summary"]["robot_msgs_per_s_to_first_receipt"] = expected / to_first
+                result["summary"]["ratio_to_first_receipt"] = expected / to_first / bare["msgs_per_s"]
             if args.profile:
-                print("  profiling one more run under cProfile ...", flush=True)
-                result["profile"] = profile_robot(srv, workdir, stamp)
+                print("  profiling one more run under cProfile (the corpus seeded again) ...", flush=True)
+                result["profile"] = profile_robot(srv, sink, corpus, args.huge, workdir, args.results, stamp)
+    except BenchFailure:
+        args.keep = True
+        print(f"work dir left for inspection: {workdir} (*.yaml, *.stdout, *.stderr, storage/)", file=sys.stderr)
+        raise
     finally:
         if not args.keep:
             shutil.rmtree(workdir, ignore_errors=True)
 
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    out = RESULTS / f"ingest-{stamp}.json"
+    args.results.mkdir(parents=True, exist_ok=True)
+    out = args.results / f"ingest-{stamp}.json"
     out.write_text(json.dumps(result, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
     report(result)
-    print(f"\nresults: {out.relative_to(ROOT)}" + (f"; work dir kept: {workdir}" if args.keep else ""))
+    print(f"\nresults: {shown(out)}" + (f"; work dir kept: {workdir}" if args.keep else ""))
     if "profile" in result:
         print(f"profile: {result['profile']['text']}")
     return 0
+
+
+def phase_rows(r: dict) -> list[tuple[str, str, str]]:
+    ph, n = r["robot"]["phases_s"], r["params"]["messages"]
+    sent = r["robot"]["verified"]["sink_messages"]
+    if not ph["to_first_receipt"]:
+        return [("  receipts", "none sent", "")]
+    rows = [("  to 1st receipt sent", f"{n / ph['to_first_receipt']:,.0f} msg/s",
+             f"{ph['to_first_receipt']:.2f} s (start-up, fetch, store, parse, file; "
+             f"ratio to bare {r['summary']['ratio_to_first_receipt']:.2f})")]
+    rate = f"{(sent - 1) / ph['receipts']:,.0f} receipts/s" if sent > 1 and ph["receipts"] > 0 else ""
+    rows.append(("  sending receipts", rate, f"{ph['receipts']:.2f} s, then exit {ph['after_last_receipt']:.2f} s"))
+    return rows
 
 
 def report(r: dict) -> None:
@@ -506,6 +623,7 @@ def report(r: dict) -> None:
          f"{r['bare_fetch_imaplib_debug_off']['seconds']:.2f} s (reference, not the goal's base)"),
         ("robot run --once", f"{rb['msgs_per_s']:,.0f} msg/s  {rb['mb_per_s']:.0f} MB/s", f"{rb['seconds']:.2f} s"),
         ("  excl. start-up", f"{rb['msgs_per_s_excl_startup'] or 0:,.0f} msg/s", f"start-up {st['seconds']:.2f} s"),
+        *phase_rows(r),
         ("  robot CPU", f"{rb['cpu_user_s']:.1f} user + {rb['cpu_sys_s']:.1f} sys s",
          f"{rb['cpu_per_wall']:.2f} cores"),
         ("ratio robot/bare", f"{s['ratio_robot_to_bare']:.2f}",
@@ -517,6 +635,9 @@ def report(r: dict) -> None:
          (f"goal < {s['rss_goal_mib']:.0f} MiB: {'OK' if s['rss_ok'] else 'MISSED'}")
          if s["rss_goal_mib"] else "(goal < 300 MiB applies with --huge)"),
         ("verified", f"{rb['verified']['by_status']}", f"{rb['verified']['attachments']} attachments"),
+        ("  filed, receipts", f"{rb['verified']['submissions']} 稿件, {rb['verified']['sink_messages']} receipts sent",
+         f"{rb['verified']['receipts_capped']} over the daily cap per address, "
+         f"{rb['verified']['receipts_skipped']} unmailable"),
     ]
     w0 = max(len(a) for a, _, _ in rows)
     w1 = max(len(x) for _, x, _ in rows)

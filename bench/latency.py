@@ -50,29 +50,19 @@ from email.utils import formataddr, make_msgid
 from pathlib import Path
 
 import aiosmtplib
-import yaml
 from imapclient import IMAPClient
 
 from mailbot.devservers import MailServers, default_users
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from ingest import fs_type, git_state, machine  # noqa: E402  (same environment facts as bench/ingest)
+import robotconfig  # noqa: E402  (the departments and routing rules, and the config check)
+from ingest import fs_type, git_state, machine, shown  # noqa: E402  (same environment facts as bench/ingest)
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
 VENV_PYTHON = ROOT / ".venv" / "bin" / "python"
 PASSWORD_ENV = "MAILBOT_BENCH_PASSWORD"
-DEPT_BOXES = ("skxkpb", "skxxhb", "skxdxb")
-DEPARTMENTS = [
-    {"key": "kepu", "name": "科普部", "prefix": "KP", "mailbox": "skxkpb", "sender_name": "临沂市科协科普部"},
-    {"key": "xuehui", "name": "学会部", "prefix": "XH", "mailbox": "skxxhb", "sender_name": "临沂市科协学会部"},
-    {"key": "diaoxuan", "name": "调宣部", "prefix": "DX", "mailbox": "skxdxb", "sender_name": "临沂市科协调宣部"},
-]
-ROUTING = {"default": "diaoxuan", "unknown": "diaoxuan", "rules": [
-    {"name": "科普基地、农技协", "categories": ["科普基地", "农技协"], "department": "kepu"},
-    {"name": "学会、协会、研究会、企事业科协", "categories": ["学会", "协会", "研究会", "企事业科协"], "department": "xuehui"},
-    {"name": "各级科协科普活动信息", "categories": ["县区科协"], "keywords": ["科普日", "科普活动"], "department": "kepu"},
-]}
+DEPT_BOXES = robotconfig.DEPT_BOXES
 RECEIPT_SUBJECT = re.compile(r"^\[([A-Z]{1,4}-\d{4}-\d{3,6})\] 回执：")
 MAILDIR_TIME = re.compile(r"^(\d+)\.M(\d+)P")
 GOAL_P50 = 1.0
@@ -160,15 +150,14 @@ def write_config(srv: MailServers, units: list[dict], storage: Path, path: Path)
                        "password_env": PASSWORD_ENV, "timeout": 30, "address": srv.address(n),
                        "smtp_host": srv.host, "smtp_port": srv.smtp_port, "smtp_tls": "plain",
                        "smtp_auth": False} for n in DEPT_BOXES],
-        "departments": DEPARTMENTS,
+        "departments": robotconfig.departments(DEPT_BOXES),
         "organisation": "临沂市科协",
         "mail_domain": "ly.example.test",
         "units": [{"name": u["name"], "category": u["category"], "addresses": [srv.address(u["user"])]}
                   for u in units],
-        "routing": ROUTING,
+        "routing": robotconfig.ROUTING,
     }
-    path.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
-    return path
+    return robotconfig.write(data, path)  # stops the benchmark if the robot would refuse it
 
 
 class Daemon:
@@ -459,6 +448,8 @@ def main() -> int:
     ap.add_argument("--keep", action="store_true", help="keep the robot's work dir (database, config, daemon log)")
     ap.add_argument("--workdir", type=Path, default=Path(os.environ.get("BENCH_WORKDIR", "/var/tmp")),
                     help="where the robot's storage and SQLite go (default /var/tmp; must not be tmpfs)")
+    ap.add_argument("--results", type=Path, default=Path(os.environ.get("BENCH_RESULTS", RESULTS)),
+                    help="folder for the JSON results (default bench/results, or $BENCH_RESULTS)")
     args = ap.parse_args()
     if args.units < 1:
         ap.error("--units must be at least 1")
@@ -611,15 +602,15 @@ def main() -> int:
     result["samples"] = samples
     result["code_at_end"] = git_state()
 
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    out = RESULTS / f"latency-{stamp}.json"
+    args.results.mkdir(parents=True, exist_ok=True)
+    out = args.results / f"latency-{stamp}.json"
     out.write_text(json.dumps(result, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
     report(result)
     if args.keep:
         print(f"\nwork dir kept: {workdir} (mailbot.yaml, daemon.log, storage/mailbot.db)")
     else:
         shutil.rmtree(workdir, ignore_errors=True)
-    print(f"results: {out.relative_to(ROOT)}")
+    print(f"results: {shown(out)}")
     if problems:
         print("\n*** VERIFICATION FAILED:\n  " + "\n  ".join(problems[:30]), file=sys.stderr)
         return 1

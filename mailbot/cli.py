@@ -17,6 +17,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from . import clock
 from .clikit import ConfigOpt, err, out
 from .clikit import config_path as _config_path
 from .clikit import settings as _settings
@@ -71,6 +72,20 @@ def check_config(config: Path | None = ConfigOpt) -> None:
     if settings.campaigns:
         out.print(f"  报表活动 {len(settings.campaigns)} 个：" + "、".join(c.name for c in settings.campaigns))
     out.print("  领导周报：" + _digest_line(settings))
+    for line in _calendar_lines(settings, clock.now()):
+        out.print(line)
+
+
+def _calendar_lines(settings, now) -> list[str]:
+    """The holiday notices entered, and a warning for each year of the next 90 days without one."""
+    from . import workdays
+
+    cal = settings.calendar
+    years = "、".join(str(y) for y in sorted(cal.years))
+    folder = cal.holidays_folder or "config/holidays"
+    lines = [f"  节假日：{folder} 中录入了 {years} 年的国务院通知，其余年份用 chinesecalendar 包的数据"
+             if years else f"  节假日：{folder} 中没有录入通知，用 chinesecalendar 包的数据"]
+    return lines + ["[yellow]注意[/yellow]：" + gap["message"] for gap in workdays.calendar_gaps(settings, now)]
 
 
 def _digest_line(settings) -> str:
@@ -238,13 +253,19 @@ def forms_check(file: Path = typer.Argument(..., help="报表文件（.docx .doc
                 folder: Path | None = typer.Option(None, "--forms", help="表单模板目录（默认配置中的 forms_folder）"),
                 config: Path | None = ConfigOpt) -> None:
     """显示机器人从一个报表文件读到的内容（与邮件附件走同一段代码）。"""
-    from datetime import date
+    from zoneinfo import ZoneInfo
 
+    from .config import Settings
     from .forms import TemplateError, load_templates, read_form
 
+    tz = ZoneInfo(Settings.model_fields["timezone"].default)
     if folder is None:
         path = _config_path(config)
-        folder = _settings(config).forms_folder if (config is not None or path.exists()) else Path("config/forms")
+        if config is not None or path.exists():
+            settings = _settings(config)
+            folder, tz = settings.forms_folder, settings.tz
+        else:
+            folder = Path("config/forms")
     try:
         templates = load_templates(folder)
     except TemplateError as exc:
@@ -255,7 +276,7 @@ def forms_check(file: Path = typer.Argument(..., help="报表文件（.docx .doc
         if not templates:
             err.print(f"没有名为 {template} 的表单模板（{folder}）")
             raise typer.Exit(2)
-    result = read_form(_read_file(file), file.name, templates, today=date.today())
+    result = read_form(_read_file(file), file.name, templates, today=clock.CLOCK.today(tz))
     if as_json:
         sys.stdout.write(result.to_json() + "\n")
         return
@@ -284,7 +305,6 @@ def export(campaign: str = typer.Argument(..., help="活动（campaign）的 key
     """导出一个报表活动的汇总 Excel：全部数据（含来源）、按单位和县区的合计、未报单位。"""
     from . import collecting, daemon
     from .forms import load_templates
-    from .store import utcnow
 
     settings = _settings(config)
     keys = [c.key for c in settings.campaigns]
@@ -297,7 +317,7 @@ def export(campaign: str = typer.Argument(..., help="活动（campaign）的 key
         raise typer.Exit(2)
     rt = daemon.Runtime.build(settings)
     with err.status(f"正在导出 {campaign}……"):
-        counts = collecting.export(rt.engine, settings, campaign, template, output, utcnow())
+        counts = collecting.export(rt.engine, settings, campaign, template, output, clock.now())
     if as_json:
         sys.stdout.write(json.dumps({"campaign": campaign, "path": str(output), **counts}, ensure_ascii=False) + "\n")
         return
@@ -334,11 +354,10 @@ def review_confirm(inbound_id: int = typer.Argument(..., help="mailbot review he
     from sqlmodel import Session
 
     from . import daemon, filing, reviewing
-    from .store import utcnow
 
     rt = daemon.Runtime.build(_settings(config))
     with Session(rt.engine) as session:
-        ctx = filing.Context(rt.settings, rt.processor.directory, rt.raws.root, utcnow())
+        ctx = filing.Context(rt.settings, rt.processor.directory, rt.raws.root, clock.now())
         message = reviewing.confirm_held(session, ctx, inbound_id, operator)
         session.commit()
     rt.send_due()
@@ -422,6 +441,11 @@ def main() -> None:
     from .ingest import MailboxError
     from .schema import SchemaOutOfDate
 
+    try:
+        clock.CLOCK.load_env()
+    except clock.ClockError as exc:
+        err.print(f"环境变量 {exc} 不是一个时间，请写成 2026-12-20T09:00:00+08:00 的形式，或删去它")
+        sys.exit(2)
     try:
         # Without standalone mode click returns an Exit's code instead of raising it.
         code = app(standalone_mode=False)

@@ -42,14 +42,13 @@ def remind(session: Session, ctx) -> int:
     from . import workdays
 
     settings, review = ctx.settings, ctx.settings.review
-    if not settings.campaigns or not workdays.in_office_hours(
-            ctx.now, settings.tz, review.office_hours, frozenset(review.closed_days), frozenset(review.extra_workdays)):
+    cal = workdays.office_calendar(settings)
+    if not settings.campaigns or not workdays.in_office_hours(ctx.now, settings.tz, review.office_hours, calendar=cal):
         return 0  # mail to people goes out in office hours, on working days
     queued = 0
-    closed, extra = frozenset(review.closed_days), frozenset(review.extra_workdays)
 
     def workday(day) -> bool:
-        return workdays.is_workday(day, closed, extra)[0]
+        return workdays.is_workday(day, calendar=cal)[0]
 
     for campaign in settings.campaigns:
         done = returned_units(session, campaign.key)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -138,10 +138,43 @@ class Review(_Strict):
     chase_after_days: int = Field(default=2, ge=1)  # working days a review may wait before a reminder
     escalate_after_days: int = Field(default=2, ge=1)  # further working days before the leader is told
     office_hours: str = Field(default="08:30-17:30", pattern=r"^\d\d:\d\d-\d\d:\d\d$")
-    closed_days: list[date] = Field(default_factory=list)  # the office's own closed days
+    closed_days: list[date] = Field(default_factory=list)  # the office's own closed days (also: calendar.*)
     escalate_to: list[str] = Field(default_factory=list)  # default: the last stage's reviewers
     extra_workdays: list[date] = Field(default_factory=list)
     stages: dict[str, list[Stage]] = Field(default_factory=dict)  # department key -> stages
+
+
+class HolidayPeriod(_Strict):
+    """One holiday of a notice: 春节 2月6日至12日放假 → {name: 春节, start: …-02-06, end: …-02-12}."""
+
+    name: str = Field(min_length=1)
+    start: date
+    end: date | None = None  # a one-day holiday may leave it out
+
+
+class HolidayNotice(_Strict):
+    """One year's 国务院办公厅关于…年部分节假日安排的通知 as the office typed it, in
+    <holidays_folder>/<year>.yaml: the days off, and the weekend days worked instead (调休上班)."""
+
+    year: int = Field(ge=2000, le=2100)  # default: the file's name
+    source: str = Field(min_length=1)  # the notice's title, where the dates come from
+    number: str | None = None  # 发文字号
+    url: str | None = None
+    published: date | None = None
+    holidays: list[HolidayPeriod] = Field(min_length=1)
+    workdays: list[date] = Field(default_factory=list)  # 调休上班的周六、周日
+
+
+class Calendar(_Strict):
+    """The office's calendar. A year with a notice in holidays_folder is read from it alone
+    (chinesecalendar is not asked); review.closed_days / review.extra_workdays still count."""
+
+    # One <year>.yaml per notice, read once by load(); not given: the folder `holidays` beside
+    # the config file (config/holidays for config/mailbot.yaml), when there is one.
+    holidays_folder: Path | None = None
+    closed_days: list[date] = Field(default_factory=list)  # the office's own closed days
+    extra_workdays: list[date] = Field(default_factory=list)  # the office's own extra working days
+    years: dict[int, HolidayNotice] = Field(default_factory=dict, exclude=True)  # filled from the folder
 
 
 class Audience(_Strict):
@@ -230,6 +263,7 @@ class Settings(_Strict):
     outbox: Outbox = Field(default_factory=Outbox)
     reviewers: list[Reviewer] = Field(default_factory=list)
     review: Review = Field(default_factory=Review)
+    calendar: Calendar = Field(default_factory=Calendar)
     forms_folder: Path = Path("config/forms")
     campaigns: list[Campaign] = Field(default_factory=list)
     digest: Digest = Field(default_factory=Digest)
@@ -317,6 +351,9 @@ _MESSAGES = {
     "greater_than_equal": "应不小于 {ge}",
     "less_than_equal": "应不大于 {le}",
     "path_type": "应为文件路径",
+    "date_type": "应为日期，例如 2027-02-06",
+    "date_parsing": "应为日期，例如 2027-02-06",
+    "date_from_datetime_parsing": "不是一个存在的日期（应写成 2027-02-06 的形式）",
 }
 
 
@@ -372,6 +409,7 @@ def load(path: Path | str = DEFAULT_PATH, check_secrets: bool = False) -> Settin
         units, found = load_roster(Path(data["roster"]))
         problems += found
         data.setdefault("units", units)
+    problems += _add_holidays(name, data, path.parent / "holidays")
     settings = None
     try:
         settings = Settings.model_validate(data)
@@ -396,6 +434,100 @@ def load_roster(path: Path) -> tuple[list, list[Problem]]:
         return Roster.model_validate(data).model_dump()["units"], []
     except ValidationError as exc:
         return [], [Problem(str(path), _key(e["loc"], data), _translate(e)) for e in exc.errors()]
+
+
+def _add_holidays(name: str, data: dict, default: Path) -> list[Problem]:
+    """Read calendar.holidays_folder (else `default`, if it exists) into data's calendar.years."""
+    cal = data.get("calendar")
+    if cal is None:
+        cal = data["calendar"] = {}
+    if not isinstance(cal, dict) or not isinstance(cal.get("holidays_folder", ""), str):
+        return []  # validation names the bad value
+    problems = []
+    if cal.pop("years", None) is not None:  # only files get the checks of load_holidays
+        problems.append(Problem(name, "calendar.years", "节假日请写在 holidays_folder 文件夹里，每年一个 <年份>.yaml"))
+    named = cal.get("holidays_folder")
+    folder = Path(named) if named else default
+    if not folder.is_dir():
+        return problems + ([Problem(name, "calendar.holidays_folder", f"找不到节假日文件夹 {folder}")] if named else [])
+    cal["holidays_folder"] = str(folder)
+    cal["years"], found = load_holidays(folder)
+    return problems + found
+
+
+class _DatesAsText(yaml.SafeLoader):
+    """Dates stay text for pydantic to read, so 2027-02-30 is named by its key instead of
+    failing the whole file."""
+
+
+_DatesAsText.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+
+
+def load_holidays(folder: Path) -> tuple[dict[int, HolidayNotice], list[Problem]]:
+    """The notices in a holidays folder (one <year>.yaml each), and their problems (with each file's name)."""
+    notices, problems = {}, []
+    for path in sorted(folder.iterdir()):
+        if path.suffix not in (".yaml", ".yml"):
+            continue  # a README beside the files is fine
+        file = str(path)
+        if not (path.stem.isdigit() and len(path.stem) == 4):
+            problems.append(Problem(file, "", "文件名应为年份，例如 2027.yaml"))
+            continue
+        try:
+            data = yaml.load(path.read_text(encoding="utf-8"), Loader=_DatesAsText) or {}
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f"第 {mark.line + 1} 行第 {mark.column + 1} 列" if mark else ""
+            problems.append(Problem(file, "", f"YAML 格式错误 {where}：{getattr(exc, 'problem', exc)}"))
+            continue
+        except (OSError, UnicodeDecodeError) as exc:
+            problems.append(Problem(file, "", f"节假日文件无法读取（{exc.__class__.__name__}）"))
+            continue
+        if not isinstance(data, dict):
+            problems.append(Problem(file, "", "顶层应为一组键值（映射）"))
+            continue
+        data.setdefault("year", int(path.stem))
+        try:
+            notice = HolidayNotice.model_validate(data)
+        except ValidationError as exc:
+            problems += [Problem(file, _key(e["loc"], data), _translate(e)) for e in exc.errors()]
+            continue
+        found = _holiday_checks(file, notice, int(path.stem))
+        problems += found
+        if not found:
+            notices[notice.year] = notice
+    return notices, problems
+
+
+def _holiday_checks(file: str, notice: HolidayNotice, year: int) -> list[Problem]:
+    """Dates that cannot be what the notice said: typing mistakes, caught before they silence reminders."""
+    if notice.year != year:
+        return [Problem(file, "year", f"应为 {year}（与文件名一致）")]
+    first, last = date(year - 1, 12, 1), date(year, 12, 31)  # 元旦 may start in December
+
+    def outside(day: date) -> str | None:
+        return None if first <= day <= last else f"{day} 不在 {year} 年（只有元旦假期可从上一年 12 月开始）"
+
+    problems, off = [], set()
+    for i, period in enumerate(notice.holidays):
+        end = period.end or period.start
+        for key, day in (("start", period.start), ("end", end)):
+            if outside(day):
+                problems.append(Problem(file, f"holidays[{i}].{key}", outside(day)))
+        if end < period.start:
+            problems.append(Problem(file, f"holidays[{i}].end", f"{end} 早于开始日期 {period.start}"))
+        off |= {period.start + timedelta(days=n) for n in range((end - period.start).days + 1)}
+    for i, day in enumerate(notice.workdays):
+        if outside(day):
+            problems.append(Problem(file, f"workdays[{i}]", outside(day)))
+        elif day.weekday() < 5:
+            problems.append(Problem(file, f"workdays[{i}]", f"{day} 是周{'一二三四五'[day.weekday()]}；"
+                                                            "调休上班日应为周六或周日"))
+        elif day in off:
+            problems.append(Problem(file, f"workdays[{i}]", f"{day} 同时写在放假日期里"))
+    return problems
 
 
 def _secret_in_yaml(name: str, data: dict) -> list[Problem]:

@@ -2,7 +2,7 @@
 reconnect-and-backoff, and the run-once mode used by tests and cron.
 
 Blocking IMAP work runs in threads (`asyncio.to_thread`); a shared Event stops them.
-The only clock reads of the ingestion path are here.
+"Now" comes from the one clock (mailbot.clock), which tests move.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from imapclient.exceptions import IMAPClientError
 
+from . import clock
 from . import ingest, outbox, pipeline, schema
 from .config import Mailbox, Settings
 from .pipeline import Counts
@@ -37,7 +38,7 @@ class Runtime:
     mail_due: threading.Event = field(default_factory=threading.Event)  # the outbox has new rows
     sent: outbox.DrainCounts = field(default_factory=outbox.DrainCounts)
     pokes: dict[str, threading.Event] = field(default_factory=dict)  # per mailbox: poll now
-    clock: object = outbox.utcnow  # "now" for processing, reminders, the digest and sending; tests move it
+    clock: object = clock.now  # "now" for processing, reminders, the digest and sending; tests move it
 
     @classmethod
     def build(cls, settings: Settings, upgrade_sqlite: bool = True) -> "Runtime":
@@ -71,6 +72,15 @@ class Runtime:
 
         outcome = digesting.send_digest(self.engine, self.settings, now or self.clock(), trigger)
         if outcome.status == "sent":
+            self.mail_due.set()
+        return outcome
+
+    def digest_due(self, now=None):
+        """The scheduler's check: the digest at its minute, or late after downtime."""
+        from . import digesting
+
+        outcome = digesting.send_if_due(self.engine, self.settings, now or self.clock())
+        if outcome is not None and outcome.status == "sent":
             self.mail_due.set()
         return outcome
 

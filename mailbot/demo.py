@@ -24,6 +24,7 @@ from rich.console import Console
 from rich.table import Table
 from sqlmodel import Session, select
 
+from . import clock
 from . import daemon, demo_campaign
 from .config import Settings
 from .devservers import MailServers, default_users
@@ -129,7 +130,7 @@ DEMO_REVIEW = {"publisher": "diaoxuan", "stages": {
 def settings_for(servers: MailServers, storage: Path, deadline: date | None = None) -> Settings:
     """The demo office: three mailboxes, departments, roster, review and the 关注情况统计表 campaign
     (deadline 12月20日 of the coming season unless given)."""
-    deadline = deadline or demo_campaign.deadline_for(datetime.now(CHINA).date())
+    deadline = deadline or demo_campaign.deadline_for(clock.CLOCK.today(CHINA))
     boxes = [{"name": n, "host": servers.host, "port": servers.imap_port, "tls": "plain", "user": n,
               "password_env": PASSWORD_ENV, "address": servers.address(n), "smtp_host": servers.host,
               "smtp_port": servers.smtp_port, "smtp_tls": "plain", "smtp_auth": False}
@@ -156,7 +157,7 @@ def run(storage: Path, keep: bool, console: Console) -> demo_campaign.Outcome:
         mails = samples(servers.domain)
         asyncio.run(_send(servers, mails))
         console.print(f"已向三个科室邮箱投递 {len(mails)} 封样例邮件（其中一封同时发给两个邮箱）。")
-        deadline = demo_campaign.deadline_for(datetime.now(CHINA).date())
+        deadline = demo_campaign.deadline_for(clock.CLOCK.today(CHINA))
         rt = daemon.Runtime.build(settings_for(servers, storage, deadline))
         errors = daemon.run_once(rt)
         t = rt.totals
@@ -187,9 +188,8 @@ def run(storage: Path, keep: bool, console: Console) -> demo_campaign.Outcome:
 def _digest_preview(rt, console: Console) -> None:
     """What `mailbot digest --preview` shows, for the week so far (the demo's mail is today's)."""
     from . import digest, digesting
-    from .store import utcnow
 
-    now = utcnow()
+    now = clock.now()
     period = digest.period_for(now + timedelta(days=7), rt.settings.digest, rt.settings.tz)
     with Session(rt.engine) as session:
         r = digesting.render(session, rt.settings, period, now, inline_chart=True)

@@ -151,8 +151,8 @@ WEEKDAYS = "一二三四五六日"
 
 def office_morning(day: date, settings) -> datetime:
     """10:00 on the first working day on or after `day`: when the office's robot would mail."""
-    review = settings.review
-    while not workdays.is_workday(day, frozenset(review.closed_days), frozenset(review.extra_workdays))[0]:
+    cal = workdays.office_calendar(settings)
+    while not workdays.is_workday(day, calendar=cal)[0]:
         day += timedelta(days=1)
     return datetime.combine(day, time(10, 0), tzinfo=settings.tz)
 

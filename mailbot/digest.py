@@ -14,6 +14,7 @@ import statistics
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 
+from . import workdays
 from .config import WEEKDAYS
 from .models import aware
 
@@ -132,6 +133,7 @@ def build(snap, period: Period, settings, now: datetime, late: bool = False) -> 
         campaigns=[_campaign(c, names) for c in snap.campaigns],
         failures=[dict(f, created_at=_local(f["created_at"], tz).strftime("%m-%d %H:%M")) for f in snap.failures],
         failures_total=snap.failures_total, show_failures=snap.department is None,
+        calendar_gaps=workdays.calendar_gaps(settings, now) if snap.department is None else [],
         weeks=[_local(w, tz).strftime("%m/%d") for w in snap.week_starts],
         weekly=[dict(name=names.get(k, k), counts=snap.weekly.get(k, [0] * len(snap.week_starts))) for k in depts],
         dept_lines=text_table([["科室", "本周", "上周", "变化"],

@@ -18,7 +18,7 @@ from sqlmodel import Session, func, select
 
 from . import digest, outbox, stats
 from .digest import Period
-from .store import DigestRun, InboundMessage, log_event
+from .store import DigestRun, InboundMessage, MailboxState, log_event
 
 log = logging.getLogger("mailbot.digest")
 CHART_CID = "chart@mailbot"
@@ -155,17 +155,30 @@ def _queue(session: Session, settings, period: Period, now: datetime, late: bool
 
 
 def catch_up(engine, settings, now: datetime) -> Outcome | None:
-    """At start: send the latest period's digest if its minute passed while the robot was down.
+    """Send the latest period's digest if its minute passed while the robot was down.
 
-    Only when the robot was already in service before that minute (it had received mail),
-    so a fresh installation does not open with last week's digest."""
+    Only when the robot was already in service before that minute (it had received mail or
+    talked to a mailbox), so a fresh installation does not open with last week's digest."""
     if not settings.digest.enabled or not recipients(settings):
         return None
     period = digest.period_for(now, settings.digest, settings.tz)
     with Session(engine) as session:
         done = session.exec(select(DigestRun.id).where(DigestRun.period == period.key)).first()
         in_service = session.exec(select(func.count()).select_from(InboundMessage).where(
-            InboundMessage.received_at < period.scheduled_at)).one()
+            InboundMessage.received_at < period.scheduled_at)).one() or session.exec(
+            select(func.count()).select_from(MailboxState).where(
+                MailboxState.last_contact_at < period.scheduled_at)).one()
     if done is not None or not in_service:
         return None
     return send_digest(engine, settings, now, trigger="catch-up", period=period)
+
+
+def send_if_due(engine, settings, now: datetime) -> Outcome | None:
+    """The scheduler's check (every half minute, on the one clock): at the digest's minute
+    send it; past it, only as a catch-up (the robot was in service before the minute)."""
+    if not settings.digest.enabled:
+        return None
+    period = digest.period_for(now, settings.digest, settings.tz)
+    if not digest.is_late(period, now):
+        return send_digest(engine, settings, now, trigger="schedule", period=period)
+    return catch_up(engine, settings, now)

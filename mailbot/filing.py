@@ -24,6 +24,7 @@ from .config import Settings
 from .parse import safe_name, unique_name
 from .routing import Directory
 from .store import InboundMessage, MessageCopy, ReviewTask, Submission, SubmissionFile, TrackingCounter, log_event
+from .models import aware
 
 log = logging.getLogger("mailbot.filing")
 _OUR_ID = re.compile(rb"<mailbot\.[^<>\s]+>")
@@ -69,7 +70,9 @@ def handle(session: Session, ctx: Context, row: InboundMessage, summary: dict, r
 def file_submission(session, ctx: Context, row, summary, route, staged) -> Submission:
     settings = ctx.settings
     dept = settings.department(route["department_key"])
-    local = ctx.now.astimezone(settings.tz)
+    # The year the robot received it: a 稿件 kept at 12-31 23:59 and filed after midnight is
+    # still one of that year's (KP-2026-…), as its receipt-to-be says.
+    local = aware(row.received_at or ctx.now).astimezone(settings.tz)
     tracking = allocate_tracking(session, dept.prefix, local.year)
     unit_dir = safe_name(route["unit"] or settings.filing.unknown_unit_folder, 1, "")
     folder = f"{local.year}/{safe_name(dept.name, 1, '')}/{unit_dir}/{tracking}"

@@ -19,11 +19,12 @@ from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientError, LoginError
 from sqlmodel import Session, select
 
+from . import clock
 from . import pipeline
 from .config import Mailbox, Settings
 from .models import RawMail
 from .pipeline import Counts
-from .store import InboundMessage, MessageCopy, RawStore, log_event, mailbox_state, utcnow
+from .store import InboundMessage, MessageCopy, RawStore, log_event, mailbox_state
 
 log = logging.getLogger("mailbot.ingest")
 FLAG_STORED = b"$MailbotStored"
@@ -146,7 +147,7 @@ def _progress(engine, box: Mailbox, uidvalidity: int) -> int:
             state.last_uid = 0
         if state.uidvalidity != uidvalidity:
             state.uidvalidity = uidvalidity
-        state.last_contact_at = utcnow()
+        state.last_contact_at = clock.now()
         last = state.last_uid
         session.commit()
         return last
@@ -157,7 +158,7 @@ def _advance(box: Mailbox, uidvalidity: int, uid: int):
         state = mailbox_state(session, box.name, box.folder)
         if state.uidvalidity == uidvalidity and uid > state.last_uid:
             state.last_uid = uid
-        state.last_contact_at = state.updated_at = utcnow()
+        state.last_contact_at = state.updated_at = clock.now()
         state.last_error = None
     return update
 
@@ -165,7 +166,7 @@ def _advance(box: Mailbox, uidvalidity: int, uid: int):
 def _touch(engine, box: Mailbox, error: str | None = None) -> None:
     with Session(engine) as session:
         state = mailbox_state(session, box.name, box.folder)
-        state.last_contact_at = utcnow() if error is None else state.last_contact_at
+        state.last_contact_at = clock.now() if error is None else state.last_contact_at
         state.last_error = error
         session.commit()
 

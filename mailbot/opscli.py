@@ -15,6 +15,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
+from . import clock
 from .clikit import ConfigOpt, JsonOpt, err, out, settings as load_settings
 from .models import aware as _aware
 
@@ -67,14 +68,14 @@ def _dump(data: dict) -> None:
 
 @ops.command()
 def status(as_json: bool = JsonOpt, config: Path | None = ConfigOpt) -> None:
-    """机器人现在的情况：各邮箱最近联系、队列、发送失败、下次定时任务、上期周报。"""
+    """机器人现在的情况：各邮箱最近联系、队列、发送失败、下次定时任务、上期周报、节假日是否已录入。"""
     from sqlmodel import Session, select
 
     from . import digest, reviewing, scheduler, stats
-    from .store import DigestRun, utcnow
+    from .store import DigestRun
 
     settings = load_settings(config)
-    engine, now, tz = _engine(settings), utcnow(), settings.tz
+    engine, now, tz = _engine(settings), clock.now(), settings.tz
     with Session(engine) as session:
         data = stats.status(session, settings, now)
         data["held_replies"] = len(reviewing.held(session))
@@ -95,7 +96,8 @@ def _status_json(data: dict, tz) -> dict:
     return {**data,
             "mailboxes": [dict(m, last_contact_at=_iso(m["last_contact_at"], tz)) for m in data["mailboxes"]],
             "failures": [dict(f, created_at=_iso(f["created_at"], tz)) for f in data["failures"]],
-            "jobs": [dict(j, next_run_at=_iso(j["next_run_at"], tz)) for j in data["jobs"]],
+            "jobs": [dict(j, next_run_at=_iso(j["next_run_at"], tz), last_run_at=_iso(j["last_run_at"], tz))
+                     for j in data["jobs"]],
             "next_digest_at": _iso(data["next_digest_at"], tz),
             "last_digest": None if last is None else dict(last, sent_at=_iso(last["sent_at"], tz))}
 
@@ -125,19 +127,24 @@ def _status_tables(data: dict, now: datetime, tz) -> None:
             fails.add_row(_local(f["created_at"], tz), f["kind"], f["to"], f["error"] or f["status"])
         out.print(fails)
     table = Table(title="定时任务")
-    for col in ("任务", "下次运行"):
+    for col in ("任务", "上次运行", "下次运行"):
         table.add_column(col)
     for j in data["jobs"]:
-        table.add_row(j["name"], _local(j["next_run_at"], tz, "%Y-%m-%d %H:%M:%S"))
+        last = _local(j["last_run_at"], tz, "%Y-%m-%d %H:%M:%S") if j["last_run_at"] else "尚未运行"
+        if j["last_error"]:
+            last += f"（出错：{j['last_error']}）"
+        table.add_row(j["name"], last, _local(j["next_run_at"], tz, "%Y-%m-%d %H:%M:%S"))
     if not data["jobs"]:
-        table.add_row("（守护进程还没有在这个数据库上运行过）", "")
+        table.add_row("（守护进程还没有在这个数据库上运行过）", "", "")
         if data["next_digest_at"]:
-            table.add_row("领导周报（按配置）", _local(data["next_digest_at"], tz))
+            table.add_row("领导周报（按配置）", "", _local(data["next_digest_at"], tz))
     out.print(table)
     last = data["last_digest"]
     if last is not None:
         out.print(f"上期周报：{last['period']}，{_local(last['sent_at'], tz)} 发给 {last['recipients']} 人"
                   + ("（补发）" if last["late"] else ""))
+    for gap in data["calendar_gaps"]:  # the next 90 days reach a year without a holiday calendar
+        out.print(f"[yellow]注意[/yellow]：{gap['message']}")
 
 
 def _warn(count: int) -> str:
@@ -157,14 +164,14 @@ def list_(state: str | None = typer.Option(None, "--status", "-s", help="待审 
     """按状态、科室、单位列出稿件；待审的最久的在前，并显示在等谁。"""
     from sqlmodel import Session, func, select
 
-    from .store import ReviewTask, Submission, utcnow
+    from .store import ReviewTask, Submission
 
     if limit < 1:
         err.print(f"--limit 应为正整数（收到 {limit}）")
         raise typer.Exit(2)
     settings = load_settings(config)
     filters = _list_filters(settings, state, dept, unit, since)
-    engine, now, tz = _engine(settings), utcnow(), settings.tz
+    engine, now, tz = _engine(settings), clock.now(), settings.tz
     waiting = state is not None and set(STATUS_WORDS[state]) <= {"received", "reviewing"}
     order = Submission.created_at.asc() if waiting else Submission.created_at.desc()
     names = {d.key: d.name for d in settings.departments}
@@ -253,7 +260,6 @@ def digest(preview: bool = typer.Option(False, "--preview", help="生成周报 H
            as_json: bool = JsonOpt, config: Path | None = ConfigOpt) -> None:
     """领导周报：--preview 生成 HTML 预览（附 Excel 明细），--send 立即发送本期周报。"""
     from . import digest as digest_mod
-    from .store import utcnow
 
     if preview == send:
         err.print("请指定 --preview（只生成文件）或 --send（发送）其中之一")
@@ -262,7 +268,7 @@ def digest(preview: bool = typer.Option(False, "--preview", help="生成周报 H
         err.print(f"-o 请写周报 HTML 文件的名字（例如 周报.html），不是 {output.name}；Excel 明细会写在它旁边")
         raise typer.Exit(2)
     settings = load_settings(config)
-    now = utcnow()
+    now = clock.now()
     try:
         period = (digest_mod.period_by_key(week, settings.digest, settings.tz) if week
                   else digest_mod.period_for(now, settings.digest, settings.tz))

@@ -26,8 +26,9 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 from sqlalchemy import func
 from sqlmodel import Session, select
 
+from . import clock
 from .models import aware as _aware
-from .store import OutboxMessage, log_event, utcnow
+from .store import OutboxMessage, log_event
 
 log = logging.getLogger("mailbot.outbox")
 TEMPLATES = Path(__file__).parent / "templates"
@@ -176,7 +177,7 @@ async def drain(engine, settings, now: datetime | None = None) -> DrainCounts:
     counts = DrainCounts()
     cfg = settings.outbox
     while True:
-        stamp = now or utcnow()
+        stamp = now or clock.now()
         ids, stale = _claim(engine, stamp, cfg.sending_lease)
         counts.uncertain += stale
         if not ids:
@@ -219,7 +220,7 @@ def _record(engine, cfg, outbox_id: int, now: datetime, error: str | None, perma
         row = session.get(OutboxMessage, outbox_id)
         row.sending_at = None
         if error is None:
-            row.status, row.sent_at, row.last_error = "sent", utcnow(), None
+            row.status, row.sent_at, row.last_error = "sent", clock.now(), None
             session.commit()
             return "sent"
         row.last_error = error

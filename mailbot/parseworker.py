@@ -139,8 +139,6 @@ def scan_for_campaign(summary: dict, job: dict) -> str | None:
 
 def read_forms(mail, job: dict) -> list[dict]:
     """Attachments that are a campaign's form, recognised by their columns (not names)."""
-    from datetime import date
-
     from .forms import read_form
 
     templates = job.get("templates") or []
@@ -153,7 +151,7 @@ def read_forms(mail, job: dict) -> list[dict]:
             continue
         # LibreOffice (for .doc/.wps/.et) only where the message looks like a form: it costs a second
         likely = "表" in att.filename or "表" in mail.subject
-        result = read_form(att.data, att.filename, templates, today=date.today(), soffice=None if likely else False)
+        result = read_form(att.data, att.filename, templates, today=job.get("today"), soffice=None if likely else False)
         if result.template in wanted:
             out.append({"index": i, "result": result.to_dict()})
     return out

@@ -22,10 +22,11 @@ from sqlalchemy import bindparam, insert, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlmodel import Session, select
 
+from . import clock
 from . import filing, parseworker, routing
 from . import parse as parser
 from .models import RawMail
-from .store import InboundMessage, MessageCopy, OutboxMessage, RawStore, find_by_key, log_event, utcnow
+from .store import InboundMessage, MessageCopy, OutboxMessage, RawStore, find_by_key, log_event
 
 log = logging.getLogger("mailbot.pipeline")
 
@@ -115,7 +116,7 @@ def keep(session: Session, raws: RawStore, raw: RawMail, folder: str = "INBOX",
         rel = raws.put(raw.data, sha)
         new_id = session.execute(insert(InboundMessage).values(
             key=key, message_id=message_id, sha256=sha, fingerprint=fingerprint, size=len(raw.data),
-            raw_path=rel, first_mailbox=raw.mailbox or "replay", status="stored", received_at=utcnow(),
+            raw_path=rel, first_mailbox=raw.mailbox or "replay", status="stored", received_at=clock.now(),
             auto_reply=False, bounce=False, attachment_count=0, attempts=0,
         ).returning(InboundMessage.id)).scalar_one()
         row = seen.rows[key] = _Known(new_id, fingerprint, sha, "stored")
@@ -128,7 +129,7 @@ def keep(session: Session, raws: RawStore, raw: RawMail, folder: str = "INBOX",
         seen.new_copies.append(dict(inbound_id=row.id, mailbox=raw.mailbox, folder=folder,
                                     uidvalidity=raw.uidvalidity, uid=raw.uid, sha256=sha,
                                     duplicate=outcome == "duplicate", server_action="pending",
-                                    created_at=utcnow()))
+                                    created_at=clock.now()))
         seen.copies.add((raw.mailbox, raw.uidvalidity, raw.uid))
     if alone:
         seen.flush_copies()
@@ -193,7 +194,7 @@ class Processor:
                  settings=None, on_outbox=None):
         self.engine, self.raws, self.workers, self.timeout = engine, raws, workers, timeout
         self.settings, self.on_outbox = settings, on_outbox
-        self.clock = utcnow  # what filing, review and forms take as "now" (tests move it)
+        self.clock = clock.now  # what filing, review and forms take as "now" (tests move it)
         self.directory = routing.Directory.from_settings(settings) if settings is not None else None
         self._templates = None
         self.pool = None
@@ -226,6 +227,7 @@ class Processor:
             return None
         return {"directory": self.directory, "mailbox": mailbox, "templates": self.templates,
                 "form_templates": {c.template for c in self.settings.campaigns},
+                "today": self.clock().astimezone(self.settings.tz).date(),  # the year of 12月20日
                 "staging": str(self.raws.root / "staging" / str(inbound_id))}
 
     @property
@@ -360,7 +362,7 @@ def _apply(session: Session, results: list[tuple], ctx=None) -> tuple[list[str],
                                                         InboundMessage.status == "stored")
                         .with_for_update(skip_locked=True)).all()
     outcomes, parsed, routed = [], [], []
-    now = utcnow()
+    now = clock.now()
     for inbound_id in live:
         _id, outcome, payload, columns = (*by_id[inbound_id], None)[:4]
         if outcome == "parsed":
@@ -403,7 +405,7 @@ def _tally(counts: Counts, outcome: str) -> None:
 def _quarantine(session: Session, row: InboundMessage, reason: str) -> str:
     row.status = "quarantined"
     row.reason = reason
-    row.processed_at = utcnow()
+    row.processed_at = clock.now()
     log_event(session, "quarantined", reason, inbound_id=row.id)
     return "quarantined"
 

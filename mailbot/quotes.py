@@ -6,6 +6,7 @@ Client strings are data at the top of the module (sources: ../shared/CHINESE-MAI
 
 from __future__ import annotations
 
+import functools
 import html as htmllib
 import re
 import unicodedata
@@ -73,14 +74,28 @@ HTML_LEFTOVER = r"<(?:!doctype|html|head|body|div|p|br|span|table|blockquote|fon
 
 # --- review command words (matched after NFKC: ：→:  ，→,  ＯＫ→OK  U+3000→space) ---
 
-DEFAULT_TARGETS = ("科普部", "学会部", "调宣部")
 RETURN_WORDS = ("不予通过", "不予采用", "不通过", "未通过", "不同意", "不采用", "不批准", "退回", "驳回", "打回",
                 "退稿", "修改后再报", "修改后重报", "不通過", "未通過", "不予通過", "駁回")  # last four: zh-Hant
 APPROVE_STRONG = ("审核通过", "初审通过", "通过", "同意", "批准", "采用", "通過")
 APPROVE_WEAK = ("没有问题", "没问题", "可以", "可发", "好的", "OK", "好", "可", "行")  # also mean "heard you"
 APPROVE_FOLLOW = ("发布", "发表", "刊发", "刊登", "推送", "上报", "报送", "采用", "通过", "审核", "送审")
 RETURN_FOLLOW = ("修改", "重写", "重报", "补充", "完善", "给", "至", "到")
-REROUTE_VERBS = ("转发给", "转发至", "转发到", "转给", "转到", "转至", "转交", "转")
+# 转 X: 转 [发|交|送] [给|至|到|往] [: or spaces] + a configured department (names come from the
+# caller, i.e. configuration; a short form without the final 部 is allowed). What may stand
+# before 转 on the command line: a request or suggestion (请转…, 建议转…, 此稿转…).
+REROUTE_VERB = "转"
+REROUTE_VERB_TAILS = ("发", "交", "送")  # 转发给学会部, 转交学会部, 转送学会部
+REROUTE_TO = ("给", "至", "到", "往")  # 转给 / 转至 / 转到 / 转往
+REROUTE_LEADS = ("烦请", "麻烦", "劳烦", "建议", "请", "拟", "需要", "需", "应该", "应", "最好", "还是", "直接",
+                 "帮忙", "帮", "您", "你", "此稿", "该稿", "本稿", "此文", "该文", "此件", "这篇稿件", "这篇")
+# Right after a short form (学会 for 学会部) only these may follow, so 转学会员单位 is no reroute.
+REROUTE_SHORT_FOLLOW = ("处理", "审核", "审阅", "审定", "审批", "审", "办理", "办", "核", "看", "阅", "定",
+                        "研究", "把关", "负责", "跟进", "一下", "吧", "了", "啊", "呀", "的", "老师", "领导")
+# 转 + these, with no configured department after, is no reroute ("转发给大家学习", "转载"): asked.
+NOT_REROUTE = ("转发", "转载", "转帖", "转贴", "转正", "转达", "转告", "转账", "转换", "转变", "转向", "转入",
+               "转出", "转移", "转让", "转型", "转化", "转而")
+# 已转学会部 states that someone already forwarded it: not a command (asked, nothing moves).
+ALREADY = r"(?:已经|早已|已)"
 ACK_LEAD = r"(?:(?:好的|好|嗯|OK)[\s,.。!~]*)?(?:已收到|收到|已阅|已读|知道了|知悉|明白|了解|谢谢|感谢|多谢)"
 ACK_ANYWHERE = r"收到|已阅|看一?下|看看|再看|明天看|稍后|晚点|回头|抽空|在看|考虑|研究|商量"
 TITLES = "老师|同志|主任|部长|科长|处长|书记|主席|秘书长|领导|经理|总"
@@ -119,7 +134,13 @@ _RETURN_ANY = re.compile(_alt(RETURN_WORDS))
 _APPROVE_END = rf"[吧了啊呀哈啦的]{{0,2}}(?:{_BOUNDARY}|(?={_alt(APPROVE_FOLLOW)}))"
 _APPROVE_STRONG = re.compile(rf"(?:{_alt(APPROVE_STRONG)}){_APPROVE_END}", re.I)
 _APPROVE_WEAK = re.compile(rf"(?:{_alt(APPROVE_WEAK)}){_APPROVE_END}", re.I)
-_REROUTE = re.compile(rf"(?:{_alt(REROUTE_VERBS)}){S}*")
+_REROUTE_LEAD = rf"(?:(?:{_alt(REROUTE_LEADS)})[{S[1:-1]}:,]*){{0,3}}"
+_REROUTE_VERB = (rf"{re.escape(REROUTE_VERB)}(?:{_alt(REROUTE_VERB_TAILS)})?(?:{_alt(REROUTE_TO)})?"
+                 rf"[{S[1:-1]}:]*")
+_REROUTE = re.compile(_REROUTE_LEAD + _REROUTE_VERB)  # 转 with or without a department after it
+_SHORT_END = rf"(?=$|[\s,.;:!?。、…~\-—()\]】」』”’\"']|{_alt(REROUTE_SHORT_FOLLOW)})"
+_NOT_REROUTE = re.compile(_REROUTE_LEAD + rf"(?P<word>{_alt(NOT_REROUTE)})")
+_ALREADY = re.compile(rf"{ALREADY}{S}*{re.escape(REROUTE_VERB)}")
 _ACK_LEAD = re.compile(ACK_LEAD + r"[了啦啊的]?[\s,.。!~]*", re.I)
 _ACK_ANY = re.compile(ACK_ANYWHERE)
 _GREETING = re.compile(GREETING, re.I)
@@ -306,14 +327,19 @@ class Command:
     why: str
 
 
-def read_command(text: str, targets: Iterable[str] = DEFAULT_TARGETS) -> Command:
-    """The review command at the start of the new text (the output of `new_text`).
+def read_command(text: str, targets: Iterable[str]) -> Command:
+    """The review command at the start of the new text (the output of `new_text`);
+    `targets` are the configured department names (`settings.departments`).
 
     Rules: quoted `>` lines are never read; up to two greeting lines or prefixes
     ("王老师：", "您好，") are skipped; the command must open the next line. 退回-words
     (不通过 included) → return, with the rest of the text as the reason (None if empty);
-    转 + a known department (short form allowed) → reroute, unknown → ask; 通过/同意/OK/好 …
-    → approve, unless a return word or a 转 also appears anywhere (contradiction → ask).
+    转 + a configured department → reroute, as people write it: 转：学会部, 转 学会部, 转给/转至/
+    转到/转发给学会部, 请转学会部处理, 建议转学会部, 转学会部审核, the short form 转学会 (ASCII
+    or full-width colon and spaces). 转 + anything else (转 宣传部, 转发给大家学习, 转载, 转正, a
+    bare 转) → ask; so is 已转学会部 (a statement that it was forwarded, not a command). A
+    reroute with 通过/同意 … or a return word after it is contradictory → ask. 通过/同意/OK/好 …
+    → approve, unless a return word or a 转 + department also appears anywhere (contradiction → ask).
     收到/已阅/我看一下 … → None (acknowledgement: change nothing, ask nothing), unless a
     strong decision follows it ("收到，同意"); "好的，我看一下" is an acknowledgement too.
     Empty or anything else → ask.
@@ -357,15 +383,40 @@ def _starts_command(line: str, pos: int) -> bool:
     return any(p.match(line, pos) for p in (_RETURN, _REROUTE, _APPROVE_STRONG, _APPROVE_WEAK, _ACK_LEAD))
 
 
-def _aliases(targets: Iterable[str]) -> list[tuple[str, str]]:
+def _aliases(targets: Iterable[str]) -> tuple[tuple[str, str], ...]:
     """(written form, department) pairs, longest first: 学会部 and 学会 → 学会部."""
-    pairs = []
-    for target in targets:
-        full = _nfkc(target)
-        pairs.append((full, target))
-        if full.endswith("部") and len(full) > 2:
+    if isinstance(targets, str):
+        targets = [targets]
+    pairs = [(_nfkc(target), target) for target in targets]
+    fulls = {full for full, _target in pairs}
+    for full, target in list(pairs):
+        if full.endswith("部") and len(full) > 2 and full[:-1] not in fulls:  # a full name wins
             pairs.append((full[:-1], target))
-    return sorted(pairs, key=lambda p: len(p[0]), reverse=True)
+    return tuple(sorted(pairs, key=lambda p: len(p[0]), reverse=True))
+
+
+@functools.lru_cache(maxsize=16)
+def _reroute_to(aliases: tuple[tuple[str, str], ...]) -> re.Pattern | None:
+    """转 (with its leads and particles) + one of the written forms, as group `dept`; a short
+    form must end at a boundary or before a word such as 处理 / 审核."""
+    if not aliases:
+        return None
+    forms = [re.escape(written) + ("" if written == _nfkc(target) else _SHORT_END) for written, target in aliases]
+    return re.compile(rf"{_REROUTE_LEAD}{_REROUTE_VERB}(?P<dept>{'|'.join(forms)})")
+
+
+def _reroute_match(aliases, line: str, pos: int) -> tuple[re.Match, str] | None:
+    """(match, department) for 转 + a configured department at `pos`."""
+    pattern = _reroute_to(aliases)
+    m = pattern.match(line, pos) if pattern else None
+    return (m, dict(aliases)[m.group("dept")]) if m else None
+
+
+def _reroute_anywhere(aliases, text: str) -> str | None:
+    """The written department of a 转 + configured department anywhere in the text."""
+    pattern = _reroute_to(aliases)
+    m = pattern.search(text) if pattern else None
+    return m.group("dept") if m else None
 
 
 def _classify(line: str, pos: int, whole: str, aliases, weak: bool) -> tuple[str | None, int, str | None, str]:
@@ -377,12 +428,17 @@ def _classify(line: str, pos: int, whole: str, aliases, weak: bool) -> tuple[str
         return None, pos, None, "acknowledgement"
     if m := _RETURN.match(line, pos):
         return "return", m.end(), None, f"return keyword {m.group('kw')!r}"
+    if _ALREADY.match(line, pos):
+        return "ask", pos, None, "already forwarded (a statement, not a command)"
+    if found := _reroute_match(aliases, line, pos):
+        m, target = found
+        if other := _RETURN_ANY.search(whole, m.end()) or _APPROVE_STRONG.search(whole, m.end()):
+            return "ask", m.end(), None, f"contradictory: reroute to {target} and {other.group(0).strip()!r}"
+        return "reroute", m.end(), target, f"reroute to {target}"
+    if m := _NOT_REROUTE.match(line, pos):
+        return "ask", pos, None, f"{m.group('word')!r} is not a reroute (no configured department follows)"
     if m := _REROUTE.match(line, pos):
-        rest = line[m.end():]
-        for written, target in aliases:
-            if rest.startswith(written):
-                return "reroute", m.end() + len(written), target, f"reroute to {target}"
-        word = re.split(r"[\s,.;:!。、]", rest, maxsplit=1)[0]
+        word = re.split(r"[\s,.;:!?。、]", line[m.end():], maxsplit=1)[0]
         return "ask", m.end(), None, f"reroute to an unknown department {word!r}"
     m = _APPROVE_STRONG.match(line, pos) or (_APPROVE_WEAK.match(line, pos) if weak else None)
     if m:
@@ -398,9 +454,8 @@ def _approve(m: re.Match, line: str, whole: str, aliases) -> tuple[str | None, i
         return None, m.end(), None, f"acknowledgement ({keyword!r} then a later look)"
     if other := _RETURN_ANY.search(whole):
         return "ask", m.end(), None, f"contradictory: approve {keyword!r} and return {other.group(0)!r}"
-    for written, _target in aliases:
-        if re.search(rf"(?:{_alt(REROUTE_VERBS)}){S}*{re.escape(written)}", whole):
-            return "ask", m.end(), None, f"contradictory: approve {keyword!r} and reroute to {written!r}"
+    if written := _reroute_anywhere(aliases, whole):
+        return "ask", m.end(), None, f"contradictory: approve {keyword!r} and reroute to {written!r}"
     return "approve", m.end(), None, f"approve keyword {keyword!r}"
 
 

@@ -264,18 +264,18 @@ def chase_reviews(session: Session, ctx) -> int:
     from . import workdays
 
     settings, cfg = ctx.settings, ctx.settings.review
-    closed, extra = frozenset(cfg.closed_days), frozenset(cfg.extra_workdays)
-    if not workdays.in_office_hours(ctx.now, settings.tz, cfg.office_hours, closed, extra):
+    cal = workdays.office_calendar(settings)
+    if not workdays.in_office_hours(ctx.now, settings.tz, cfg.office_hours, calendar=cal):
         return 0
     queued = 0
     tasks = session.exec(select(ReviewTask).where(ReviewTask.status == "open")).all()
     for task in tasks:
         if _aware(task.expires_at) <= ctx.now:
             continue
-        waited, known = workdays.working_days_between(_aware(task.created_at), ctx.now, settings.tz, closed, extra)
+        waited, known = workdays.working_days_between(_aware(task.created_at), ctx.now, settings.tz, calendar=cal)
         since = None
         if task.chased_at:
-            since = workdays.working_days_between(_aware(task.chased_at), ctx.now, settings.tz, closed, extra)[0]
+            since = workdays.working_days_between(_aware(task.chased_at), ctx.now, settings.tz, calendar=cal)[0]
         action = review.chase_action(waited, since, task.escalated_at is not None, cfg.chase_after_days,
                                      cfg.escalate_after_days)
         if action is None:

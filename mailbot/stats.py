@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import JSON, Integer, and_, case, cast, func, type_coerce
 from sqlmodel import Session, select
 
-from . import deadlines
+from . import deadlines, workdays
 from .forms import find_template
 from .store import FormReturn, FormRow, InboundMessage, MailboxState, OutboxMessage, ReviewTask, Submission
 
@@ -208,5 +208,5 @@ def status(session: Session, settings, now: datetime) -> dict:
     failures = failed_mail(session)
     return dict(mailboxes=mailboxes, inbound=inbound, outbox=outbox, outbox_due=due, open_reviews=open_reviews,
                 submissions=dict(session.exec(select(Submission.status, func.count()).group_by(Submission.status)).all()),
-                failures=failures)
+                failures=failures, calendar_gaps=workdays.calendar_gaps(settings, now))
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 
 from sqlalchemy import BigInteger, Column, Index, LargeBinary, Text, UniqueConstraint, event, text
@@ -17,9 +17,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Field, Session, SQLModel, create_engine, select
 
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+from . import clock
 
 
 class MailboxState(SQLModel, table=True):
@@ -33,7 +31,7 @@ class MailboxState(SQLModel, table=True):
     last_uid: int = Field(default=0, sa_type=BigInteger)
     last_contact_at: datetime | None = Field(default=None)
     last_error: str | None = Field(default=None, sa_column=Column(Text))
-    updated_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=clock.now)
 
 
 class InboundMessage(SQLModel, table=True):
@@ -62,7 +60,7 @@ class InboundMessage(SQLModel, table=True):
     kind: str | None = Field(default=None, max_length=20)  # routing.KINDS
     route_json: str | None = Field(default=None, sa_column=Column(Text))
     attempts: int = Field(default=0)
-    received_at: datetime = Field(default_factory=utcnow)
+    received_at: datetime = Field(default_factory=clock.now)
     processed_at: datetime | None = Field(default=None)
 
 
@@ -84,7 +82,7 @@ class MessageCopy(SQLModel, table=True):
     server_action: str = Field(default="pending", max_length=20)  # pending | done | failed | none
     server_note: str | None = Field(default=None, sa_column=Column(Text))
     target_folder: str | None = Field(default=None, max_length=300)  # filing: move here after commit
-    created_at: datetime = Field(default_factory=utcnow)
+    created_at: datetime = Field(default_factory=clock.now)
 
 
 class TrackingCounter(SQLModel, table=True):
@@ -118,8 +116,8 @@ class Submission(SQLModel, table=True):
     folder: str = Field(max_length=500)  # attachments on disk, relative to storage
     oversized: bool = Field(default=False)
     stage: int = Field(default=0)  # index of the review stage it is in
-    created_at: datetime = Field(default_factory=utcnow, index=True)
-    updated_at: datetime = Field(default_factory=utcnow)
+    created_at: datetime = Field(default_factory=clock.now, index=True)
+    updated_at: datetime = Field(default_factory=clock.now)
 
 
 class SubmissionFile(SQLModel, table=True):
@@ -158,7 +156,7 @@ class ReviewTask(SQLModel, table=True):
     chased_at: datetime | None = Field(default=None)
     escalated_at: datetime | None = Field(default=None)
     expires_at: datetime
-    created_at: datetime = Field(default_factory=utcnow)
+    created_at: datetime = Field(default_factory=clock.now)
 
 
 class OutboxMessage(SQLModel, table=True):
@@ -177,14 +175,14 @@ class OutboxMessage(SQLModel, table=True):
     raw: bytes = Field(sa_type=LargeBinary)
     status: str = Field(default="pending", max_length=20)
     attempts: int = Field(default=0)
-    next_attempt_at: datetime = Field(default_factory=utcnow)
+    next_attempt_at: datetime = Field(default_factory=clock.now)
     give_up_at: datetime
     sending_at: datetime | None = Field(default=None)
     sent_at: datetime | None = Field(default=None)
     last_error: str | None = Field(default=None, sa_column=Column(Text))
     submission_id: int | None = Field(default=None, foreign_key="submission.id", index=True)
     inbound_id: int | None = Field(default=None, foreign_key="inbound_message.id")
-    created_at: datetime = Field(default_factory=utcnow)
+    created_at: datetime = Field(default_factory=clock.now)
 
 
 class FormReturn(SQLModel, table=True):
@@ -205,7 +203,7 @@ class FormReturn(SQLModel, table=True):
     stamped: bool = Field(default=False)  # a scan/photo of the stamped form came with it
     on_time: bool = Field(default=True)
     result_json: str = Field(sa_column=Column(Text, nullable=False))  # the forms check JSON
-    received_at: datetime = Field(default_factory=utcnow)
+    received_at: datetime = Field(default_factory=clock.now)
 
 
 class FormRow(SQLModel, table=True):
@@ -230,7 +228,7 @@ class CampaignReminder(SQLModel, table=True):
     campaign: str = Field(max_length=50)
     unit: str = Field(max_length=200)
     offset: int
-    sent_at: datetime = Field(default_factory=utcnow)
+    sent_at: datetime = Field(default_factory=clock.now)
 
 
 class DigestRun(SQLModel, table=True):
@@ -245,7 +243,18 @@ class DigestRun(SQLModel, table=True):
     late: bool = Field(default=False)
     recipients: int = Field(default=0)
     trigger: str = Field(default="schedule", max_length=20)  # schedule | catch-up | operator
-    created_at: datetime = Field(default_factory=utcnow)
+    created_at: datetime = Field(default_factory=clock.now)
+
+
+class SchedulerJob(SQLModel, table=True):
+    """The daemon's periodic jobs as last seen running: the heartbeat `status` and health read."""
+
+    __tablename__ = "scheduler_job"
+    id: str = Field(primary_key=True, max_length=50)  # kebab-case job name: weekly-digest
+    last_run_at: datetime | None = Field(default=None)
+    next_run_at: datetime | None = Field(default=None)
+    last_error: str | None = Field(default=None, sa_column=Column(Text))
+    updated_at: datetime = Field(default_factory=clock.now)
 
 
 class Event(SQLModel, table=True):
@@ -253,7 +262,7 @@ class Event(SQLModel, table=True):
 
     __tablename__ = "event"
     id: int | None = Field(default=None, primary_key=True)
-    at: datetime = Field(default_factory=utcnow, index=True)
+    at: datetime = Field(default_factory=clock.now, index=True)
     kind: str = Field(max_length=50, index=True)
     mailbox: str | None = Field(default=None, max_length=100)
     inbound_id: int | None = Field(default=None, foreign_key="inbound_message.id", index=True)

@@ -12,7 +12,7 @@ from urllib.parse import quote
 import pytest
 from sqlalchemy import text
 
-from mailbot import schema
+from mailbot import clock, schema
 from mailbot.config import Settings
 from mailbot.devservers import MailServers
 from mailbot.store import make_engine
@@ -34,6 +34,45 @@ TEST_ROUTING = {"default": "diaoxuan", "unknown": "diaoxuan", "rules": [
     {"name": "学会、协会、研究会、企事业科协", "categories": ["学会", "协会", "研究会", "企事业科协"], "department": "xuehui"},
     {"name": "各级科协科普活动信息", "categories": ["县区科协"], "keywords": ["科普"], "department": "kepu"},
 ]}
+
+
+# The moment every test runs at: never the real date. MAILBOT_TEST_NOW moves the whole run
+# (CI runs the time-dependent tests again at a few hard moments: Sunday 23:59, New Year's Eve …).
+DEFAULT_TEST_NOW = "2026-12-09T10:00:00+08:00"  # a Wednesday in office hours
+TEST_NOW = clock.parse_env(os.environ.get("MAILBOT_TEST_NOW") or DEFAULT_TEST_NOW)[0]
+
+
+# Modules whose behaviour depends on the date or the hour: `-m clock` selects them, and CI runs
+# them again at fixed hard moments (scripts/test.sh).
+TIME_DEPENDENT = {"test_digest", "test_digest_cases", "test_campaigns", "test_campaign_extras", "test_deadlines",
+                  "test_review", "test_review_core", "test_workdays", "test_workdays_config", "test_calendar_cli",
+                  "test_operator_cli", "test_filing", "test_clock_matrix"}
+
+
+def pytest_report_header(config):
+    return f"mailbot clock: tests start at {TEST_NOW.isoformat()} (MAILBOT_TEST_NOW)"
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.module.__name__.rpartition(".")[2] in TIME_DEPENDENT:
+            item.add_marker(pytest.mark.clock)
+
+
+@pytest.fixture(autouse=True)
+def test_clock(monkeypatch):
+    """The one clock, set to the run's moment and ticking from there; child processes
+    (the real CLI, the daemon) share it through MAILBOT_NOW. Yields the Clock."""
+    clock.CLOCK.set(TEST_NOW)
+    monkeypatch.setenv(clock.ENV, clock.CLOCK.env_value())
+    yield clock.CLOCK
+    clock.CLOCK.reset()
+
+
+def move_clock(monkeypatch, moment) -> None:
+    """Set the clock to `moment` (ticking), here and in child processes started afterwards."""
+    clock.CLOCK.set(moment)
+    monkeypatch.setenv(clock.ENV, clock.CLOCK.env_value())
 
 
 @pytest.fixture

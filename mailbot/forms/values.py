@@ -16,7 +16,8 @@ _EXCEL_EPOCH = datetime(1899, 12, 30)
 _CJK = r"\u2e80-\u9fff\uf900-\ufaff\u3000-\u303f"
 _CJK_GAP = re.compile(rf"(?<=[{_CJK}])\s+(?=[{_CJK}])")
 _SPACES = re.compile(r"\s+")
-# Cells that mean "nothing here" rather than a value.
+# Cells that mean "nothing here" in a number, phone, date or choice column. In a text column
+# they are answers (职称: 无) and stay as written.
 _PLACEHOLDERS = {"", "-", "--", "—", "——", "/", "\\", "无", "暂无", "空", "n/a", "na", "none", "null"}
 _PAREN = re.compile(r"\([^()]*\)$")
 
@@ -82,14 +83,15 @@ def normalise(value, type: str, choices=None, *, today: date | None = None):
         choices: for choice: a list of names, or a mapping name → list of variants.
         today: for dates written without a year (12月20日): the year is the one nearest today.
     Returns:
-        (value, None), or (None, message) such as "“三百多” 不是数字". Empty cells give (None, None).
+        (value, None), or (None, message) such as "“三百多” 不是数字". Empty cells give (None, None);
+        so do 无, 暂无, —, / in the other types, but in a text column they are what was written.
     """
     if type not in TYPES:
         raise ValueError(f"unknown column type {type!r}")
-    if value is None or (isinstance(value, str) and _is_blank(value)):
-        return None, None
     if type == "text":
         return clean_text(value), None
+    if value is None or (isinstance(value, str) and _is_blank(value)):
+        return None, None
     if type == "integer":
         return clean_integer(value)
     if type == "phone":

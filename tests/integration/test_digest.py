@@ -1,6 +1,6 @@
 """The weekly digest over the real database and mail servers: its numbers against the
 database, its HTML in headless Chromium, sent exactly once across a restart and by two
-workers, a late digest after downtime through the scheduler's stored job, and replies to it."""
+workers, a late digest after downtime and an on-time one by the one clock, and replies to it."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import statistics
 import subprocess
 import threading
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from email.utils import make_msgid
@@ -22,9 +22,8 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlmodel import Session, func, select
 
-from conftest import ROOT, TEST_UNITS
-from mailbot import daemon, digest, digesting, sample, scheduler
-from mailbot.config import WEEKDAYS
+from conftest import ROOT, TEST_UNITS, move_clock
+from mailbot import daemon, digest, digesting, sample
 from mailbot.store import DigestRun, FormReturn, FormRow, InboundMessage, OutboxMessage, ReviewTask, Submission
 from test_daemon import daemon_factory  # noqa: F401  (the `mailbot run` child-process fixture)
 
@@ -254,29 +253,18 @@ def test_fresh_install_does_not_open_with_last_weeks_digest(servers, make_settin
     assert digesting.catch_up(engine, settings, NOW + timedelta(hours=3)) is None
 
 
-def _rewind_stored_job(engine, settings, job_id: str, when: datetime) -> None:
-    """What a robot that was down at the digest's minute leaves behind: the stored job's
-    next run time is that minute, now past (written through the job store, no scheduler runs)."""
-    from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
-    from apscheduler.schedulers.background import BackgroundScheduler
-
-    store = SQLAlchemyJobStore(engine=engine, tablename=scheduler.TABLE)
-    store.start(BackgroundScheduler(timezone=settings.tz), "default")
-    job = store.lookup_job(job_id)
-    job._modify(next_run_time=when)
-    store.update_job(job)
-
-
-def test_daemon_sends_a_missed_digest_once_marked_late(servers, make_settings, engine, daemon_factory):  # noqa: F811
-    real_now = datetime.now(timezone.utc)
-    due = (real_now - timedelta(hours=3)).astimezone(TZ).replace(second=0, microsecond=0)
-    over = dict(EXTRA, digest=dict(EXTRA["digest"], day=WEEKDAYS[due.weekday()], time=due.strftime("%H:%M")))
-    settings = make_settings(servers, boxes=("skxdxb",), **over)
-    # No mail was ever received: the start-up catch-up stays silent, only the stored job can send it.
-    first = daemon_factory(settings)  # the robot ran once and stored its jobs …
+def test_daemon_sends_a_missed_digest_once_marked_late(servers, make_settings, engine, daemon_factory,  # noqa: F811
+                                                     monkeypatch):
+    """The robot ran before Monday 08:00, was down at the minute and comes back at 11:00: the
+    digest goes out once, marked 【补发】; a further restart sends nothing. Every process reads
+    the one clock (MAILBOT_NOW), moved here."""
+    settings = make_settings(servers, boxes=("skxdxb",), **EXTRA)
+    minute = datetime(2026, 11, 23, 8, 0, tzinfo=TZ)  # Monday, the default digest minute
+    move_clock(monkeypatch, minute - timedelta(hours=2))
+    first = daemon_factory(settings)  # in service before the minute (no mail came) …
     first.wait_log(": connected")
     assert first.stop() == 0 and not digests(servers, "leader1")
-    _rewind_stored_job(engine, settings, "weekly-digest", due)  # … and was down at the digest's minute
+    move_clock(monkeypatch, minute + timedelta(hours=3))  # … down at 08:00, back at 11:00
     d = daemon_factory(settings)
     deadline = time.monotonic() + 30
     while not digests(servers, "leader1") and time.monotonic() < deadline:
@@ -291,15 +279,35 @@ def test_daemon_sends_a_missed_digest_once_marked_late(servers, make_settings, e
     assert len(digests(servers, "leader1")) == 1 and len(digests(servers, "reviewer1")) == 1
     with Session(engine) as s:
         (run,) = s.exec(select(DigestRun)).all()
-    assert run.late and run.trigger == "schedule"
-    (job,) = [j for j in scheduler.upcoming(engine) if j["id"] == "weekly-digest"]
-    assert job["next_run_at"] > real_now + timedelta(days=6)
+    assert run.late and run.trigger == "catch-up" and run.period == "2026-W47"
 
 
-def test_a_reply_to_the_digest_gets_a_pointer_and_changes_nothing(servers, seeded, engine):
+def test_daemon_sends_the_digest_at_its_minute_by_the_one_clock(servers, make_settings, engine, daemon_factory,  # noqa: F811
+                                                                monkeypatch):
+    """Sunday 23:59 → Monday 08:00 on the test clock (never the wall clock): nothing before the
+    minute, the digest on time within the scheduler's half-minute check after it."""
+    settings = make_settings(servers, boxes=("skxdxb",), **EXTRA)
+    move_clock(monkeypatch, datetime(2026, 11, 23, 7, 59, 45, tzinfo=TZ))
+    d = daemon_factory(settings)
+    d.wait_log(": connected")
+    with Session(engine) as s:
+        assert s.exec(select(DigestRun).where(DigestRun.period == "2026-W47")).first() is None
+    deadline = time.monotonic() + 60
+    while not digests(servers, "leader1") and time.monotonic() < deadline:
+        time.sleep(0.2)
+    (leader,) = digests(servers, "leader1")
+    assert not leader["Subject"].startswith("【补发】")
+    assert d.stop() == 0
+    with Session(engine) as s:
+        (run,) = s.exec(select(DigestRun)).all()
+    assert run.period == "2026-W47" and not run.late and run.trigger == "schedule"
+
+
+def test_a_reply_to_the_digest_gets_a_pointer_and_changes_nothing(servers, seeded, engine, test_clock):
     settings, period = seeded
+    test_clock.set(period.scheduled_at + timedelta(seconds=5))  # before office hours: no chaser goes out
     rt = daemon.Runtime.build(settings)
-    rt.digest(now=period.scheduled_at + timedelta(seconds=5))
+    rt.digest()
     rt.send_due()
     (sent,) = digests(servers, "leader1")
     reply = EmailMessage()

@@ -26,7 +26,8 @@ from sqlmodel import Session, func, select
 from conftest import PASSWORD_ENV, TEST_UNITS, mailbot_cmd, write_config
 from mailbot import digest as digest_mod
 from mailbot import sample
-from mailbot.store import DigestRun, FormReturn, FormRow, MailboxState, OutboxMessage, ReviewTask, Submission, utcnow
+from mailbot.clock import now as utcnow
+from mailbot.store import DigestRun, FormReturn, FormRow, MailboxState, OutboxMessage, ReviewTask, Submission
 
 pytestmark = pytest.mark.integration
 CHINA = ZoneInfo("Asia/Shanghai")
@@ -353,10 +354,19 @@ def new_sheet(book) -> list[tuple]:
     return rows[1:]
 
 
-def campaign_expected(engine, settings) -> dict[str, tuple[int, int]]:
-    """Per audience: (units asked, units with a valid return)."""
+def _county_without_a_return(engine) -> str:
     with Session(engine) as s:
-        done = set(s.exec(select(FormReturn.unit).where(FormReturn.campaign == "guanzhu", FormReturn.valid)).all())
+        done = set(s.exec(select(FormReturn.unit).where(FormReturn.campaign == "guanzhu")).all())
+    return next(f"{c}科协" for c in COUNTIES if f"{c}科协" not in done)
+
+
+def campaign_expected(engine, settings, period) -> dict[str, tuple[int, int]]:
+    """Per audience: (units asked, units with a valid return by the end of the period). A
+    digest is a picture of its week: returns received after the period (say, on the Sunday
+    night a preview of last week's digest is made) belong to the next digest."""
+    with Session(engine) as s:
+        done = set(s.exec(select(FormReturn.unit).where(FormReturn.campaign == "guanzhu", FormReturn.valid,
+                                                        FormReturn.received_at < period.ends_at)).all())
     counties = [u.name for u in settings.units if u.category == "县区科协"]
     return {"县区科协": (len(counties), len([u for u in counties if u in done])),
             "市级学会": (1, int("临沂市农学会" in done))}
@@ -367,6 +377,15 @@ def test_digest_preview_writes_html_and_workbook_with_the_database_numbers(world
     period = digest_mod.period_for(utcnow(), settings.digest, settings.tz)
     want = expected_digest(engine, period)
     assert want["new"] > 5 and want["approve"] > 0 and want["waiting"] > 0
+    # A county sends its form after the period ended (now is always past its end): it belongs to
+    # the next digest, not this one.
+    late_unit = _county_without_a_return(engine)
+    with Session(engine) as s:
+        s.add(FormReturn(campaign="guanzhu", unit=late_unit, sender="late@example.test", version=1, inbound_id=1,
+                         filename="关注情况统计表.xlsx", format="xlsx", valid=True, stamped=False, on_time=True,
+                         result_json="{}", received_at=utcnow() - timedelta(minutes=1)))
+        s.commit()
+    assert utcnow() - timedelta(minutes=1) >= period.ends_at
 
     html = tmp_path / "preview" / "周报.html"  # a folder not made yet
     data = as_json(world.run("digest", "--preview", "-o", html, "--json"))
@@ -381,7 +400,7 @@ def test_digest_preview_writes_html_and_workbook_with_the_database_numbers(world
         "本周新稿件": want["new"], "通过": want["approve"], "退回": want["ret"], "等待审核": want["waiting"],
         "发送失败": want["failures"]}
     progress = {a["name"]: (a["units"], a["valid"]) for a in c["campaigns"][0]["audiences"]}
-    assert progress == campaign_expected(engine, settings)
+    assert progress == campaign_expected(engine, settings, period)
 
     page = html.read_text("utf-8")
     assert cards(page) == {"本周新稿件": want["new"], "通过": want["approve"], "退回": want["ret"],

@@ -1,5 +1,5 @@
 """The Alembic migrations build exactly the schema the models describe, on SQLite and on
-PostgreSQL, and the scheduler's job table is part of it."""
+PostgreSQL; APScheduler's old job table is gone, the scheduler's heartbeat is in."""
 
 from __future__ import annotations
 
@@ -17,13 +17,12 @@ pytestmark = pytest.mark.integration
 def test_migrations_match_the_models(engine):
     with engine.connect() as conn:
         ctx = MigrationContext.configure(conn, opts={
-            "include_object": lambda obj, name, kind, reflected, other: not (kind == "table" and name in (
-                "alembic_version", "apscheduler_jobs"))})
+            "include_object": lambda obj, name, kind, reflected, other: not (kind == "table" and name == "alembic_version")})
         diff = compare_metadata(ctx, SQLModel.metadata)
     assert diff == [], diff
 
 
-def test_the_schema_is_at_head_and_has_the_job_store(engine):
+def test_the_schema_is_at_head_with_the_heartbeat_and_without_the_job_store(engine):
     assert schema.current_revision(engine) == schema.head_revision()
-    columns = {c["name"] for c in inspect(engine).get_columns("apscheduler_jobs")}
-    assert columns == {"id", "next_run_time", "job_state"}
+    tables = set(inspect(engine).get_table_names())
+    assert "scheduler_job" in tables and "apscheduler_jobs" not in tables

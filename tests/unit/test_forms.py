@@ -7,6 +7,8 @@ import functools
 import json
 import os
 import shutil
+import subprocess
+import sys
 import zipfile
 from datetime import date
 from io import BytesIO
@@ -17,7 +19,7 @@ import openpyxl
 import pytest
 import yaml
 
-from mailbot.forms import TemplateError, load_templates, normalise, read_form, sniff_format
+from mailbot.forms import TemplateError, load_templates, normalise, parse_template, read_form, sniff_format
 
 ROOT = Path(__file__).resolve().parents[2]
 FORMS = ROOT / "tests" / "forms"
@@ -58,6 +60,8 @@ def test_templates_load():
         assert guanzhu.find_column(spelling) == "关注人数"
     assert bijie.column_names == ["单位", "姓名", "政治面貌", "职务", "职称", "微信号", "手机号", "备注"]
     assert bijie.find_column("政治\n面貌") == "政治面貌" and bijie.unit_column == "单位"
+    # issue 6 and the 毕节 notice name them so; 填报单位/填报时间 belong to the 临沂 form
+    assert [(h.name, h.type) for h in bijie.header] == [("报送单位", "text"), ("报送时间", "date")]
 
 
 @pytest.mark.parametrize("text,message", [
@@ -89,6 +93,8 @@ def test_missing_template_folder(tmp_path):
 
 GZ = "关注情况统计表"
 BJ = "信息报送表"
+GZ_HEADER = ("填报单位", "填报时间")
+BJ_HEADER = ("报送单位", "报送时间")
 
 
 def gz_rows(*pairs):
@@ -104,9 +110,10 @@ def err(index, source_row, column, value, message):
     return {"row_index": index, "source_row": source_row, "column": column, "value": value, "message": message}
 
 
-def header(unit, when, unit_raw=None, when_raw=None):
-    return {"header": {"填报单位": unit, "填报时间": when},
-            "header_raw": {"填报单位": unit_raw or unit, "填报时间": when_raw}}
+def header(unit, when, unit_raw=None, when_raw=None, fields=GZ_HEADER):
+    unit_key, when_key = fields
+    return {"header": {unit_key: unit, when_key: when},
+            "header_raw": {unit_key: unit_raw or unit, when_key: when_raw}}
 
 
 def table_rows(table, *rows):
@@ -157,7 +164,7 @@ EXPECT = {
         rows=gz_rows(("莒南县科协", 1234), ("莒南县科技馆", 123), ("莒南县农技协", 60)),
         sources=[{"line": n} for n in (4, 5, 7)], total={"关注人数": 1417}, errors=[], warnings=[]),
     "0009-bijie-roster.docx": dict(
-        format="docx", template=BJ, **header("毕节市科协", "2019-10-25", when_raw="2019年10月25日"),
+        format="docx", template=BJ, **header("毕节市科协", "2019-10-25", when_raw="2019年10月25日", fields=BJ_HEADER),
         rows=[bj_row("毕节市科协", "孙超", "中共党员", "科员", "助理工程师", "sunchao_wx", "13984722959"),
               bj_row("毕节市科协", "黄坤", "中共预备党员", "副科长", "工程师", "hk2019", "18984454651", "兼职"),
               bj_row("毕节市科技馆", "张三", "共青团员", "讲解员", None, "zhangsan", None),
@@ -170,7 +177,7 @@ EXPECT = {
                     "民革党员、民盟盟员、民建会员、民进会员、农工党党员、致公党党员、九三学社社员、台盟盟员、无党派人士、群众）"),
                 err(6, 7, "手机号", None, "第6行 手机号 未填写")], warnings=[]),
     "0010-bijie-roster-xls-renamed.et": dict(
-        format="xls", template=BJ, **header("织金县科协", "2019-10-24", when_raw="2019-10-24"),
+        format="xls", template=BJ, **header("织金县科协", "2019-10-24", when_raw="2019-10-24", fields=BJ_HEADER),
         rows=[bj_row("织金县科协", "刘一", "中共党员", "主席", "高级农艺师", "liuyi", "13908570001"),
               bj_row("织金县科协", "陈二", "群众", "干事", None, None, "15185700002", "新进"),
               bj_row("织金县第一中学", "周三", "九三学社社员", "教师", "一级教师", "zhou3", "15185700003")],
@@ -240,6 +247,87 @@ def test_fixture(name):
     assert got["columns"] == columns
     assert got["form_type"] == {GZ: "临沂科协微信公众号关注情况统计表", BJ: "毕节市科普宣传和信息管理员信息报送表"}.get(
         want["template"])
+
+
+# ---- header fields: each template's own names are the JSON keys (issue 11) ---------------------
+
+def _cli_command() -> list[str]:
+    script = Path(sys.executable).with_name("mailbot")
+    if script.exists():
+        return [str(script)]
+    return [sys.executable, "-c", "import sys; from mailbot.cli import main; sys.exit(main())"]
+
+
+@pytest.mark.parametrize("name,fields", [("0009-bijie-roster.docx", BJ_HEADER),
+                                         ("0010-bijie-roster-xls-renamed.et", BJ_HEADER),
+                                         ("0005-guanzhu.xlsx", GZ_HEADER)])
+def test_forms_check_json_names_the_header_fields(tmp_path, name, fields):
+    proc = subprocess.run([*_cli_command(), "forms", "check", str(FORMS / name), "--json",
+                           "--forms", str(ROOT / "config" / "forms")],
+                          capture_output=True, cwd=tmp_path, env=dict(os.environ, PYTHONIOENCODING="utf-8"),
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr.decode("utf-8", "replace")
+    out = json.loads(proc.stdout.decode("utf-8"))
+    jsonschema.validate(out, SCHEMA)
+    assert list(out["header"]) == list(fields) and list(out["header_raw"]) == list(fields)
+    assert all(out["header"].values()), out["header"]
+
+
+BJ_TABLE = "序号,单位,姓名,政治面貌,职务,职称,微信号,手机号,备注\n"
+
+
+@pytest.mark.parametrize("written,table,template,want", [
+    ("填报单位：织金县科协,,填报时间：2019年10月24日", BJ_TABLE + "1,织金县科协,刘一,群众,主席,,,13908570001,\n", BJ,
+     {"报送单位": "织金县科协", "报送时间": "2019-10-24"}),
+    ("报送单位（盖章）：织金县科协,,报送日期：2019-10-24", BJ_TABLE + "1,织金县科协,刘一,群众,主席,,,13908570001,\n", BJ,
+     {"报送单位": "织金县科协", "报送时间": "2019-10-24"}),
+    ("报送单位：兰山区科协,,报送时间：2026年12月18日", "序号,单位名称,关注人数\n1,兰山区科协,5\n", GZ,
+     {"填报单位": "兰山区科协", "填报时间": "2026-12-18"}),
+], ids=["bijie-written-tianbao", "bijie-seal-and-riqi", "guanzhu-written-baosong"])
+def test_header_spellings_are_read_under_the_templates_names(written, table, template, want):
+    got = read_form(f"{written}\n{table}".encode("utf-8"), "x.csv", TEMPLATES, today=TODAY)
+    assert (got.template, got.header, got.errors) == (template, want, [])
+
+
+# ---- what people write in a text column stays what they wrote (issue 11) ------------------------
+
+def test_text_answers_like_wu_are_kept_and_count_as_filled():
+    text = (BJ_TABLE + "1,织金县科协,刘一,中共党员,主席,无,暂无,13908570001,—\n"
+            "2,织金县科协,陈二,群众,/,没有,——,15185700002,无。\n"
+            "3,织金县科协,周三,群众,-,暂无,N/A,15185700003,\n")
+    got = read_form(text.encode("utf-8"), "x.csv", TEMPLATES, today=TODAY)
+    assert (got.template, got.errors) == (BJ, [])
+    assert got.rows == [bj_row("织金县科协", "刘一", "中共党员", "主席", "无", "暂无", "13908570001", "—"),
+                        bj_row("织金县科协", "陈二", "群众", "/", "没有", "——", "15185700002", "无。"),
+                        bj_row("织金县科协", "周三", "群众", "-", "暂无", "N/A", "15185700003")]
+
+
+def test_a_required_text_column_answered_wu_is_valid():
+    data = yaml.safe_load((ROOT / "config" / "forms" / "信息报送表.yaml").read_text("utf-8"))
+    for column in data["columns"]:
+        if column["name"] == "职称":
+            column["required"] = True  # not required in the shipped template
+    template, problems = parse_template(data)
+    assert problems == []
+    text = (BJ_TABLE + "1,织金县科协,刘一,群众,主席,无,,13908570001,\n2,织金县科协,陈二,群众,干事,暂无,,15185700002,\n"
+            "3,织金县科协,周三,群众,干事,—,,15185700003,\n4,织金县科协,吴四,群众,干事,,,15185700004,\n")
+    got = read_form(text.encode("utf-8"), "x.csv", [template], today=TODAY)
+    assert [r["职称"] for r in got.rows] == ["无", "暂无", "—", None]
+    assert [e.message for e in got.errors] == ["第4行 职称 未填写"]
+
+
+def test_wu_in_a_required_integer_column_is_not_a_number():
+    """关注人数 无 (or —) gives no count: the unit is asked to fill it in; the cell stays as written."""
+    got = read_form("序号,单位名称,关注人数\n1,兰山区科协,无\n2,罗庄区科协,—\n".encode("utf-8"), "x.csv", TEMPLATES)
+    assert got.rows == gz_rows(("兰山区科协", None), ("罗庄区科协", None))
+    assert [it.raw["关注人数"] for it in got.items] == ["无", "—"]
+    assert [asdict_error(e) for e in got.errors] == [err(1, 2, "关注人数", None, "第1行 关注人数 未填写"),
+                                                     err(2, 3, "关注人数", None, "第2行 关注人数 未填写")]
+
+
+def asdict_error(error) -> dict:
+    return {"row_index": error.row_index, "source_row": error.source_row, "column": error.column,
+            "value": error.value, "message": error.message}
 
 
 def test_every_fixture_is_covered():

@@ -1,6 +1,8 @@
 """Table-driven reply test: every case in tests/cases/replies.yaml through `new_text`
-(exact text), then `read_command` (decision, reason, target); then `new_text` against
-Discourse's own expectations for the inputs our trimmer is designed for."""
+(exact text), then `read_command` (decision, reason, target); every case in
+tests/cases/reroute.yaml through `read_command`; then `new_text` against Discourse's own
+expectations for the inputs our trimmer is designed for. `read_command` gets the department
+names configured in config/mailbot.example.yaml, as the robot passes `settings.departments`."""
 
 from __future__ import annotations
 
@@ -14,6 +16,9 @@ from mailbot.quotes import Command, new_text, read_command
 TESTS = Path(__file__).resolve().parents[1]
 CASES = yaml.safe_load((TESTS / "cases" / "replies.yaml").read_text(encoding="utf-8"))
 CASE_IDS = [c["name"] for c in CASES]
+REROUTE = yaml.safe_load((TESTS / "cases" / "reroute.yaml").read_text(encoding="utf-8"))
+CONFIG = yaml.safe_load((TESTS.parent / "config" / "mailbot.example.yaml").read_text(encoding="utf-8"))
+TARGETS = [d["name"] for d in CONFIG["departments"]]
 DISCOURSE = TESTS / "mail" / "replies" / "discourse"
 
 # discourse/email_reply_trimmer test/emails/<name>.txt → test/trimmed/<name>.txt, copied into
@@ -52,7 +57,7 @@ def test_new_text(case):
 @pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
 def test_read_command(case):
     want = case["expect"]
-    command = read_command(new_text(case.get("text") or "", case.get("html")))
+    command = read_command(new_text(case.get("text") or "", case.get("html")), TARGETS)
     got = {"decision": command.decision, "reason": command.reason, "target": command.target}
     assert got == {k: want[k] for k in ("decision", "reason", "target")}, command.why
     assert want.get("why", "") in command.why
@@ -60,6 +65,15 @@ def test_read_command(case):
 
 def test_case_names_are_unique():
     assert len(set(CASE_IDS)) == len(CASE_IDS)
+    assert len({c["name"] for c in REROUTE}) == len(REROUTE)
+
+
+@pytest.mark.parametrize("case", REROUTE, ids=[c["name"] for c in REROUTE])
+def test_reroute_table(case):
+    command = read_command(case["text"], case.get("targets", TARGETS))
+    assert (command.decision, command.target) == (case["decision"], case["target"]), command.why
+    assert command.reason is None
+    assert case.get("why", "") in command.why
 
 
 @pytest.mark.parametrize("name", DISCOURSE_CASES)
@@ -107,7 +121,7 @@ def test_discourse_corpus(name):
     ("   \n\n", "ask", None, None),
 ])
 def test_read_command_words(text, decision, reason, target):
-    command = read_command(text)
+    command = read_command(text, TARGETS)
     assert (command.decision, command.reason, command.target) == (decision, reason, target), command.why
 
 
@@ -117,7 +131,7 @@ def test_read_command_custom_targets():
 
 
 def test_command_is_a_frozen_value():
-    command = read_command("通过")
+    command = read_command("通过", TARGETS)
     assert isinstance(command, Command)
     with pytest.raises(AttributeError):
         command.decision = "return"  # type: ignore[misc]
