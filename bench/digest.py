@@ -4,7 +4,7 @@
    the rest 学会), three departments, five reviewers and the 关注情况统计表 campaign over
    all units; a fresh database (SQLite under --workdir, or --database-url for PostgreSQL,
    in a schema of its own that is dropped afterwards).
-2. Seed it with `mailbot.sample.seed`: N 稿件 over two years with their review tasks
+2. Seed it with `devtools.sample.seed`: N 稿件 over two years with their review tasks
    (about 8 % still open), failed outbox rows and about two thirds of the units' form
    returns. Seeding is timed but is not the figure.
 3. Time `digesting.render` for the office-wide digest (the leaders' one) and one
@@ -110,8 +110,10 @@ def main() -> int:
 
     from sqlmodel import Session, func, select
 
-    from mailbot import digest, digesting, sample, schema
-    from mailbot.store import Submission, make_engine
+    from devtools import sample
+    from mailbot import digest
+    from mailbot.digest import digesting
+    from mailbot.store import Submission, make_engine, schema
 
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="mailbot-bench-digest-", dir="/var/tmp"))
     workdir.mkdir(parents=True, exist_ok=True)

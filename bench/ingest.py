@@ -38,7 +38,7 @@ import psutil
 from aiosmtpd.controller import Controller
 from imapclient import IMAPClient
 
-from mailbot.devservers import MailServers, free_ports
+from devtools.devservers import MailServers, free_ports
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import robotconfig  # noqa: E402

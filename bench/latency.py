@@ -52,7 +52,7 @@ from pathlib import Path
 import aiosmtplib
 from imapclient import IMAPClient
 
-from mailbot.devservers import MailServers, default_users
+from devtools.devservers import MailServers, default_users
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import robotconfig  # noqa: E402  (the departments and routing rules, and the config check)

@@ -1,5 +1,5 @@
 """`python -m mailbot` is the same as the `mailbot` command."""
 
-from .cli import main
+from mailbot.runtime.cli import main
 
 main()

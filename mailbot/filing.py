@@ -7,7 +7,6 @@ Everything here runs inside the transaction that records the parse result, so th
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import re
@@ -19,12 +18,21 @@ from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
-from . import collecting, outbox, reviewing
-from .config import Settings
-from .parse import safe_name, unique_name
-from .routing import Directory
-from .store import InboundMessage, MessageCopy, ReviewTask, Submission, SubmissionFile, TrackingCounter, log_event
-from .models import aware
+from mailbot import outbox, reviewing
+from mailbot.campaigns import collecting
+from mailbot.config import Settings
+from mailbot.models import aware
+from mailbot.read.parse import safe_name, unique_name
+from mailbot.routing import Directory
+from mailbot.store import (
+    InboundMessage,
+    MessageCopy,
+    ReviewTask,
+    Submission,
+    SubmissionFile,
+    TrackingCounter,
+    log_event,
+)
 
 log = logging.getLogger("mailbot.filing")
 _OUR_ID = re.compile(rb"<mailbot\.[^<>\s]+>")
@@ -128,7 +136,7 @@ HANDLERS = {"submission": file_submission, "resubmission": file_resubmission, "b
 
 
 def _title(summary: dict) -> str:
-    from .routing import clean_title
+    from mailbot.routing import clean_title
 
     return clean_title(summary["subject"])[:500]
 
@@ -215,5 +223,3 @@ def plan_receipt(settings: Settings, sub: Submission, mailbox: str, size: int, s
         in_reply_to=summary["message_id"], references=refs)
 
 
-def route_of(row: InboundMessage) -> dict | None:
-    return json.loads(row.route_json) if row.route_json else None

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
-from .models import Mail
+from mailbot.models import Mail
 
 KINDS = ("submission", "reply", "resubmission", "form", "auto_reply", "bounce", "other")
 
@@ -279,3 +279,36 @@ def route(mail: Mail | dict, directory: Directory, mailbox: str = "") -> Route:
     dept, why = pick_department(found.unit, f"{subject}\n{names}\n{m['text'][:3000]}", mailbox, directory,
                                 addressed)
     return done("submission", f"新稿件；{found.evidence}", found, dept, dept_reason=why)
+
+
+_CAMPAIGN_MAIL = re.compile(r"^<mailbot\.(?:form|formreply)\.([a-z0-9_-]+)\.")  # reminders and form replies
+
+
+def find_campaign_scan(mail: Mail | dict, directory: Directory) -> str | None:
+    """The campaign key, when the message answers one of its mails (a reminder or a form
+    reply) with a scan or photo attached (PDF or image; not an inline signature picture)."""
+    summary = mail if isinstance(mail, dict) else mail.to_json()
+    scans = [a for a in summary["attachments"] if (a["content_type"] == "application/pdf" or a["content_type"]
+             .startswith("image/")) and not (a["disposition"] == "inline" and a.get("content_id"))]
+    if not scans:
+        return None
+    domain = "@" + directory.mail_domain + ">"
+    for ref in [summary.get("in_reply_to") or "", *reversed(summary.get("references") or [])]:
+        found = _CAMPAIGN_MAIL.match(ref)
+        if found and ref.endswith(domain):
+            return found.group(1)
+    return None
+
+
+def classify(mail: Mail | dict, directory: Directory, mailbox: str = "", forms: list[dict] | tuple = (),
+             campaign_scan: str | None = None) -> Route:
+    """The one classification, for the pipeline and `mailbot parse` alike: `route()`, then
+    the forms the caller read among the attachments (`forms`: a campaign's form makes the
+    message a form, not a 稿件) and a scan answering a campaign's mail (`campaign_scan`,
+    from `find_campaign_scan`: the stamped copy of a form)."""
+    found = route(mail, directory, mailbox)
+    if forms and found.kind not in ("auto_reply", "bounce", "other"):
+        return replace(found, kind="form", reason=f"附件是报表《{forms[0]['result']['form_type']}》；{found.reason}")
+    if campaign_scan and found.kind in ("reply", "resubmission"):
+        return replace(found, kind="form", reason=f"回复报表邮件，附有盖章件或扫描件；{found.reason}")
+    return found

@@ -50,3 +50,7 @@ if [ ! -f "$stamp" ] || [ requirements.lock -nt "$stamp" ] || [ pyproject.toml -
   .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps -e .
   touch "$stamp"
 fi
+# devtools/ (dev mail servers, demo, sample data) is not part of the package: the checkout's
+# root goes on the virtualenv's path so `mailbot demo`, the tests and the benches find it.
+site=$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+[ -f "$site/mailbot-checkout.pth" ] && [ "$(cat "$site/mailbot-checkout.pth")" = "$PWD" ] || echo "$PWD" > "$site/mailbot-checkout.pth"

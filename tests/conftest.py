@@ -12,10 +12,10 @@ from urllib.parse import quote
 import pytest
 from sqlalchemy import text
 
-from mailbot import clock, schema
+from devtools.devservers import MailServers
+from mailbot import clock
 from mailbot.config import Settings
-from mailbot.devservers import MailServers
-from mailbot.store import make_engine
+from mailbot.store import make_engine, schema
 
 ROOT = Path(__file__).resolve().parents[1]
 MAIL = ROOT / "tests" / "mail"

@@ -4,11 +4,18 @@ Pure core: bytes × templates → FormResult; the only outside call is LibreOffi
 dir, for the old binary formats. No database, no mail.
 """
 
-from .office import sniff_format
-from .reading import read_form
-from .result import FormError, FormResult, FormRow
-from .templates import Column, FormTemplate, TemplateError, find_template, load_templates, parse_template
-from .values import chinese_integer, normalise
+from mailbot.forms.office import sniff_format
+from mailbot.forms.reading import read_form
+from mailbot.forms.result import FormError, FormResult, FormRow
+from mailbot.forms.templates import (
+    Column,
+    FormTemplate,
+    TemplateError,
+    find_template,
+    load_templates,
+    parse_template,
+)
+from mailbot.forms.values import chinese_integer, normalise
 
 __all__ = [
     "Column", "FormError", "FormResult", "FormRow", "FormTemplate", "TemplateError", "chinese_integer", "find_template",

@@ -13,7 +13,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from ..sniff import DOCX, PPTX, XLSX, sniff_type
+from mailbot.read.sniff import DOCX, PPTX, XLSX, sniff_type
 
 _BY_MIME = {
     "application/x-empty": "empty", DOCX: "docx", XLSX: "xlsx", PPTX: "pptx",

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from datetime import date
 
-from . import office, readers
-from .readers import SCAN_WARNING, Document
-from .result import FormResult
-from .tables import fill_result
-from .templates import FormTemplate
+from mailbot.forms import office, readers
+from mailbot.forms.readers import SCAN_WARNING, Document
+from mailbot.forms.result import FormResult
+from mailbot.forms.tables import fill_result
+from mailbot.forms.templates import FormTemplate
 
 _FORMAT_NAMES = {
     "doc": "Word 97-2003 / WPS 文字（.doc/.wps）", "rtf": "RTF", "odt": "OpenDocument 文本（.odt）",

@@ -10,10 +10,10 @@ import math
 import re
 from dataclasses import dataclass
 
-from .readers import MERGED, Document, Grid
-from .result import FormError, FormResult, FormRow
-from .templates import FormTemplate
-from .values import clean_label, display, normalise
+from mailbot.forms.readers import MERGED, Document, Grid
+from mailbot.forms.result import FormError, FormResult, FormRow
+from mailbot.forms.templates import FormTemplate
+from mailbot.forms.values import clean_label, display, normalise
 
 HEADER_SEARCH_ROWS = 15
 _NOTE = re.compile(r"^(注|备注|说明|填表说明|附注)\s*\d*\s*[:：.、]|^(填表人|填报人|联系人|联系电话|审核人|负责人|"

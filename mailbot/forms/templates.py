@@ -12,7 +12,7 @@ from pathlib import Path
 
 import yaml
 
-from .values import TYPES, choice_table, clean_label, strip_paren
+from mailbot.forms.values import TYPES, choice_table, clean_label, strip_paren
 
 DEFAULT_TOTAL_LABELS = ("合计", "总计", "共计", "总数")
 _TOP_KEYS = {"name", "title", "description", "header", "sequence", "unit_column", "columns", "total_labels"}

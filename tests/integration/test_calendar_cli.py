@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import mailbot_cmd
 
 pytestmark = pytest.mark.integration

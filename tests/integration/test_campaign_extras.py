@@ -17,8 +17,9 @@ import pytest
 import yaml
 from sqlmodel import Session, select
 
-from mailbot import config, daemon
-from mailbot.collecting import returned_units
+from mailbot import config
+from mailbot.campaigns.collecting import returned_units
+from mailbot.runtime import daemon
 from mailbot.store import FormReturn, FormRow, Submission
 
 pytestmark = pytest.mark.integration

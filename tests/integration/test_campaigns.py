@@ -4,10 +4,9 @@ to the missing units at the right times, the operator's missing list, and the ex
 
 from __future__ import annotations
 
-import re
-
 import asyncio
 import io
+import re
 from datetime import datetime, timedelta, timezone
 from email import message_from_bytes, policy
 from email.message import EmailMessage
@@ -19,7 +18,7 @@ import pytest
 from openpyxl import Workbook, load_workbook
 from sqlmodel import Session, select
 
-from mailbot import daemon
+from mailbot.runtime import daemon
 from mailbot.store import CampaignReminder, FormReturn, FormRow, Submission
 
 pytestmark = pytest.mark.integration
@@ -122,7 +121,7 @@ def test_campaign_collects_checks_reminds_and_exports(servers, robot, tmp_path):
     assert len(missing) == 1 and "兰山区科协" in missing[0].get_body(("plain",)).get_content()
 
     out = tmp_path / "tally.xlsx"
-    from mailbot.collecting import export
+    from mailbot.campaigns.collecting import export
     from mailbot.forms import load_templates
 
     template = {t.name: t for t in load_templates(FORMS)}["关注情况统计表"]

@@ -8,11 +8,10 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from conftest import PASSWORD_ENV, PG_URL, mailbot_cmd, write_config
 from sqlalchemy import text
 
-from conftest import PASSWORD_ENV, PG_URL, mailbot_cmd, write_config
-from mailbot import schema
-from mailbot.store import make_engine
+from mailbot.store import make_engine, schema
 
 pytestmark = pytest.mark.integration
 MAIL = Path(__file__).parents[1] / "mail"

@@ -9,7 +9,7 @@ the same moments go through the robot: tracking numbers, the digest, late forms,
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timedelta
+from datetime import datetime
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from email.utils import make_msgid
@@ -17,11 +17,12 @@ from zoneinfo import ZoneInfo
 
 import aiosmtplib
 import pytest
+from conftest import ROOT
 from sqlmodel import Session, select
 
-from conftest import ROOT, TEST_UNITS
-from mailbot import daemon, pipeline
+from mailbot import pipeline
 from mailbot.models import RawMail
+from mailbot.runtime import daemon
 from mailbot.store import DigestRun, FormReturn, ReviewTask, Submission
 
 pytestmark = pytest.mark.integration

@@ -12,8 +12,9 @@ import yaml
 from imapclient.exceptions import IMAPClientError
 from sqlmodel import Session, select
 
-from mailbot import daemon, pipeline
-from mailbot.parse import read_key
+from mailbot import pipeline
+from mailbot.read.parse import read_key
+from mailbot.runtime import daemon
 from mailbot.store import InboundMessage, MessageCopy
 
 pytestmark = pytest.mark.integration

@@ -11,10 +11,9 @@ from email.message import EmailMessage
 from email.utils import make_msgid
 
 import pytest
-from sqlalchemy import text
+from conftest import PASSWORD_ENV, mailbot_cmd, write_config
 from sqlmodel import Session, func, select
 
-from conftest import PASSWORD_ENV, mailbot_cmd, write_config
 from mailbot.store import InboundMessage, MessageCopy
 
 pytestmark = pytest.mark.integration

@@ -10,7 +10,7 @@ import pytest
 from openpyxl import load_workbook
 from rich.console import Console
 
-from mailbot import demo, demo_campaign
+from devtools import demo, demo_campaign
 
 pytestmark = pytest.mark.integration
 

@@ -14,7 +14,7 @@ from typing import Iterator
 import aiosmtplib
 import pytest
 
-from mailbot.devservers import MailServers
+from devtools.devservers import MailServers
 
 pytestmark = pytest.mark.integration
 

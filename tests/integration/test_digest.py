@@ -16,16 +16,18 @@ from email import message_from_bytes, policy
 from email.message import EmailMessage
 from email.utils import make_msgid
 from io import BytesIO
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlmodel import Session, func, select
-
 from conftest import ROOT, TEST_UNITS, move_clock
-from mailbot import daemon, digest, digesting, sample
-from mailbot.store import DigestRun, FormReturn, FormRow, InboundMessage, OutboxMessage, ReviewTask, Submission
+from sqlmodel import Session, func, select
 from test_daemon import daemon_factory  # noqa: F401  (the `mailbot run` child-process fixture)
+
+from devtools import sample
+from mailbot import digest
+from mailbot.digest import digesting
+from mailbot.runtime import daemon
+from mailbot.store import DigestRun, FormReturn, FormRow, InboundMessage, OutboxMessage, ReviewTask, Submission
 
 pytestmark = pytest.mark.integration
 TZ = ZoneInfo("Asia/Shanghai")

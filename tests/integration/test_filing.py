@@ -13,11 +13,11 @@ from email.message import EmailMessage
 from email.utils import make_msgid
 
 import aiosmtplib
-from imapclient import imap_utf7
 import pytest
+from imapclient import imap_utf7
 from sqlmodel import Session, select
 
-from mailbot import daemon
+from mailbot.runtime import daemon
 from mailbot.store import Event, InboundMessage, OutboxMessage, Submission, SubmissionFile
 
 pytestmark = pytest.mark.integration

@@ -11,10 +11,11 @@ from email.utils import make_msgid
 
 import aiosmtplib
 import pytest
-from sqlmodel import Session, func, select
+from sqlmodel import Session, select
 
-from mailbot import daemon, pipeline
+from mailbot import pipeline
 from mailbot.ingest import FLAG_STORED
+from mailbot.runtime import daemon
 from mailbot.store import Event, InboundMessage, MailboxState, MessageCopy
 
 pytestmark = pytest.mark.integration

@@ -1,5 +1,5 @@
 """The operator's commands (status, list, show, digest, export) run as typed, against a
-database seeded with a few hundred 稿件 (mailbot.sample.seed), readable and with --json.
+database seeded with a few hundred 稿件 (devtools.sample.seed), readable and with --json.
 
 Every expected number is counted here with our own SQL on the seeded tables, never taken
 from the code under test."""
@@ -19,13 +19,13 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from conftest import PASSWORD_ENV, TEST_UNITS, mailbot_cmd, write_config
 from openpyxl import load_workbook
 from sqlalchemy import delete, update
 from sqlmodel import Session, func, select
 
-from conftest import PASSWORD_ENV, TEST_UNITS, mailbot_cmd, write_config
+from devtools import sample
 from mailbot import digest as digest_mod
-from mailbot import sample
 from mailbot.clock import now as utcnow
 from mailbot.store import DigestRun, FormReturn, FormRow, MailboxState, OutboxMessage, ReviewTask, Submission
 

@@ -13,7 +13,7 @@ import aiosmtplib
 import pytest
 from sqlmodel import Session, select
 
-from mailbot import daemon
+from mailbot.runtime import daemon
 from mailbot.store import Event, OutboxMessage, ReviewTask, Submission
 
 pytestmark = pytest.mark.integration

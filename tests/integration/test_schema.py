@@ -9,7 +9,8 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect
 from sqlmodel import SQLModel
 
-from mailbot import schema, store  # noqa: F401  (store registers the tables)
+from mailbot import store  # noqa: F401  (store registers the tables)
+from mailbot.store import schema
 
 pytestmark = pytest.mark.integration
 

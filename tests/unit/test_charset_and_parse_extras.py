@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mailbot.charset import decode_bytes, decode_header_value
-from mailbot.parse import hollow, parse
+from mailbot.read.charset import decode_bytes, decode_header_value
+from mailbot.read.parse import hollow, parse
 
 CASES = yaml.safe_load((Path(__file__).parents[1] / "cases" / "charset.yaml").read_text("utf-8"))
 

@@ -9,9 +9,9 @@ from zoneinfo import ZoneInfo
 import pytest
 import yaml
 
+from mailbot.campaigns.deadlines import closes_at, due_reminders, missing_after_deadline, on_time
+from mailbot.campaigns.workdays import is_workday
 from mailbot.config import Campaign, Unit
-from mailbot.deadlines import closes_at, due_reminders, missing_after_deadline, on_time
-from mailbot.workdays import is_workday
 
 CASES = yaml.safe_load((Path(__file__).parents[1] / "cases" / "deadlines.yaml").read_text("utf-8"))
 TZ = ZoneInfo("Asia/Shanghai")

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mailbot.parse import parse
+from mailbot.read.parse import parse
 
 TESTS = Path(__file__).resolve().parents[1]
 MAIL_DIR = TESTS / "mail"

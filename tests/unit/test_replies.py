@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mailbot.quotes import Command, new_text, read_command
+from mailbot.read.quotes import Command, new_text, read_command
 
 TESTS = Path(__file__).resolve().parents[1]
 CASES = yaml.safe_load((TESTS / "cases" / "replies.yaml").read_text(encoding="utf-8"))

@@ -10,7 +10,7 @@ import yaml
 from openpyxl import Workbook
 
 from mailbot.config import load
-from mailbot.roster import merge, read_rows
+from mailbot.read.roster import merge, read_rows
 
 ROWS = [
     ["临沂市科协 单位名册", None, None, None, None],  # a title row above the header, as offices do

@@ -18,7 +18,7 @@ import yaml
 
 from mailbot import config
 from mailbot.config import Settings
-from mailbot.parse import parse
+from mailbot.read.parse import parse
 from mailbot.routing import KINDS, Directory, clean_title, find_tracking, route
 
 CASES_FILE = Path(__file__).resolve().parents[1] / "cases" / "routing.yaml"

@@ -9,8 +9,8 @@ from zoneinfo import ZoneInfo
 import pytest
 import yaml
 
+from mailbot.campaigns.workdays import in_office_hours, working_days_between
 from mailbot.review import chase_action
-from mailbot.workdays import in_office_hours, working_days_between
 
 CASES = yaml.safe_load((Path(__file__).parents[1] / "cases" / "workdays.yaml").read_text("utf-8"))
 TZ = ZoneInfo("Asia/Shanghai")

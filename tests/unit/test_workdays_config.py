@@ -14,10 +14,16 @@ import pytest
 import yaml
 
 from mailbot import digest, outbox
+from mailbot.campaigns.workdays import (
+    calendar_gaps,
+    is_workday,
+    office_calendar,
+    uncovered,
+    uncovered_message,
+    working_days_between,
+)
 from mailbot.config import Calendar, ConfigError, HolidayNotice, Review, Settings, load, load_holidays
-from mailbot.stats import Snapshot
-from mailbot.workdays import (calendar_gaps, is_workday, office_calendar, uncovered, uncovered_message,
-                              working_days_between)
+from mailbot.digest.stats import Snapshot
 
 ROOT = Path(__file__).parents[2]
 CASES = yaml.safe_load((ROOT / "tests" / "cases" / "holidays.yaml").read_text("utf-8"))

@@ -1,0 +1,371 @@
+"""Campaigns, the side with effects: reminders to units that have not sent a valid form
+(once per offset, even with several workers: a unique row is claimed before the mail is
+queued, in the same transaction), the operator's missing list, and the tally export.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, select
+
+from mailbot import outbox
+from mailbot.campaigns import deadlines
+from mailbot.digest import stats
+from mailbot.store import CampaignReminder, FormReturn, log_event
+
+log = logging.getLogger("mailbot.collecting")
+
+
+def returned_units(session: Session, campaign: str) -> set[str]:
+    """Units whose latest form for the campaign is valid (and stamped when required)."""
+    rows = session.exec(select(FormReturn).where(FormReturn.campaign == campaign)
+                        .order_by(FormReturn.id)).all()
+    latest: dict[str, FormReturn] = {}
+    for row in rows:
+        if row.unit:
+            latest[row.unit] = row
+    return {unit for unit, row in latest.items() if row.valid}
+
+
+def _claim(session: Session, campaign: str, unit: str, offset: int, now: datetime) -> bool:
+    try:
+        with session.begin_nested():
+            session.add(CampaignReminder(campaign=campaign, unit=unit, offset=offset, sent_at=now))
+        return True
+    except IntegrityError:  # another worker, or an earlier run, has it
+        return False
+
+
+def remind(session: Session, ctx) -> int:
+    """Queue the reminders and missing lists due at ctx.now; return how many mails."""
+    from mailbot.campaigns import workdays
+
+    settings, review = ctx.settings, ctx.settings.review
+    cal = workdays.office_calendar(settings)
+    if not settings.campaigns or not workdays.in_office_hours(ctx.now, settings.tz, review.office_hours, calendar=cal):
+        return 0  # mail to people goes out in office hours, on working days
+    queued = 0
+
+    def workday(day) -> bool:
+        return workdays.is_workday(day, calendar=cal)[0]
+
+    for campaign in settings.campaigns:
+        done = returned_units(session, campaign.key)
+        sent = {(r.unit, r.offset) for r in session.exec(
+            select(CampaignReminder).where(CampaignReminder.campaign == campaign.key)).all()}
+        for due in deadlines.due_reminders(campaign, settings.units, done, sent, ctx.now, settings.tz, workday):
+            if _claim(session, campaign.key, due.unit, due.offset, ctx.now):
+                queued += _remind_unit(session, ctx, campaign, due)
+        missing = deadlines.missing_after_deadline(campaign, settings.units, done, sent, ctx.now, settings.tz)
+        missing = [m for m in missing if _claim(session, campaign.key, m.unit, -1, ctx.now)]
+        if missing:
+            queued += _missing_list(session, ctx, campaign, missing)
+    return queued
+
+
+def _remind_unit(session, ctx, campaign, due) -> int:
+    settings = ctx.settings
+    unit = next(u for u in settings.units if u.name == due.unit)
+    if not unit.addresses:
+        log_event(session, "form-reminder-skipped", f"{campaign.key}: {unit.name} has no address on the roster")
+        return 0
+    dept = settings.department(campaign.department)
+    box = settings.mailbox(dept.mailbox or settings.mailboxes[0].name)
+    audience = next(a for a in campaign.audiences if a.name == due.audience)
+    attachments = ()
+    blank = campaign.attach_template  # the blank form; its existence is checked when the config is loaded
+    if blank and blank.is_file():
+        import mimetypes
+
+        mime = mimetypes.guess_type(blank.name)[0] or "application/octet-stream"
+        attachments = ((blank.name, blank.read_bytes(), mime),)
+    elif blank:
+        log_event(session, "form-template-missing", f"{campaign.key}: {blank} is gone; reminder sent without it")
+    subject, text, _ = outbox.render(
+        "form-reminder", unit=unit.name, campaign=campaign.name, form=form_title(settings, campaign.template),
+        deadline=f"{due.deadline.month}月{due.deadline.day}日", inclusive=audience.inclusive,
+        days=(due.deadline - ctx.now.astimezone(settings.tz).date()).days,  # the offset's day may have moved
+        attached=bool(attachments), stamped=campaign.require_stamped, organisation=settings.organisation,
+        department=dept.name)
+    out = outbox.Outgoing(kind="form-reminder", mailbox=box.name, from_name=dept.sender_name or dept.name,
+                          from_address=box.email, to_name=unit.name, to_address=unit.addresses[0], subject=subject,
+                          text=text, html=None, date=ctx.now, attachments=attachments,
+                          message_id=outbox.new_message_id("form", f"{campaign.key}.{due.offset}", settings.mail_domain))
+    outbox.enqueue(session, out, settings.outbox, ctx.now)
+    log_event(session, "form-reminder", f"{campaign.key}: {unit.name}, {due.offset} days before {due.deadline}")
+    return 1
+
+
+def _missing_list(session, ctx, campaign, missing) -> int:
+    settings = ctx.settings
+    dept = settings.department(campaign.department)
+    box = settings.mailbox(dept.mailbox or settings.mailboxes[0].name)
+    items = [{"unit": m.unit, "audience": m.audience, "deadline": m.deadline.isoformat()} for m in missing]
+    subject, text, _ = outbox.render("form-missing", form=form_title(settings, campaign.template), campaign=campaign.name,
+                                     key=campaign.key,
+                                     count=len(items), missing=items, department=dept.name)
+    out = outbox.Outgoing(kind="form-missing", mailbox=box.name, from_name="mailbot", from_address=box.email,
+                          to_name=dept.name, to_address=box.email, subject=subject, text=text, html=None, date=ctx.now,
+                          message_id=outbox.new_message_id("missing", campaign.key, settings.mail_domain))
+    outbox.enqueue(session, out, settings.outbox, ctx.now)
+    log_event(session, "form-missing", f"{campaign.key}: {'、'.join(i['unit'] for i in items)}")
+    return 1
+
+
+def form_title(settings, template: str) -> str:
+    """The form's own title (临沂科协微信公众号关注情况统计表), as units know it; else the template name."""
+    from mailbot.forms import find_template
+
+    found = find_template(settings.forms_folder, template)
+    return found.title if found and found.title else template
+
+
+def latest_valid_returns(session: Session, campaign: str) -> list[FormReturn]:
+    latest: dict[str, FormReturn] = {}
+    for row in session.exec(select(FormReturn).where(FormReturn.campaign == campaign).order_by(FormReturn.id)):
+        if row.valid:
+            latest[row.unit or row.sender] = row
+    return list(latest.values())
+
+
+def export(engine, settings, campaign_key: str, template, path, now: datetime) -> dict:
+    """The tally workbook: all rows with their source, totals per unit and county, missing
+    units; columns in the template's names and order. Returns counts for the CLI."""
+    import json
+
+    from openpyxl import Workbook
+    from openpyxl.styles import Font
+
+    from mailbot.store import FormRow
+
+    campaign = settings.campaign(campaign_key)
+    columns = [c.name for c in template.columns]
+    numeric = [c.name for c in template.columns if c.type == "integer"]
+    book = Workbook()
+    rows_sheet = book.active
+    rows_sheet.title = "全部数据"
+    rows_sheet.append(["报送单位", "版本", "文件", "位置", *columns])
+    per_unit: dict[str, list] = {}
+    per_parent: dict[str, list] = {}
+    with Session(engine) as session:
+        returns = latest_valid_returns(session, campaign_key)
+        done = {r.unit for r in returns if r.unit}
+        for ret in returns:
+            for row in session.exec(select(FormRow).where(FormRow.return_id == ret.id).order_by(FormRow.row_index)):
+                data = json.loads(row.data_json)
+                rows_sheet.append([ret.unit or ret.sender, ret.version, ret.filename, row.source,
+                                   *[data.get(c) for c in columns]])
+                county = row.parent or stats.UNMATCHED
+                for key, table in ((row.row_unit or ret.unit or "（未识别）", per_unit), (county, per_parent)):
+                    sums = table.setdefault(key, [0] + [0] * len(numeric))
+                    sums[0] += 1
+                    for i, c in enumerate(numeric, 1):
+                        sums[i] += data.get(c) or 0
+    totals = book.create_sheet("汇总")
+    totals.append(["单位", "行数", *numeric])
+    for key, sums in sorted(per_unit.items()):
+        totals.append([key, *sums])
+    totals.append([])
+    totals.append(["县区（上级）", "行数", *numeric])
+    for key, sums in sorted(per_parent.items()):
+        totals.append([key, *sums])
+    missing = book.create_sheet("未报单位")
+    missing.append(["单位", "范围", "截止日期", "截止后"])
+    count_missing = 0
+    for audience in campaign.audiences:
+        for unit in deadlines.audience_units(audience, settings.units):
+            if unit not in done:
+                count_missing += 1
+                late = now >= deadlines.closes_at(audience.deadline, audience.inclusive, settings.tz)
+                missing.append([unit, audience.name, audience.deadline.isoformat(), "是" if late else "否"])
+    for sheet in book.worksheets:
+        for cell in sheet[1]:
+            cell.font = Font(bold=True)
+    book.save(path)
+    return {"rows": rows_sheet.max_row - 1, "units": len(done), "missing": count_missing}
+
+
+SCAN_TYPES = ("application/pdf", "image/jpeg", "image/png", "image/heic", "image/tiff", "image/bmp")
+
+
+def _campaign_for(settings, template: str, mailbox: str):
+    """The campaign a form belongs to: by template; the arrival mailbox's department breaks ties."""
+    matches = [c for c in settings.campaigns if c.template == template]
+    dept = next((d.key for d in settings.departments if d.mailbox == mailbox), None)
+    return next((c for c in matches if c.department == dept), matches[0] if matches else None)
+
+
+def handle_form(session: Session, ctx, row, summary: dict, route: dict, staged: list[dict]) -> None:
+    """Record each form of a message (a new version per unit), its rows with their source,
+    and answer the sender with what was recorded or exactly what is wrong."""
+    from pathlib import Path
+
+    from mailbot.read.parse import safe_name
+    from mailbot.routing import find_unit_by_name
+    from mailbot.store import FormRow
+
+    settings = ctx.settings
+    forms = route.get("forms", [])
+    forms = [f for f in forms if f["result"]["format"] != "pdf"] or forms  # a PDF beside Word/Excel: the stamped copy
+    form_indexes = {f["index"] for f in forms}
+    scans = [s for i, s in enumerate(staged) if i not in form_indexes and s["content_type"] in SCAN_TYPES]
+    if not forms:
+        _stamped_copy(session, ctx, row, summary, route, scans)
+        return
+    # Files that are neither a form nor its stamped copy (a 稿件 sent in the same mail): kept
+    # beside the form, and the unit is asked to send a 稿件 on its own so it is filed and reviewed.
+    others = [s for i, s in enumerate(staged) if i not in form_indexes and s not in scans
+              and not s.get("in_forwarded_message")]
+    for item in forms:
+        result = item["result"]
+        campaign = _campaign_for(settings, result["template"], row.first_mailbox)
+        if campaign is None:
+            continue
+        unit = route.get("unit") or _header_unit(result, settings, find_unit_by_name, ctx.directory)
+        previous = session.exec(select(FormReturn).where(FormReturn.campaign == campaign.key,
+                                                         FormReturn.unit == unit)).all() if unit else []
+        version = len(previous) + 1
+        stamped = bool(scans) or any(p.stamped for p in previous)
+        file = staged[item["index"]]
+        folder = Path("forms") / campaign.key / safe_name(unit or "未知单位", 1, "")
+        (ctx.storage / folder).mkdir(parents=True, exist_ok=True)
+        rel = folder / f"v{version}-{file['safe_name']}"
+        Path(file["staged"]).replace(ctx.storage / rel)
+        for scan in scans:
+            Path(scan["staged"]).replace(ctx.storage / folder / f"v{version}-盖章件-{scan['safe_name']}")
+        for other in others:
+            Path(other["staged"]).replace(ctx.storage / folder / f"v{version}-其他附件-{other['safe_name']}")
+        if others:
+            log_event(session, "form-other-files", "、".join(o["filename"] or o["safe_name"] for o in others),
+                      inbound_id=row.id)
+        audience = next((a for a in campaign.audiences if unit in deadlines.audience_units(a, settings.units)),
+                        campaign.audiences[0])
+        on_time = deadlines.on_time(ctx.now, audience.deadline, audience.inclusive, settings.tz)
+        complete = bool(result["template"] and result["rows"] and not result["errors"])
+        valid = complete and (stamped or not campaign.require_stamped)
+        ret = FormReturn(campaign=campaign.key, unit=unit, sender=summary["from"]["address"], version=version,
+                         inbound_id=row.id, filename=file["filename"] or file["safe_name"], path=str(rel),
+                         format=result["format"], valid=valid, stamped=stamped, on_time=on_time,
+                         result_json=__import__("json").dumps(result, ensure_ascii=False), received_at=ctx.now)
+        session.add(ret)
+        session.flush()
+        sender_county = _county(next((u for u in ctx.directory.units if u.name == unit), None)) if unit else None
+        for values, source, index in zip(result["rows"], result["sources"], range(1, len(result["rows"]) + 1)):
+            named = values.get(result.get("unit_column") or "") if result.get("unit_column") else None
+            matched = find_unit_by_name(str(named), ctx.directory) if named else None
+            session.add(FormRow(return_id=ret.id, row_index=index, source=_source(source),
+                                row_unit=matched.name if matched else named,
+                                parent=_county(matched) if matched else sender_county,
+                                data_json=__import__("json").dumps(values, ensure_ascii=False, default=str)))
+        log_event(session, "form-received", f"{campaign.key} {unit or '?'} v{version}: {len(result['rows'])} rows, "
+                                            f"{len(result['errors'])} errors", inbound_id=row.id)
+        _form_reply(session, ctx, campaign, result, ret, audience, complete,
+                    others=[o["filename"] or o["safe_name"] for o in others])
+        others = []  # moved with the first form
+
+
+def _stamped_copy(session, ctx, row, summary: dict, route: dict, scans: list[dict]) -> None:
+    """A reply to a campaign's mail with only a scan or photo: the stamped copy of the form
+    the unit sent before, which may now be complete; with no form yet, kept for the form."""
+    import json
+    from pathlib import Path
+
+    from mailbot.read.parse import safe_name
+
+    settings = ctx.settings
+    campaign = next((c for c in settings.campaigns if c.key == route.get("campaign")), None)
+    if campaign is None or not scans:
+        log_event(session, "form-scan-ignored", f"{route.get('campaign')}: no such campaign or no scan",
+                  inbound_id=row.id)
+        return
+    unit, sender = route.get("unit"), summary["from"]["address"]
+    query = select(FormReturn).where(FormReturn.campaign == campaign.key)
+    query = query.where(FormReturn.unit == unit) if unit else query.where(FormReturn.sender == sender)
+    latest = session.exec(query.order_by(FormReturn.id.desc())).first()
+    folder = Path("forms") / campaign.key / safe_name(unit or "未知单位", 1, "")
+    (ctx.storage / folder).mkdir(parents=True, exist_ok=True)
+    version = latest.version if latest else 1
+    paths = []
+    for scan in scans:
+        target, n = folder / f"v{version}-盖章件-{scan['safe_name']}", 1
+        while (ctx.storage / target).exists():  # a second scan for the same version keeps the first
+            n += 1
+            target = folder / f"v{version}-盖章件{n}-{scan['safe_name']}"
+        Path(scan["staged"]).replace(ctx.storage / target)
+        paths.append(target)
+    names = "、".join(s["filename"] or s["safe_name"] for s in scans)
+    audience = next((a for a in campaign.audiences if unit in deadlines.audience_units(a, settings.units)),
+                    campaign.audiences[0])
+    if latest is not None:
+        result = json.loads(latest.result_json)
+        complete = bool(result["template"] and result["rows"] and not result["errors"])
+        latest.stamped, latest.valid = True, complete
+        session.add(latest)
+        ret = latest
+    else:
+        result = {"template": campaign.template, "form_type": None, "columns": [], "rows": [], "sources": [],
+                  "errors": [], "warnings": []}
+        complete = False
+        ret = FormReturn(campaign=campaign.key, unit=unit, sender=sender, version=1, inbound_id=row.id,
+                         filename=names, path=str(paths[0]), format="scan", valid=False, stamped=True,
+                         on_time=deadlines.on_time(ctx.now, audience.deadline, audience.inclusive, settings.tz),
+                         result_json=json.dumps(result, ensure_ascii=False), received_at=ctx.now)
+        session.add(ret)
+        session.flush()
+    kind = "form-stamped" if campaign.require_stamped else "form-scan"  # form-scan: to be entered by hand
+    log_event(session, kind, f"{campaign.key} {unit or sender} v{ret.version}: {names}", inbound_id=row.id)
+    _form_reply(session, ctx, campaign, result, ret, audience, complete, filename=names, missing_form=latest is None)
+
+
+def _header_unit(result, settings, find, directory) -> str | None:
+    for value in (result.get("header") or {}).values():
+        if isinstance(value, str):
+            unit = find(value, directory)
+            if unit:
+                return unit.name
+    return None
+
+
+def _county(unit) -> str:
+    """Where a row counts in the per-county tally: its unit's parent (沂水县), or 市直单位 for a
+    roster unit without one; rows naming no roster unit count under the sender's county."""
+    from mailbot.digest.stats import CITY_LEVEL
+
+    return unit.parent or CITY_LEVEL
+
+
+def _source(source: dict) -> str:
+    return "，".join(f"{k}={v}" for k, v in source.items())[:200]
+
+
+def _form_reply(session, ctx, campaign, result, ret, audience, complete: bool, filename: str | None = None,
+                missing_form: bool = False, others: list[str] = ()) -> None:
+    """The answer to a form (or to a scan, `filename`): what was recorded, what is wrong or
+    still missing (`missing_form`: only a scan or photo has come so far)."""
+    settings = ctx.settings
+    dept = settings.department(campaign.department)
+    box = settings.mailbox(dept.mailbox or settings.mailboxes[0].name)
+    totals = []
+    for name in result["columns"]:
+        numbers = [r.get(name) for r in result["rows"] if isinstance(r.get(name), int)]
+        if numbers and len(numbers) == len([r for r in result["rows"] if r.get(name) is not None]):
+            totals.append((name, sum(numbers)))
+    errors = [e["message"] for e in result["errors"]]
+    if not result["rows"] and not errors and not missing_form:
+        errors = ["没有读到数据行，请确认表格内容已填写"]
+    missing_stamp = campaign.require_stamped and not ret.stamped
+    subject, text, _ = outbox.render(
+        "form-reply", valid=ret.valid, form=result["form_type"] or form_title(settings, campaign.template),
+        rows=len(result["rows"]),
+        version=ret.version, unit=ret.unit or "您好", filename=filename or ret.filename, errors=errors, totals=totals,
+        warnings=result["warnings"], missing_stamp=missing_stamp, missing_form=missing_form,
+        stamp_required=campaign.require_stamped, on_time=ret.on_time, deadline=audience.deadline.isoformat(),
+        organisation=settings.organisation, department=dept.name, others=list(others))
+    out = outbox.Outgoing(kind="form-reply", mailbox=box.name, from_name=dept.sender_name or dept.name,
+                          from_address=box.email, to_name="", to_address=ret.sender, subject=subject, text=text,
+                          html=None, date=ctx.now, message_id=outbox.new_message_id("formreply", campaign.key,
+                                                                                    settings.mail_domain))
+    outbox.enqueue(session, out, settings.outbox, ctx.now)

@@ -1,0 +1,147 @@
+"""Parsing a stored message, in a separate worker process when so configured.
+
+This is the CPU-heavy half of ingestion; running it in its own process lets fetching and
+storing go on meanwhile on the other core, and a message that crashes or hangs the
+parser takes down a worker, never the robot. Results travel back as JSON text.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+from mailbot import routing
+from mailbot.read import parse as parser
+
+log = logging.getLogger("mailbot.parseworker")
+MAX_TEXT = 200_000  # characters of body text kept in the database summary
+
+
+def watch_parent() -> None:
+    """Pool initializer: a worker ends when the robot that started it is gone (even after
+    SIGKILL, when the pool's own shutdown never runs)."""
+    import os
+    import threading
+    import time
+
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1)
+        os._exit(0)
+
+    threading.Thread(target=watch, daemon=True, name="watch-parent").start()
+
+
+def parse_file(path: str, sha256: str, job: dict | None = None) -> tuple[str, str, dict | None]:
+    """('parsed', summary JSON, columns) or ('quarantined', reason for the operator, None).
+
+    Never raises. The columns are the summary's fields the database indexes, sent apart
+    so the receiving side need not decode the JSON again.
+    """
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        return "quarantined", f"原始邮件文件无法读取（{exc.strerror or exc}）", None
+    try:
+        mail = parser.parse(data, sha256=sha256)
+    except parser.UnreadableMessage as exc:
+        return "quarantined", f"无法解析：不是一封可读的邮件（{exc}）", None
+    except Exception as exc:  # a parser bug must not stop the loop: keep the message, say why
+        log.exception("parse failed for %s", path)
+        return "quarantined", f"解析时出错（{type(exc).__name__}: {str(exc)[:200]}）", None
+    summary = mail.to_json()
+    if len(summary["text"]) > MAX_TEXT:
+        summary["text"] = summary["text"][:MAX_TEXT]
+    extra = {}
+    if job is not None:  # classify, and stage the attachments a 稿件 will keep
+        route, forms, campaign = classify(mail, job)
+        summary["classification"] = route.to_json()
+        summary["reply"] = reply_info(summary, summary["classification"], list(job["directory"].departments.values()))
+        detail = {"forms": forms, **({"campaign": campaign} if campaign else {})} if route.kind == "form" else {}
+        extra = {"kind": route.kind, "_route": {**route.to_json(), **detail}, "_staged": []}
+        if route.kind in ("submission", "resubmission", "form"):
+            try:
+                extra["_staged"] = stage(mail, Path(job["staging"]))
+            except OSError as exc:
+                return "quarantined", f"附件无法写入暂存目录（{exc.strerror or exc}）", None
+    columns = {
+        "subject": mail.subject[:2000], "from_address": mail.from_.address[:320],
+        "from_name": mail.from_.name[:300], "sent_at": summary["date"], "auto_reply": mail.auto_reply,
+        "bounce": mail.bounce, "attachment_count": len(mail.attachments), **extra,
+    }
+    return "parsed", json.dumps(summary, ensure_ascii=False), columns
+
+
+def stage(mail, folder: Path) -> list[dict]:
+    """Write the attachments to a staging folder; filing moves them into place."""
+    folder.mkdir(parents=True, exist_ok=True)
+    out = []
+    for i, att in enumerate(mail.attachments, 1):
+        path = folder / f"{i:03d}"
+        path.write_bytes(att.data)
+        out.append({"staged": str(path), "filename": att.filename, "safe_name": att.safe_name,
+                    "size": att.size, "sha256": att.sha256, "content_type": att.content_type})
+    return out
+
+
+def reply_info(summary: dict, route: dict, targets: list[str]) -> dict:
+    """The `reply` object of `mailbot parse --json`: what the robot reads as a reply's decision."""
+    from mailbot import review
+    from mailbot.read import quotes
+
+    kind = route["kind"]
+    tracking = route.get("tracking")
+    if kind in ("auto_reply", "bounce"):
+        return {"tracking": tracking, "new_text": None, "decision": "auto" if kind == "auto_reply" else "bounce",
+                "reason": None, "target": None}
+    if kind != "reply" and not review.find_tokens(summary):
+        return {"tracking": tracking, "new_text": None, "decision": None, "reason": None, "target": None}
+    text = quotes.new_text(summary["text"], summary.get("html"))
+    command = quotes.read_command(text, targets)
+    return {"tracking": tracking, "new_text": text, "decision": command.decision, "reason": command.reason,
+            "target": command.target}
+
+
+OFFICE_TYPES = ("application/", "text/")
+
+
+def classify(mail, job: dict) -> tuple[routing.Route, list[dict], str | None]:
+    """routing.classify with what only the worker can find: the campaign forms among the
+    attachments (read by their columns) and a scan answering a campaign's mail. The same
+    function serves `mailbot parse`, so the command line and the pipeline never disagree."""
+    directory = job["directory"]
+    base = routing.route(mail, directory, job["mailbox"])
+    forms = read_forms(mail, job) if base.kind not in ("auto_reply", "bounce", "other") else []
+    campaign = None
+    if not forms and base.kind in ("reply", "resubmission"):
+        campaign = routing.find_campaign_scan(mail, directory)
+    return routing.classify(mail, directory, job["mailbox"], forms, campaign), forms, campaign
+
+
+def make_job(settings, directory, templates: list, mailbox: str, today, staging: str | None = None) -> dict:
+    """What the worker needs besides the bytes (all picklable)."""
+    return {"directory": directory, "mailbox": mailbox, "templates": templates,
+            "form_templates": {c.template for c in settings.campaigns}, "today": today, "staging": staging}
+
+
+def read_forms(mail, job: dict) -> list[dict]:
+    """Attachments that are a campaign's form, recognised by their columns (not names)."""
+    from mailbot.forms import read_form
+
+    templates = job.get("templates") or []
+    wanted = job.get("form_templates") or set()
+    if not templates or not wanted:
+        return []
+    out = []
+    for i, att in enumerate(mail.attachments):
+        if not att.content_type.startswith(OFFICE_TYPES) or att.size > 20 * 1024 * 1024:
+            continue
+        # LibreOffice (for .doc/.wps/.et) only where the message looks like a form: it costs a second
+        likely = "表" in att.filename or "表" in mail.subject
+        result = read_form(att.data, att.filename, templates, today=job.get("today"), soffice=None if likely else False)
+        if result.template in wanted:
+            out.append({"index": i, "result": result.to_dict()})
+    return out

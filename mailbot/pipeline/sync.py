@@ -1,0 +1,144 @@
+"""Syncing one mailbox folder: the use case that drives the IMAP adapter (mailbot.ingest).
+
+Progress is UIDVALIDITY + the highest UID stored, kept in the database and moved in the
+same commit as the stored rows. Only after that commit is a message flagged or moved
+(to its unit's folder, or the quarantine); nothing is ever deleted.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from imapclient import IMAPClient
+from sqlmodel import Session, select
+
+from mailbot import clock, ingest
+from mailbot.config import Mailbox, Settings
+from mailbot.ingest import Folder, MailboxError
+from mailbot.pipeline import Counts, Processor, keep_batch
+from mailbot.store import (
+    InboundMessage,
+    MessageCopy,
+    RawStore,
+    log_event,
+    mailbox_state,
+)
+
+log = logging.getLogger("mailbot.sync")
+
+
+def sync(client: IMAPClient, box: Mailbox, settings: Settings, engine, raws: RawStore,
+         processor: Processor) -> Counts:
+    """Fetch and store every new message, process it, then flag or quarantine it on the server.
+
+    Parsing runs in the processor's worker while the next batch is fetched and stored.
+    """
+    folder = ingest.open_folder(client, box)
+    last_uid = _progress(engine, box, folder.uidvalidity)
+    uids = ingest.new_uids(client, last_uid)
+    counts = Counts()
+    for batch in ingest.batches(client, uids, settings.batch_size, settings.batch_bytes):
+        failed: list[tuple[int, str]] = []
+        got = ingest.fetch(client, box, folder.uidvalidity, batch, failed)
+        for uid, why in failed:
+            _fetch_failed(engine, box, folder.uidvalidity, uid, why)
+        counts.fetch_failed += len(batch) - len(got)
+        try:
+            counts.add(keep_batch(engine, raws, got, box.folder,
+                                           _advance(box, folder.uidvalidity, max(batch))))
+        except OSError as exc:  # disk full, permissions: nothing was committed, nothing is lost
+            raise MailboxError("storage", f"邮箱 {box.name}：无法把邮件写入存储目录 {raws.root}"
+                                          f"（{exc.strerror or exc}），请检查磁盘空间和权限；"
+                                          "邮件仍在服务器上，恢复后会继续") from None
+        del got  # stored on disk now: parsing reads it back, so a 40 MB message is not held twice
+        processor.submit()
+        counts.add(processor.collect())
+    counts.add(processor.drain())
+    apply_server_actions(client, box, folder, engine, settings.mark_processed)
+    _touch(engine, box)
+    return counts
+
+
+def _progress(engine, box: Mailbox, uidvalidity: int) -> int:
+    with Session(engine) as session:
+        state = mailbox_state(session, box.name, box.folder)
+        if state.uidvalidity is not None and state.uidvalidity != uidvalidity:
+            log.warning("%s: UIDVALIDITY changed %s -> %s; rescanning (dedup keeps it exact)",
+                        box.name, state.uidvalidity, uidvalidity)
+            log_event(session, "uidvalidity-changed", f"{state.uidvalidity} -> {uidvalidity}", mailbox=box.name)
+            state.last_uid = 0
+        if state.uidvalidity != uidvalidity:
+            state.uidvalidity = uidvalidity
+        state.last_contact_at = clock.now()
+        last = state.last_uid
+        session.commit()
+        return last
+
+
+def _advance(box: Mailbox, uidvalidity: int, uid: int):
+    def update(session: Session) -> None:
+        state = mailbox_state(session, box.name, box.folder)
+        if state.uidvalidity == uidvalidity and uid > state.last_uid:
+            state.last_uid = uid
+        state.last_contact_at = state.updated_at = clock.now()
+        state.last_error = None
+    return update
+
+
+def _touch(engine, box: Mailbox, error: str | None = None) -> None:
+    with Session(engine) as session:
+        state = mailbox_state(session, box.name, box.folder)
+        state.last_contact_at = clock.now() if error is None else state.last_contact_at
+        state.last_error = error
+        session.commit()
+
+
+def record_error(engine, box: Mailbox, error: str) -> None:
+    try:
+        _touch(engine, box, error)
+    except Exception:  # the database may be the thing that is down
+        log.exception("could not record the error of %s", box.name)
+
+
+def _fetch_failed(engine, box: Mailbox, uidvalidity: int, uid: int, why: str) -> None:
+    with Session(engine) as session:
+        session.add(MessageCopy(mailbox=box.name, folder=box.folder, uidvalidity=uidvalidity, uid=uid,
+                                server_action="none", server_note=f"fetch failed: {why}"))
+        log_event(session, "fetch-failed", f"uid {uid}: {why}", mailbox=box.name)
+        session.commit()
+
+
+def apply_server_actions(client: IMAPClient, box: Mailbox, folder: Folder, engine, mark: bool = True) -> None:
+    """After the commit: flag processed copies, move filed ones to their unit's folder and
+    quarantined ones to the quarantine folder. Nothing is deleted without a copy elsewhere."""
+    with Session(engine) as session:
+        rows = session.exec(
+            select(MessageCopy, InboundMessage.status)
+            .join(InboundMessage, MessageCopy.inbound_id == InboundMessage.id)
+            .where(MessageCopy.mailbox == box.name, MessageCopy.uidvalidity == folder.uidvalidity,
+                   MessageCopy.server_action == "pending", InboundMessage.status != "stored")).all()
+        moves: dict[str, list[int]] = {}
+        stay = []
+        for copy, status in rows:
+            target = box.quarantine_folder if status == "quarantined" else copy.target_folder
+            if target:
+                moves.setdefault(target, []).append(copy.uid)
+            else:
+                stay.append(copy.uid)
+        if mark and folder.can_flag:
+            ingest.flag(client, stay + [u for uids in moves.values() for u in uids])
+        notes: dict[int, str] = {}
+        for target, uids in moves.items():
+            notes.update(ingest.move(client, box, folder, uids, target))
+        for copy, _status in rows:
+            copy.server_action = "done"
+            copy.server_note = notes.get(copy.uid, copy.server_note)
+        session.commit()
+
+
+
+
+def last_uid(engine, box: Mailbox) -> int:
+    """The highest UID stored from this mailbox's folder (for IDLE's first look)."""
+    with Session(engine) as session:
+        return mailbox_state(session, box.name, box.folder).last_uid

@@ -1,0 +1,498 @@
+"""The operator's command line: run, check-config, parse, replay, show, forms, export, db, demo
+(status, list and digest are in opscli.py).
+
+Messages to people are Chinese; a failure prints what went wrong and what to do, and
+exits non-zero, never with a traceback (set MAILBOT_DEBUG=1 to see one).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from mailbot import clock
+from mailbot.runtime.clikit import ConfigOpt, err, out
+from mailbot.runtime.clikit import config_path as _config_path
+from mailbot.runtime.clikit import settings as _settings
+from mailbot.runtime.opscli import ops
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="mailbot：科协稿件与报表邮件机器人")
+db_app = typer.Typer(no_args_is_help=True, help="数据库结构（迁移）")
+app.add_typer(db_app, name="db")
+units_app = typer.Typer(no_args_is_help=True, help="单位名册")
+app.add_typer(units_app, name="units")
+review_app = typer.Typer(no_args_is_help=True, help="审核：待管理员确认的回复")
+app.add_typer(review_app, name="review")
+forms_app = typer.Typer(no_args_is_help=True, help="统计报表")
+app.add_typer(forms_app, name="forms")
+app.add_typer(ops)  # status, list, digest
+
+
+def _logging(verbose: bool = True) -> None:
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+@app.command()
+def run(once: bool = typer.Option(False, "--once", help="处理完当前所有待办后退出（测试和 cron 用）"),
+        config: Path | None = ConfigOpt) -> None:
+    """运行机器人（守护进程）；--once 只运行一轮。"""
+    from mailbot.runtime import daemon
+
+    _logging()
+    rt = daemon.Runtime.build(_settings(config))
+    if not once:
+        daemon.run_forever(rt)
+        return
+    errors = daemon.run_once(rt)
+    t = rt.totals
+    out.print(f"本轮完成：取回 {t.fetched} 封，新存 {t.stored} 封，重复 {t.duplicates} 封，"
+              f"解析 {t.parsed} 封，隔离 {t.quarantined} 封。")
+    for exc in errors:
+        err.print(f"[red]错误[/red]：{exc.message}")
+    if errors:
+        raise typer.Exit(2)
+
+
+@app.command("check-config")
+def check_config(config: Path | None = ConfigOpt) -> None:
+    """检查配置文件，一次列出所有问题。"""
+    settings = _settings(config, check_secrets=True)
+    out.print(f"配置检查通过：{_config_path(config)}")
+    out.print(f"  邮箱 {len(settings.mailboxes)} 个：" + "、".join(b.name for b in settings.mailboxes))
+    out.print(f"  科室 {len(settings.departments)} 个：" + "、".join(d.name for d in settings.departments))
+    out.print(f"  存储目录：{settings.storage}；数据库：{_redact(settings.db_url)}；时区：{settings.timezone}")
+    if settings.campaigns:
+        out.print(f"  报表活动 {len(settings.campaigns)} 个：" + "、".join(c.name for c in settings.campaigns))
+    out.print("  领导周报：" + _digest_line(settings))
+    for line in _calendar_lines(settings, clock.now()):
+        out.print(line)
+
+
+def _calendar_lines(settings, now) -> list[str]:
+    """The holiday notices entered, and a warning for each year of the next 90 days without one."""
+    from mailbot.campaigns import workdays
+
+    cal = settings.calendar
+    years = "、".join(str(y) for y in sorted(cal.years))
+    folder = cal.holidays_folder or "config/holidays"
+    lines = [f"  节假日：{folder} 中录入了 {years} 年的国务院通知，其余年份用 chinesecalendar 包的数据"
+             if years else f"  节假日：{folder} 中没有录入通知，用 chinesecalendar 包的数据"]
+    return lines + ["[yellow]注意[/yellow]：" + gap["message"] for gap in workdays.calendar_gaps(settings, now)]
+
+
+def _digest_line(settings) -> str:
+    from mailbot.digest.digesting import recipients
+
+    cfg = settings.digest
+    if not cfg.enabled:
+        return "已关闭"
+    from mailbot.config import WEEKDAYS
+
+    days = dict(zip(WEEKDAYS, "一二三四五六日"))
+    people = recipients(settings)
+    if not people:
+        return "未设收件人（digest.leaders / digest.departments），不会发送"
+    leaders = sum(1 for p in people if p.department is None)
+    return f"每周{days[cfg.day]} {cfg.time} 发给 {len(people)} 位（全局 {leaders} 位，科室 {len(people) - leaders} 位）"
+
+
+def _redact(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return "（无法显示）"
+
+
+@app.command()
+def parse(file: Path = typer.Argument(..., help=".eml 文件"),
+          as_json: bool = typer.Option(False, "--json", help="输出一个 JSON 对象（UTF-8）"),
+          mailbox: str = typer.Option("", "--mailbox", "-m", help="当作收到这封邮件的邮箱（影响科室判断）"),
+          config: Path | None = ConfigOpt) -> None:
+    """读取一封邮件并显示机器人读到的内容和分类；不连接邮箱，也不写数据库。"""
+    from mailbot.read.parse import UnreadableMessage
+    from mailbot.read.parse import parse as parse_mail
+    from mailbot.routing import Directory
+
+    data = _read_file(file)
+    try:
+        mail = parse_mail(data)
+    except UnreadableMessage as exc:
+        err.print(f"无法读取：{file} 不是一封邮件（{exc}）")
+        raise typer.Exit(3)
+    summary = mail.to_json()
+    path = _config_path(config)
+    if config is not None or path.exists():  # classification needs the configured roster and rules
+        from mailbot.forms import load_templates
+        from mailbot.pipeline.parseworker import classify, make_job, reply_info
+
+        settings = _settings(config)
+        templates = load_templates(settings.forms_folder) if settings.campaigns else []
+        job = make_job(settings, Directory.from_settings(settings), templates, mailbox, clock.CLOCK.today(settings.tz))
+        summary["classification"] = classify(mail, job)[0].to_json()
+        summary["reply"] = reply_info(summary, summary["classification"], [d.name for d in settings.departments])
+    if as_json:
+        sys.stdout.write(json.dumps(summary, ensure_ascii=False, indent=2) + "\n")
+        return
+    _print_mail(mail, summary.get("classification"))
+
+
+def _read_file(file: Path) -> bytes:
+    try:
+        return file.read_bytes()
+    except FileNotFoundError:
+        err.print(f"找不到文件：{file}")
+        raise typer.Exit(2)
+    except OSError as exc:
+        err.print(f"无法读取文件 {file}：{exc.strerror}")
+        raise typer.Exit(2)
+
+
+def _print_mail(mail, classification: dict | None = None) -> None:
+    table = Table(show_header=False, box=None)
+    table.add_row("主题", mail.subject or "（无）")
+    table.add_row("发件人", f"{mail.from_.name} <{mail.from_.address}>")
+    table.add_row("收件人", "、".join(a.address for a in mail.to) or "（无）")
+    table.add_row("日期", mail.date.isoformat() if mail.date else "（无或无法识别）")
+    table.add_row("Message-ID", mail.message_id or "（无，按内容哈希识别）")
+    table.add_row("正文", (mail.text[:300] + ("…" if len(mail.text) > 300 else "")) or "（空）")
+    table.add_row("署名单位", mail.unit_signature or "（未识别）")
+    table.add_row("自动回复/退信", f"{'是' if mail.auto_reply else '否'} / {'是' if mail.bounce else '否'}")
+    out.print(table)
+    if mail.attachments:
+        att = Table(title="附件")
+        for col in ("文件名", "保存为", "大小", "实际类型", "转发邮件内"):
+            att.add_column(col)
+        for a in mail.attachments:
+            att.add_row(a.filename or "（无名）", a.safe_name, f"{a.size:,}", a.content_type,
+                        "是" if a.in_forwarded_message else "")
+        out.print(att)
+    for link in mail.large_attachment_links:
+        out.print(f"超大附件：{link.name}（{link.size}，{link.expires} 到期）{link.url or ''}")
+    for fwd in mail.forwarded_messages:
+        out.print(f"转发的邮件：{fwd.subject}（{fwd.from_.address if fwd.from_ else '发件人未知'}）")
+    for defect in mail.defects:
+        out.print(f"[yellow]修复[/yellow]：{defect}")
+    if classification:
+        kinds = {"submission": "新稿件", "reply": "回复", "resubmission": "修改稿", "form": "报表",
+                 "auto_reply": "自动回复", "bounce": "退信", "other": "其他"}
+        out.print(f"分类：{kinds.get(classification['kind'], classification['kind'])}；"
+                  f"单位：{classification['unit'] or '未知'}；科室：{classification['department'] or '—'}")
+        out.print(f"理由：{classification['reason']}")
+
+
+@app.command()
+def replay(file: Path = typer.Argument(..., help=".eml 文件"),
+           mailbox: str = typer.Option(..., "--mailbox", "-m", help="当作收到这封邮件的邮箱名"),
+           config: Path | None = ConfigOpt) -> None:
+    """把一封 .eml 当作刚收到的邮件走一遍流程（也用于修复后重新处理被隔离的邮件）。"""
+    from mailbot import pipeline
+    from mailbot.runtime import daemon
+
+    settings = _settings(config)
+    names = [b.name for b in settings.mailboxes]
+    if mailbox not in names:
+        err.print(f"没有名为 {mailbox} 的邮箱；配置中的邮箱有：{'、'.join(names)}")
+        raise typer.Exit(2)
+    data = _read_file(file)
+    rt = daemon.Runtime.build(settings)
+    row, outcome = pipeline.replay(rt.engine, rt.raws, data, mailbox, rt.processor)
+    rt.send_due()
+    words = {"parsed": "已存储并解析", "quarantined": "已存储，但无法处理，已隔离",
+             "duplicate": "这封邮件以前已收到并处理过，未重复处理", "retried+parsed": "被隔离的邮件已重新处理成功",
+             "retried+quarantined": "被隔离的邮件重新处理后仍然失败", "skipped": "正在由其他进程处理"}
+    out.print(f"{words.get(outcome, outcome)}（编号 {row.id}，状态 {row.status}）")
+    if row.reason:
+        out.print(f"原因：{row.reason}")
+    if row.status == "quarantined":
+        raise typer.Exit(1)
+
+
+@app.command()
+def show(tracking: str = typer.Argument(..., help="稿件编号，例如 KP-2026-0042"),
+         as_json: bool = typer.Option(False, "--json", help="输出 JSON"),
+         config: Path | None = ConfigOpt) -> None:
+    """显示一篇稿件的全部经过：登记、审核、决定、通知。"""
+    from mailbot.reviewing import history
+    from mailbot.runtime import daemon
+
+    rt = daemon.Runtime.build(_settings(config))
+    data = history.submission_history(rt.engine, rt.settings, tracking.strip().upper())
+    if data is None:
+        err.print(f"没有编号为 {tracking} 的稿件")
+        raise typer.Exit(1)
+    if as_json:
+        sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2, default=str) + "\n")
+        return
+    sub = data["submission"]
+    out.print(f"[bold]{sub['tracking']}[/bold]《{sub['title']}》 {sub['unit'] or '未知单位'} · {sub['department_name']} · "
+              f"状态：{history.STATUS.get(sub['status'], sub['status'])} · 第{sub['revision']}版")
+    out.print(f"分派理由：{sub['route_reason']}")
+    table = Table(title="经过")
+    for col in ("时间", "事件", "人", "说明"):
+        table.add_column(col, overflow="fold")
+    for item in data["history"]:
+        table.add_row(item["at"], history.EVENTS.get(item["kind"], item["kind"]), item["actor"] or "", item["detail"] or "")
+    out.print(table)
+    mails = Table(title="发出的邮件")
+    for col in ("时间", "类别", "收件人", "状态"):
+        mails.add_column(col)
+    for m in data["mail"]:
+        mails.add_row(m["created_at"], m["kind"], m["to"], m["status"] + (f"（{m['error']}）" if m["error"] else ""))
+    out.print(mails)
+
+
+@forms_app.command("check")
+def forms_check(file: Path = typer.Argument(..., help="报表文件（.docx .doc .xlsx .xls .wps .et .csv .pdf）"),
+                template: str | None = typer.Option(None, "--template", "-t", help="只按这个模板读取"),
+                as_json: bool = typer.Option(False, "--json", help="输出一个 JSON 对象（UTF-8）"),
+                folder: Path | None = typer.Option(None, "--forms", help="表单模板目录（默认配置中的 forms_folder）"),
+                config: Path | None = ConfigOpt) -> None:
+    """显示机器人从一个报表文件读到的内容（与邮件附件走同一段代码）。"""
+    from zoneinfo import ZoneInfo
+
+    from mailbot.config import Settings
+    from mailbot.forms import TemplateError, load_templates, read_form
+
+    tz = ZoneInfo(Settings.model_fields["timezone"].default)
+    if folder is None:
+        path = _config_path(config)
+        if config is not None or path.exists():
+            settings = _settings(config)
+            folder, tz = settings.forms_folder, settings.tz
+        else:
+            folder = Path("config/forms")
+    try:
+        templates = load_templates(folder)
+    except TemplateError as exc:
+        err.print(f"表单模板有问题：{exc}")
+        raise typer.Exit(2)
+    if template:
+        templates = [t for t in templates if t.name == template]
+        if not templates:
+            err.print(f"没有名为 {template} 的表单模板（{folder}）")
+            raise typer.Exit(2)
+    result = read_form(_read_file(file), file.name, templates, today=clock.CLOCK.today(tz))
+    if as_json:
+        sys.stdout.write(result.to_json() + "\n")
+        return
+    out.print(f"模板：{result.template or '未识别'}（{result.form_type or '—'}）；格式：{result.format}；"
+              f"数据 {len(result.items)} 行；问题 {len(result.errors)} 处")
+    for key, value in result.header.items():
+        out.print(f"  {key}：{value if value is not None else '（未填）'}")
+    if result.items:
+        table = Table()
+        for col in result.columns:
+            table.add_column(col)
+        for row in result.rows[:50]:
+            table.add_row(*[("" if row.get(c) is None else str(row.get(c))) for c in result.columns])
+        out.print(table)
+    for e in result.errors:
+        out.print(f"[red]问题[/red]：{e.message}")
+    for w in result.warnings:
+        out.print(f"[yellow]注意[/yellow]：{w}")
+
+
+@app.command()
+def export(campaign: str = typer.Argument(..., help="活动（campaign）的 key"),
+           output: Path = typer.Option(..., "-o", "--output", help="写入的 Excel 文件"),
+           as_json: bool = typer.Option(False, "--json", help="输出 JSON（文件路径和行数、单位数、未报单位数）"),
+           config: Path | None = ConfigOpt) -> None:
+    """导出一个报表活动的汇总 Excel：全部数据（含来源）、按单位和县区的合计、未报单位。"""
+    from mailbot.campaigns import collecting
+    from mailbot.forms import load_templates
+    from mailbot.runtime import daemon
+
+    settings = _settings(config)
+    keys = [c.key for c in settings.campaigns]
+    if campaign not in keys:
+        err.print(f"没有名为 {campaign} 的报表活动；配置中有：{'、'.join(keys) or '（无）'}")
+        raise typer.Exit(2)
+    template = {t.name: t for t in load_templates(settings.forms_folder)}.get(settings.campaign(campaign).template)
+    if template is None:
+        err.print(f"找不到活动使用的表单模板 {settings.campaign(campaign).template}（{settings.forms_folder}）")
+        raise typer.Exit(2)
+    rt = daemon.Runtime.build(settings)
+    with err.status(f"正在导出 {campaign}……"):
+        counts = collecting.export(rt.engine, settings, campaign, template, output, clock.now())
+    if as_json:
+        sys.stdout.write(json.dumps({"campaign": campaign, "path": str(output), **counts}, ensure_ascii=False) + "\n")
+        return
+    out.print(f"已导出 {output}：{counts['units']} 个单位的 {counts['rows']} 行数据，未报单位 {counts['missing']} 个。")
+
+
+@review_app.command("held")
+def review_held(config: Path | None = ConfigOpt) -> None:
+    """列出因发件地址未登记或验证失败而暂缓执行的审核回复。"""
+    from sqlmodel import Session
+
+    from mailbot import reviewing
+    from mailbot.runtime import daemon
+
+    rt = daemon.Runtime.build(_settings(config))
+    with Session(rt.engine) as session:
+        rows = reviewing.held(session)
+    if not rows:
+        out.print("没有待确认的审核回复。")
+        return
+    table = Table(title="待确认的审核回复")
+    for col in ("编号", "时间", "发件人", "说明"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(str(r["inbound_id"]), str(r["at"])[:19], r["actor"] or "", r["detail"] or "")
+    out.print(table)
+    out.print("确认无误后执行：mailbot review confirm 编号")
+
+
+@review_app.command("confirm")
+def review_confirm(inbound_id: int = typer.Argument(..., help="mailbot review held 列出的编号"),
+                   operator: str = typer.Option(os.environ.get("USER", "operator"), "--by", help="确认人"),
+                   config: Path | None = ConfigOpt) -> None:
+    """确认一封暂缓的审核回复，并执行其中的意见。"""
+    from sqlmodel import Session
+
+    from mailbot import filing, reviewing
+    from mailbot.runtime import daemon
+
+    rt = daemon.Runtime.build(_settings(config))
+    with Session(rt.engine) as session:
+        ctx = filing.Context(rt.settings, rt.processor.directory, rt.raws.root, clock.now())
+        message = reviewing.confirm_held(session, ctx, inbound_id, operator)
+        session.commit()
+    rt.send_due()
+    out.print(message)
+    if not message.startswith("已执行"):
+        raise typer.Exit(1)
+
+
+@units_app.command("import")
+def units_import(file: Path = typer.Argument(..., help="Excel 名册（.xlsx）或 .csv"),
+                 roster: Path | None = typer.Option(None, "--roster", help="写入的名册文件（默认配置中的 roster）"),
+                 config: Path | None = ConfigOpt) -> None:
+    """从办公室现有的 Excel 名册导入单位（按单位名称合并，已有的不会丢）。"""
+    from mailbot.read import roster as roster_mod
+
+    target = roster
+    if target is None:
+        target = _settings(config).roster
+        if target is None:
+            err.print("配置中没有 roster（单位名册文件）；请用 --roster 指定写入哪个文件")
+            raise typer.Exit(2)
+    if not file.exists():
+        err.print(f"找不到文件：{file}")
+        raise typer.Exit(2)
+    try:
+        result = roster_mod.read_workbook(file)
+    except Exception as exc:  # not a workbook, encrypted, damaged
+        err.print(f"无法读取 {file}：不是可读的 Excel/CSV 文件（{exc.__class__.__name__}）")
+        raise typer.Exit(2)
+    for problem in result.problems:
+        err.print(f"[yellow]注意[/yellow]：{problem}")
+    if not result.units:
+        err.print("没有导入任何单位。")
+        raise typer.Exit(1)
+    units, added, updated = roster_mod.merge(roster_mod.load_units(target), result.units)
+    roster_mod.write_roster(target, units)
+    out.print(f"已导入 {file.name}：新增 {added} 个单位，更新 {updated} 个，名册共 {len(units)} 个单位（{target}）。")
+
+
+@db_app.command("upgrade")
+def db_upgrade(config: Path | None = ConfigOpt) -> None:
+    """把数据库结构升级到最新。"""
+    from mailbot.store import make_engine, schema
+
+    settings = _settings(config)
+    settings.storage.mkdir(parents=True, exist_ok=True)
+    engine = make_engine(settings.db_url)
+    before = schema.current_revision(engine)
+    schema.upgrade(engine)
+    out.print(f"数据库结构已是最新：{before or '空'} → {schema.head_revision()}")
+
+
+@db_app.command("current")
+def db_current(config: Path | None = ConfigOpt) -> None:
+    """显示数据库结构的当前版本。"""
+    from mailbot.store import make_engine, schema
+
+    engine = make_engine(_settings(config).db_url)
+    current, head = schema.current_revision(engine), schema.head_revision()
+    out.print(f"当前 {current or '空'}，最新 {head}" + ("" if current == head else "（请运行 mailbot db upgrade）"))
+
+
+@app.command()
+def demo(keep: bool = typer.Option(False, "--keep", help="结束后保留演示数据目录"),
+         storage: Path = typer.Option(Path("demo-var"), help="演示数据目录（每次重新创建）")) -> None:
+    """演示：启动本机邮件服务器，投递样例邮件，运行机器人一轮并显示结果。"""
+    try:  # the demo and its mail servers live in the checkout (devtools/), not in the installed package
+        from devtools import demo as demo_mod
+    except ImportError:
+        err.print("演示只能在源代码目录中运行：请在 mailbot 的代码目录下执行 bash scripts/demo.sh")
+        raise typer.Exit(2)
+
+    _logging(verbose=False)
+    console = out if out.is_terminal else Console(highlight=False, width=140)
+    demo_mod.run(storage, keep=keep, console=console)
+
+
+def main() -> None:
+    """Entry point: every known failure becomes one Chinese line and an exit code."""
+    from sqlalchemy.exc import OperationalError
+
+    from mailbot.config import ConfigError
+    from mailbot.ingest import MailboxError
+    from mailbot.store.schema import SchemaOutOfDate
+
+    try:
+        clock.CLOCK.load_env()
+    except clock.ClockError as exc:
+        err.print(f"环境变量 {exc} 不是一个时间，请写成 2026-12-20T09:00:00+08:00 的形式，或删去它")
+        sys.exit(2)
+    try:
+        # Without standalone mode click returns an Exit's code instead of raising it.
+        code = app(standalone_mode=False)
+        sys.exit(code if isinstance(code, int) else 0)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except ConfigError as exc:
+        err.print(f"配置有 {len(exc.problems)} 处问题：")
+        for problem in exc.problems:
+            err.print(f"  - {problem}")
+        sys.exit(2)
+    except MailboxError as exc:
+        err.print(exc.message)
+        sys.exit(2)
+    except SchemaOutOfDate as exc:
+        err.print(str(exc))
+        sys.exit(2)
+    except OperationalError as exc:
+        err.print(f"无法使用数据库：{str(exc.orig).strip().splitlines()[0] if exc.orig else exc}")
+        _debug()
+        sys.exit(2)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except Exception as exc:  # the last line of defence: a sentence, not a traceback
+        # typer vendors click: recognise its usage errors by shape, not by import
+        if hasattr(exc, "show") and hasattr(exc, "exit_code"):
+            exc.show()
+            sys.exit(exc.exit_code)
+        if type(exc).__name__ == "Abort":
+            sys.exit(1)
+        err.print(f"出现了意外错误（{exc.__class__.__name__}）。请把这条信息和日志发给维护人员。")
+        _debug()
+        sys.exit(1)
+
+
+def _debug() -> None:
+    if os.environ.get("MAILBOT_DEBUG"):
+        import traceback
+
+        traceback.print_exc()
