@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import os
 import re
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
@@ -22,8 +21,8 @@ from mailbot import outbox, reviewing
 from mailbot.campaigns import collecting
 from mailbot.config import Settings
 from mailbot.models import aware
+from mailbot.office import Context
 from mailbot.read.parse import safe_name, unique_name
-from mailbot.routing import Directory
 from mailbot.store import (
     InboundMessage,
     MessageCopy,
@@ -37,16 +36,6 @@ from mailbot.store import (
 log = logging.getLogger("mailbot.filing")
 _OUR_ID = re.compile(rb"<mailbot\.[^<>\s]+>")
 _ADDRESS = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+$")
-
-
-@dataclass
-class Context:
-    """What filing needs, built once by the runtime."""
-
-    settings: Settings
-    directory: Directory
-    storage: Path
-    now: datetime
 
 
 def allocate_tracking(session: Session, prefix: str, year: int) -> str:

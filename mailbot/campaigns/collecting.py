@@ -85,7 +85,7 @@ def _remind_unit(session, ctx, campaign, due) -> int:
     elif blank:
         log_event(session, "form-template-missing", f"{campaign.key}: {blank} is gone; reminder sent without it")
     subject, text, _ = outbox.render(
-        "form-reminder", unit=unit.name, campaign=campaign.name, form=form_title(settings, campaign.template),
+        "form-reminder", unit=unit.name, campaign=campaign.name, form=form_title(ctx, campaign.template),
         deadline=f"{due.deadline.month}月{due.deadline.day}日", inclusive=audience.inclusive,
         days=(due.deadline - ctx.now.astimezone(settings.tz).date()).days,  # the offset's day may have moved
         attached=bool(attachments), stamped=campaign.require_stamped, organisation=settings.organisation,
@@ -104,7 +104,7 @@ def _missing_list(session, ctx, campaign, missing) -> int:
     dept = settings.department(campaign.department)
     box = settings.mailbox(dept.mailbox or settings.mailboxes[0].name)
     items = [{"unit": m.unit, "audience": m.audience, "deadline": m.deadline.isoformat()} for m in missing]
-    subject, text, _ = outbox.render("form-missing", form=form_title(settings, campaign.template), campaign=campaign.name,
+    subject, text, _ = outbox.render("form-missing", form=form_title(ctx, campaign.template), campaign=campaign.name,
                                      key=campaign.key,
                                      count=len(items), missing=items, department=dept.name)
     out = outbox.Outgoing(kind="form-missing", mailbox=box.name, from_name="mailbot", from_address=box.email,
@@ -115,11 +115,9 @@ def _missing_list(session, ctx, campaign, missing) -> int:
     return 1
 
 
-def form_title(settings, template: str) -> str:
+def form_title(ctx, template: str) -> str:
     """The form's own title (临沂科协微信公众号关注情况统计表), as units know it; else the template name."""
-    from mailbot.forms import find_template
-
-    found = find_template(settings.forms_folder, template)
+    found = ctx.template(template)
     return found.title if found and found.title else template
 
 
@@ -358,7 +356,7 @@ def _form_reply(session, ctx, campaign, result, ret, audience, complete: bool, f
         errors = ["没有读到数据行，请确认表格内容已填写"]
     missing_stamp = campaign.require_stamped and not ret.stamped
     subject, text, _ = outbox.render(
-        "form-reply", valid=ret.valid, form=result["form_type"] or form_title(settings, campaign.template),
+        "form-reply", valid=ret.valid, form=result["form_type"] or form_title(ctx, campaign.template),
         rows=len(result["rows"]),
         version=ret.version, unit=ret.unit or "您好", filename=filename or ret.filename, errors=errors, totals=totals,
         warnings=result["warnings"], missing_stamp=missing_stamp, missing_form=missing_form,

@@ -22,8 +22,9 @@ from sqlalchemy import bindparam, insert, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
-from mailbot import clock, filing, routing
+from mailbot import clock, filing
 from mailbot.models import RawMail
+from mailbot.office import Office
 from mailbot.pipeline import parseworker
 from mailbot.read import parse as parser
 from mailbot.store import (
@@ -197,12 +198,14 @@ class Processor:
     """
 
     def __init__(self, engine, raws: RawStore, workers: int = 0, timeout: float = 300.0,
-                 settings=None, on_outbox=None):
+                 settings=None, on_outbox=None, office: Office | None = None):
         self.engine, self.raws, self.workers, self.timeout = engine, raws, workers, timeout
-        self.settings, self.on_outbox = settings, on_outbox
+        self.on_outbox = on_outbox
         self.clock = clock.now  # what filing, review and forms take as "now" (tests move it)
-        self.directory = routing.Directory.from_settings(settings) if settings is not None else None
-        self._templates = None
+        # without settings (tests of ingestion alone) messages are parsed, not classified
+        self.office = office or (Office.load(settings) if settings is not None else None)
+        self.settings = self.office.settings if self.office else None
+        self.directory = self.office.directory if self.office else None
         self.pool = None
         self.inflight: dict[int, tuple[object, float, str, str]] = {}
         self.lock = threading.RLock()
@@ -231,24 +234,14 @@ class Processor:
     def job(self, inbound_id: int, mailbox: str) -> dict | None:
         if self.directory is None:
             return None
-        return parseworker.make_job(self.settings, self.directory, self.templates, mailbox,
+        return parseworker.make_job(self.settings, self.directory, self.office.templates, mailbox,
                                     self.clock().astimezone(self.settings.tz).date(),  # the year of 12月20日
                                     str(self.raws.root / "staging" / str(inbound_id)))
-
-    @property
-    def templates(self) -> list:
-        if self._templates is None:
-            self._templates = []
-            if self.settings is not None and self.settings.campaigns:
-                from mailbot.forms import load_templates
-
-                self._templates = load_templates(self.settings.forms_folder)
-        return self._templates
 
     def record(self, results: list[tuple]) -> list[str]:
         ctx = None
         if self.settings is not None:
-            ctx = filing.Context(self.settings, self.directory, self.raws.root, self.clock())
+            ctx = self.office.at(self.clock())
         outcomes, queued = record_results(self.engine, results, ctx)
         if queued and self.on_outbox is not None:
             self.on_outbox()

@@ -7,10 +7,8 @@ decision and every mail it causes commit together.
 from __future__ import annotations
 
 import logging
-import os
 import secrets
 from datetime import timedelta
-from pathlib import Path
 from urllib.parse import quote
 
 from sqlmodel import Session, select
@@ -28,20 +26,6 @@ from mailbot.store import (
 
 log = logging.getLogger("mailbot.reviewing")
 WORDS = {"approve": "通过", "return": "退回", "reroute": "转"}
-
-
-def review_secret(settings) -> bytes:
-    """The HMAC key for tokens: from the environment, else a private file in storage."""
-    value = os.environ.get(settings.review.secret_env)
-    if value:
-        return value.encode()
-    path = Path(settings.storage) / "review.secret"
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(secrets.token_hex(32))
-    return path.read_text().strip().encode()
 
 
 def _dept_box(settings, dept_key: str):
@@ -66,7 +50,7 @@ def start_stage(session: Session, ctx, sub: Submission, stage: int, body: str = 
     previous = _changes(session, sub, files) if sub.revision > 1 else None
     for who in step.reviewers:
         person = settings.reviewer(who)
-        token = review.make_token(review_secret(settings), sub.tracking, sub.revision, stage, who, secrets.token_hex(8))
+        token = review.make_token(ctx.secret, sub.tracking, sub.revision, stage, who, secrets.token_hex(8))
         reply_to = box.email.replace("@", f"+{token}@") if settings.review.plus_addressing else box.email
         message_id = f"<mailbot.review.{sub.tracking}.{token}@{settings.mail_domain}>"
         session.add(ReviewTask(submission_id=sub.id, revision=sub.revision, department=sub.department, stage=stage,

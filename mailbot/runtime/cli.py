@@ -360,12 +360,12 @@ def review_confirm(inbound_id: int = typer.Argument(..., help="mailbot review he
     """确认一封暂缓的审核回复，并执行其中的意见。"""
     from sqlmodel import Session
 
-    from mailbot import filing, reviewing
+    from mailbot import reviewing
     from mailbot.runtime import daemon
 
     rt = daemon.Runtime.build(_settings(config))
     with Session(rt.engine) as session:
-        ctx = filing.Context(rt.settings, rt.processor.directory, rt.raws.root, clock.now())
+        ctx = rt.office.at(clock.now())
         message = reviewing.confirm_held(session, ctx, inbound_id, operator)
         session.commit()
     rt.send_due()

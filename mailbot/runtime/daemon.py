@@ -18,6 +18,7 @@ from imapclient.exceptions import IMAPClientError
 
 from mailbot import clock, ingest, outbox, pipeline
 from mailbot.config import Mailbox, Settings
+from mailbot.office import Office
 from mailbot.pipeline import Counts, sync
 from mailbot.store import RawStore, make_engine, schema
 
@@ -31,6 +32,7 @@ class Runtime:
     settings: Settings
     engine: object
     raws: RawStore
+    office: Office | None = None  # settings, directory, form templates, review secret: loaded once
     processor: pipeline.Processor | None = None
     totals: Counts = field(default_factory=Counts)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -45,9 +47,9 @@ class Runtime:
         engine = make_engine(settings.db_url)
         schema.ensure_current(engine, auto_upgrade_sqlite=upgrade_sqlite)
         raws = RawStore(settings.storage)
-        rt = cls(settings=settings, engine=engine, raws=raws)
+        rt = cls(settings=settings, engine=engine, raws=raws, office=Office.load(settings))
         rt.processor = pipeline.Processor(engine, raws, settings.parse_workers, settings.parse_timeout,
-                                          settings=settings, on_outbox=rt.mail_due.set)
+                                          on_outbox=rt.mail_due.set, office=rt.office)
         rt.processor.clock = lambda: rt.clock()
         return rt
 
@@ -55,11 +57,11 @@ class Runtime:
         """Queue what the clock makes due: review reminders and campaign reminders."""
         from sqlmodel import Session
 
-        from mailbot import filing, reviewing
+        from mailbot import reviewing
         from mailbot.campaigns import collecting
 
         with Session(self.engine) as session:
-            ctx = filing.Context(self.settings, self.processor.directory, self.raws.root, now or self.clock())
+            ctx = self.office.at(now or self.clock())
             queued = reviewing.chase_reviews(session, ctx) + collecting.remind(session, ctx)
             session.commit()
         if queued:
