@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.table import Table
 
 from mailbot import clock
-from mailbot.runtime.clikit import ConfigOpt, err, out
+from mailbot.runtime.clikit import ConfigOpt, database, err, out
 from mailbot.runtime.clikit import config_path as _config_path
 from mailbot.runtime.clikit import settings as _settings
 from mailbot.runtime.opscli import ops
@@ -358,17 +358,19 @@ def review_confirm(inbound_id: int = typer.Argument(..., help="mailbot review he
                    operator: str = typer.Option(os.environ.get("USER", "operator"), "--by", help="确认人"),
                    config: Path | None = ConfigOpt) -> None:
     """确认一封暂缓的审核回复，并执行其中的意见。"""
+    import asyncio
+
     from sqlmodel import Session
 
-    from mailbot import reviewing
-    from mailbot.runtime import daemon
+    from mailbot import outbox, reviewing
+    from mailbot.office import Office
 
-    rt = daemon.Runtime.build(_settings(config))
-    with Session(rt.engine) as session:
-        ctx = rt.office.at(clock.now())
-        message = reviewing.confirm_held(session, ctx, inbound_id, operator)
+    settings = _settings(config)
+    engine = database(settings)  # the database and the office alone: no readers, no parse workers
+    with Session(engine) as session:
+        message = reviewing.confirm_held(session, Office.load(settings).at(clock.now()), inbound_id, operator)
         session.commit()
-    rt.send_due()
+    asyncio.run(outbox.drain(engine, settings, clock.now()))
     out.print(message)
     if not message.startswith("已执行"):
         raise typer.Exit(1)

@@ -23,3 +23,13 @@ def settings(path: Path | None, check_secrets: bool = False):
     from mailbot.config import load
 
     return load(config_path(path), check_secrets=check_secrets)
+
+
+def database(settings):
+    """The engine of the configured database, its schema checked (SQLite upgrades itself)."""
+    from mailbot.store import make_engine, schema
+
+    settings.storage.mkdir(parents=True, exist_ok=True)
+    engine = make_engine(settings.db_url)
+    schema.ensure_current(engine, auto_upgrade_sqlite=True)
+    return engine

@@ -17,7 +17,7 @@ from rich.table import Table
 
 from mailbot import clock
 from mailbot.models import aware as _aware
-from mailbot.runtime.clikit import ConfigOpt, JsonOpt, err, out
+from mailbot.runtime.clikit import ConfigOpt, JsonOpt, database, err, out
 from mailbot.runtime.clikit import settings as load_settings
 
 ops = typer.Typer()
@@ -27,15 +27,6 @@ STATUS_WORDS = {"待审": ("received", "reviewing"), "审核中": ("reviewing",)
                 "received": ("received",), "reviewing": ("reviewing",), "approved": ("approved",),
                 "returned": ("returned",)}
 STATUS_NAMES = {"received": "已登记", "reviewing": "审核中", "approved": "已通过", "returned": "已退回"}
-
-
-def _engine(settings):
-    from mailbot.store import make_engine, schema
-
-    settings.storage.mkdir(parents=True, exist_ok=True)
-    engine = make_engine(settings.db_url)
-    schema.ensure_current(engine, auto_upgrade_sqlite=True)
-    return engine
 
 
 def _local(value: datetime | None, tz, fmt: str = "%Y-%m-%d %H:%M") -> str:
@@ -77,7 +68,7 @@ def status(as_json: bool = JsonOpt, config: Path | None = ConfigOpt) -> None:
     from mailbot.store import DigestRun
 
     settings = load_settings(config)
-    engine, now, tz = _engine(settings), clock.now(), settings.tz
+    engine, now, tz = database(settings), clock.now(), settings.tz
     with Session(engine) as session:
         data = stats.status(session, settings, now)
         data["held_replies"] = len(reviewing.held(session))
@@ -173,7 +164,7 @@ def list_(state: str | None = typer.Option(None, "--status", "-s", help="待审 
         raise typer.Exit(2)
     settings = load_settings(config)
     filters = _list_filters(settings, state, dept, unit, since)
-    engine, now, tz = _engine(settings), clock.now(), settings.tz
+    engine, now, tz = database(settings), clock.now(), settings.tz
     waiting = state is not None and set(STATUS_WORDS[state]) <= {"received", "reviewing"}
     order = Submission.created_at.asc() if waiting else Submission.created_at.desc()
     names = {d.key: d.name for d in settings.departments}
@@ -277,7 +268,7 @@ def digest(preview: bool = typer.Option(False, "--preview", help="生成周报 H
     except ValueError:
         err.print(f"看不懂 {week}；请写成 2026-W47 这样（年份-W周数）")
         raise typer.Exit(2)
-    engine = _engine(settings)
+    engine = database(settings)
     if send:
         _send(engine, settings, period, now, as_json)
     else:
