@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from sqlmodel import Session, select
 from mailbot import outbox, reviewing
 from mailbot.campaigns import collecting
 from mailbot.config import Settings
-from mailbot.models import aware
+from mailbot.models import Mail, Route, Staged, aware
 from mailbot.office import Context
 from mailbot.read.parse import safe_name, unique_name
 from mailbot.store import (
@@ -54,45 +55,45 @@ def allocate_tracking(session: Session, prefix: str, year: int) -> str:
     return f"{prefix}-{year}-{value:04d}"
 
 
-def handle(session: Session, ctx: Context, row: InboundMessage, summary: dict, route: dict,
-           staged: list[dict]) -> None:
+def handle(session: Session, ctx: Context, row: InboundMessage, mail: Mail, route: Route,
+           staged: tuple[Staged, ...]) -> None:
     """Act on one classified message (HANDLERS by kind); other kinds are only recorded."""
-    handler = HANDLERS.get(route["kind"])
+    handler = HANDLERS.get(route.kind)
     if handler is not None:
-        handler(session, ctx, row, summary, route, staged)
+        handler(session, ctx, row, mail, route, staged)
     for item in staged:  # what no handler took (e.g. a reply's signature image)
-        Path(item["staged"]).unlink(missing_ok=True)
+        Path(item.path).unlink(missing_ok=True)
 
 
-def file_submission(session, ctx: Context, row, summary, route, staged) -> Submission:
+def file_submission(session, ctx: Context, row, mail: Mail, route: Route, staged) -> Submission:
     settings = ctx.settings
-    dept = settings.department(route["department_key"])
+    dept = settings.department(route.department)
     # The year the robot received it: a 稿件 kept at 12-31 23:59 and filed after midnight is
     # still one of that year's (KP-2026-…), as its receipt-to-be says.
     local = aware(row.received_at or ctx.now).astimezone(settings.tz)
     tracking = allocate_tracking(session, dept.prefix, local.year)
-    unit_dir = safe_name(route["unit"] or settings.filing.unknown_unit_folder, 1, "")
+    unit_dir = safe_name(route.unit or settings.filing.unknown_unit_folder, 1, "")
     folder = f"{local.year}/{safe_name(dept.name, 1, '')}/{unit_dir}/{tracking}"
-    sub = Submission(tracking=tracking, department=dept.key, unit=route["unit"], unit_known=route["unit_known"],
-                     title=_title(summary), sender=_reply_address(summary), sender_name=summary["from"]["name"] or None,
-                     mailbox=row.first_mailbox, route_reason=route["reason"], inbound_id=row.id, folder=folder,
+    sub = Submission(tracking=tracking, department=dept.key, unit=route.unit, unit_known=route.unit_known,
+                     title=_title(mail), sender=_reply_address(mail), sender_name=mail.from_.name or None,
+                     mailbox=row.first_mailbox, route_reason=route.reason, inbound_id=row.id, folder=folder,
                      oversized=row.size > settings.filing.max_message_bytes, created_at=ctx.now, updated_at=ctx.now)
     session.add(sub)
     session.flush()
     files = _place_files(session, ctx, sub, staged, folder, revision=1)
-    _target_folder(session, ctx, row, route)
-    log_event(session, "filed", f"{tracking}: {route['reason']}", inbound_id=row.id, submission_id=sub.id)
-    _receipt(session, ctx, sub, row, summary, files)
-    reviewing.start_stage(session, ctx, sub, 0, summary["text"])
+    _target_folder(session, ctx, row, route.unit)
+    log_event(session, "filed", f"{tracking}: {route.reason}", inbound_id=row.id, submission_id=sub.id)
+    _receipt(session, ctx, sub, row, mail, files)
+    reviewing.start_stage(session, ctx, sub, 0, mail.text)
     return sub
 
 
-def file_resubmission(session, ctx: Context, row, summary, route, staged) -> Submission:
+def file_resubmission(session, ctx: Context, row, mail: Mail, route: Route, staged) -> Submission:
     """A revised version for an existing tracking number: revision n+1 of the same 稿件."""
-    sub = session.exec(select(Submission).where(Submission.tracking == route["tracking"])).first()
+    sub = session.exec(select(Submission).where(Submission.tracking == route.tracking)).first()
     if sub is None:  # a number we never issued: treat it as a new 稿件
-        dept_key = route.get("department_key") or ctx.directory.unknown
-        return file_submission(session, ctx, row, summary, {**route, "department_key": dept_key}, staged)
+        dept_key = route.department or ctx.directory.unknown
+        return file_submission(session, ctx, row, mail, replace(route, department=dept_key), staged)
     sub.revision += 1
     sub.status = "received"
     sub.updated_at = ctx.now
@@ -101,41 +102,37 @@ def file_resubmission(session, ctx: Context, row, summary, route, staged) -> Sub
                                                       ReviewTask.status == "open")).all():
         task.status = "closed"  # the old revision's open reviews end here
     files = _place_files(session, ctx, sub, staged, f"{sub.folder}/v{sub.revision}", sub.revision)
-    _target_folder(session, ctx, row, {**route, "unit": sub.unit})
+    _target_folder(session, ctx, row, sub.unit)
     log_event(session, "resubmitted", f"{sub.tracking} revision {sub.revision}", inbound_id=row.id,
               submission_id=sub.id)
-    _receipt(session, ctx, sub, row, summary, files)
-    reviewing.start_stage(session, ctx, sub, 0, summary["text"])
+    _receipt(session, ctx, sub, row, mail, files)
+    reviewing.start_stage(session, ctx, sub, 0, mail.text)
     return sub
 
 
-def note_bounce(session, ctx: Context, row, summary, route, staged) -> None:
+def note_bounce(session, ctx: Context, row, mail: Mail, route: Route, staged) -> None:
     """A bounce that names one of our messages marks that outbox row failed, visibly."""
     raw = (ctx.storage / row.raw_path).read_bytes()
     ids = sorted({m.decode("ascii", "replace") for m in _OUR_ID.findall(raw)})
     if ids:
-        outbox.mark_bounced(session, ids, route["reason"])
+        outbox.mark_bounced(session, ids, route.reason)
 
 
 HANDLERS = {"submission": file_submission, "resubmission": file_resubmission, "bounce": note_bounce,
-            "reply": lambda session, ctx, row, summary, route, staged:
-            reviewing.handle_reply(session, ctx, row, summary, route, staged),
-            "form": lambda session, ctx, row, summary, route, staged:
-            collecting.handle_form(session, ctx, row, summary, route, staged)}
+            "reply": reviewing.handle_reply, "form": collecting.handle_form}
 
 
-def _title(summary: dict) -> str:
+def _title(mail: Mail) -> str:
     from mailbot.routing import clean_title
 
-    return clean_title(summary["subject"])[:500]
+    return clean_title(mail.subject)[:500]
 
 
-def _reply_address(summary: dict) -> str:
-    reply_to = summary.get("reply_to") or []
-    return (reply_to[0]["address"] if reply_to else summary["from"]["address"]).strip()
+def _reply_address(mail: Mail) -> str:
+    return (mail.reply_to[0].address if mail.reply_to else mail.from_.address).strip()
 
 
-def _place_files(session, ctx: Context, sub: Submission, staged: list[dict], folder: str,
+def _place_files(session, ctx: Context, sub: Submission, staged: tuple[Staged, ...], folder: str,
                  revision: int) -> list[dict]:
     """Move staged attachments into the 稿件's folder: safe names, nothing overwritten
     (a same-named different file gets ' (2)'), the sender's name kept in the database."""
@@ -144,17 +141,17 @@ def _place_files(session, ctx: Context, sub: Submission, staged: list[dict], fol
     taken = {p.name for p in target.iterdir()}
     placed = []
     for item in staged:
-        name = item["safe_name"]
+        name = item.safe_name
         dest = target / name
-        if name in taken and not _same_file(dest, item["size"], item["sha256"]):
+        if name in taken and not _same_file(dest, item.size, item.sha256):
             name = unique_name(name, taken)
             dest = target / name
-        os.replace(item["staged"], dest)
+        os.replace(item.path, dest)
         taken.add(name)
-        session.add(SubmissionFile(submission_id=sub.id, revision=revision, filename=item["filename"] or name,
-                                   path=f"{folder}/{name}", size=item["size"], sha256=item["sha256"],
-                                   content_type=item["content_type"]))
-        placed.append({"name": item["filename"] or name, "size": item["size"]})
+        session.add(SubmissionFile(submission_id=sub.id, revision=revision, filename=item.filename or name,
+                                   path=f"{folder}/{name}", size=item.size, sha256=item.sha256,
+                                   content_type=item.content_type))
+        placed.append({"name": item.filename or name, "size": item.size})
     return placed
 
 
@@ -164,11 +161,11 @@ def _same_file(path: Path, size: int, sha256: str) -> bool:
     return path.stat().st_size == size and hashlib.sha256(path.read_bytes()).hexdigest() == sha256
 
 
-def _target_folder(session, ctx: Context, row, route) -> None:
+def _target_folder(session, ctx: Context, row, unit: str | None) -> None:
     cfg = ctx.settings.filing
     if not cfg.move_to_unit_folder:
         return
-    folder = f"{cfg.folder_prefix}/{route['unit'] or cfg.unknown_unit_folder}".replace(".", "_")
+    folder = f"{cfg.folder_prefix}/{unit or cfg.unknown_unit_folder}".replace(".", "_")
     session.execute(update(MessageCopy).where(MessageCopy.inbound_id == row.id).values(target_folder=folder))
 
 
@@ -179,16 +176,16 @@ def human_size(size: int) -> str:
     return f"{size} 字节"
 
 
-def _receipt(session, ctx: Context, sub: Submission, row, summary: dict, files: list[dict]) -> None:
+def _receipt(session, ctx: Context, sub: Submission, row, mail: Mail, files: list[dict]) -> None:
     if not _ADDRESS.match(sub.sender):
         log_event(session, "receipt-skipped", f"{sub.tracking}: sender address {sub.sender!r} cannot be mailed",
                   inbound_id=row.id)
         return
-    out = plan_receipt(ctx.settings, sub, row.first_mailbox, row.size, summary, files, ctx.now)
+    out = plan_receipt(ctx.settings, sub, row.first_mailbox, row.size, mail, files, ctx.now)
     outbox.enqueue(session, out, ctx.settings.outbox, ctx.now, submission_id=sub.id, inbound_id=row.id)
 
 
-def plan_receipt(settings: Settings, sub: Submission, mailbox: str, size: int, summary: dict,
+def plan_receipt(settings: Settings, sub: Submission, mailbox: str, size: int, mail: Mail,
                  files: list[dict], now: datetime, token: str | None = None) -> outbox.Outgoing:
     """The receipt (回执) for a filed 稿件, from the mailbox it arrived in, threaded under
     the unit's message. `token` fixes the Message-ID (golden files)."""
@@ -200,15 +197,15 @@ def plan_receipt(settings: Settings, sub: Submission, mailbox: str, size: int, s
     subject, text, html = outbox.render(
         "receipt", tracking=sub.tracking, title=sub.title, revision=sub.revision, unit=sub.unit,
         department=dept.name, organisation=settings.organisation, received=received,
-        greeting=sub.unit or summary["from"]["name"] or "您好",
+        greeting=sub.unit or mail.from_.name or "您好",
         files=[{"name": f["name"], "size": human_size(f["size"])} for f in files],
-        links=summary.get("large_attachment_links", []), oversized=sub.oversized, size=human_size(size))
-    refs = tuple(summary.get("references") or ()) + ((summary["message_id"],) if summary["message_id"] else ())
+        links=mail.large_attachment_links, oversized=sub.oversized, size=human_size(size))
+    refs = mail.references + ((mail.message_id,) if mail.message_id else ())
     return outbox.Outgoing(
         kind="receipt", mailbox=arrived.name,
         from_name=sender_dept.sender_name or f"{settings.organisation}{sender_dept.name}",
         from_address=arrived.email, to_name="", to_address=sub.sender, subject=subject, text=text, html=html,
         message_id=outbox.new_message_id("receipt", sub.tracking, settings.mail_domain, token), date=now,
-        in_reply_to=summary["message_id"], references=refs)
+        in_reply_to=mail.message_id, references=refs)
 
 

@@ -14,6 +14,8 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 
+from mailbot.models import Mail
+
 TOKEN_BITS = 128
 _TOKEN = r"[0-9a-f]{32}"
 _SUBJECT_TOKEN = re.compile(rf"[A-Z]{{1,4}}-\d{{4}}-\d{{3,6}}\s*/\s*({_TOKEN})", re.I)
@@ -28,21 +30,20 @@ def make_token(secret: bytes, tracking: str, revision: int, stage: int, reviewer
     return hmac.new(secret, msg, hashlib.sha256).hexdigest()[: TOKEN_BITS // 4]
 
 
-def find_tokens(mail: dict) -> list[str]:
+def find_tokens(mail: Mail) -> list[str]:
     """Tokens a reply carries, best evidence first: subject tag, our Message-ID in
     In-Reply-To/References (survives an edited subject), then a +sub-address."""
-    found = [m.lower() for m in _SUBJECT_TOKEN.findall(_nfkc(mail.get("subject", "")))]
-    refs = [mail.get("in_reply_to") or "", *mail.get("references", [])]
+    found = [m.lower() for m in _SUBJECT_TOKEN.findall(_nfkc(mail.subject))]
+    refs = [mail.in_reply_to or "", *mail.references]
     found += [m.lower() for ref in refs for m in _ID_TOKEN.findall(ref)]
-    addresses = [a["address"] for a in [*mail.get("to", []), *mail.get("cc", [])]]
-    addresses += [v for k, v in mail.get("trace_headers", []) if k.lower() in ("delivered-to", "x-original-to")]
+    addresses = [a.address for a in (*mail.to, *mail.cc)]
+    addresses += [v for k, v in mail.headers if k.lower() in ("delivered-to", "x-original-to")]
     found += [m.lower() for a in addresses for m in _PLUS_TOKEN.findall(a)]
     return list(dict.fromkeys(found))
 
 
-def answers_digest(mail: dict) -> bool:
-    refs = [mail.get("in_reply_to") or "", *mail.get("references", [])]
-    return any(_DIGEST_ID.search(r) for r in refs)
+def answers_digest(mail: Mail) -> bool:
+    return any(_DIGEST_ID.search(r) for r in (mail.in_reply_to or "", *mail.references))
 
 
 def _nfkc(text: str) -> str:

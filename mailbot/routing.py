@@ -11,7 +11,7 @@ import re
 import unicodedata
 from dataclasses import dataclass, field, replace
 
-from mailbot.models import Mail
+from mailbot.models import Mail, Route
 
 KINDS = ("submission", "reply", "resubmission", "form", "auto_reply", "bounce", "other")
 
@@ -71,24 +71,6 @@ class Directory:
                                 if d.mailbox == b.name},
             address_mailbox={b.email.lower(): b.name for b in settings.mailboxes},
         )
-
-
-@dataclass(frozen=True)
-class Route:
-    kind: str
-    unit: str | None
-    unit_known: bool
-    department: str | None  # department key
-    department_name: str | None
-    reason: str
-    tracking: str | None = None
-    category: str | None = None
-    claimed_unit: str | None = None  # a unit name the message gives that is not in the roster
-
-    def to_json(self) -> dict:
-        return {"kind": self.kind, "unit": self.unit, "department": self.department_name,
-                "reason": self.reason, "department_key": self.department, "unit_known": self.unit_known,
-                "tracking": self.tracking, "category": self.category, "claimed_unit": self.claimed_unit}
 
 
 # --- subjects ----------------------------------------------------------------------
@@ -308,7 +290,9 @@ def classify(mail: Mail | dict, directory: Directory, mailbox: str = "", forms: 
     from `find_campaign_scan`: the stamped copy of a form)."""
     found = route(mail, directory, mailbox)
     if forms and found.kind not in ("auto_reply", "bounce", "other"):
-        return replace(found, kind="form", reason=f"附件是报表《{forms[0]['result']['form_type']}》；{found.reason}")
+        return replace(found, kind="form", reason=f"附件是报表《{forms[0]['result']['form_type']}》；{found.reason}",
+                       forms=tuple(forms))
     if campaign_scan and found.kind in ("reply", "resubmission"):
-        return replace(found, kind="form", reason=f"回复报表邮件，附有盖章件或扫描件；{found.reason}")
+        return replace(found, kind="form", reason=f"回复报表邮件，附有盖章件或扫描件；{found.reason}",
+                       campaign=campaign_scan)
     return found

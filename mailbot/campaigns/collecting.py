@@ -14,6 +14,7 @@ from sqlmodel import Session, select
 from mailbot import outbox
 from mailbot.campaigns import deadlines
 from mailbot.digest import stats
+from mailbot.models import Mail, Route, Staged
 from mailbot.store import CampaignReminder, FormReturn, log_event
 
 log = logging.getLogger("mailbot.collecting")
@@ -196,7 +197,7 @@ def _campaign_for(settings, template: str, mailbox: str):
     return next((c for c in matches if c.department == dept), matches[0] if matches else None)
 
 
-def handle_form(session: Session, ctx, row, summary: dict, route: dict, staged: list[dict]) -> None:
+def handle_form(session: Session, ctx, row, mail: Mail, route: Route, staged: tuple[Staged, ...]) -> None:
     """Record each form of a message (a new version per unit), its rows with their source,
     and answer the sender with what was recorded or exactly what is wrong."""
     from pathlib import Path
@@ -206,23 +207,23 @@ def handle_form(session: Session, ctx, row, summary: dict, route: dict, staged: 
     from mailbot.store import FormRow
 
     settings = ctx.settings
-    forms = route.get("forms", [])
+    forms = list(route.forms)
     forms = [f for f in forms if f["result"]["format"] != "pdf"] or forms  # a PDF beside Word/Excel: the stamped copy
     form_indexes = {f["index"] for f in forms}
-    scans = [s for i, s in enumerate(staged) if i not in form_indexes and s["content_type"] in SCAN_TYPES]
+    scans = [s for i, s in enumerate(staged) if i not in form_indexes and s.content_type in SCAN_TYPES]
     if not forms:
-        _stamped_copy(session, ctx, row, summary, route, scans)
+        _stamped_copy(session, ctx, row, mail, route, scans)
         return
     # Files that are neither a form nor its stamped copy (a 稿件 sent in the same mail): kept
     # beside the form, and the unit is asked to send a 稿件 on its own so it is filed and reviewed.
     others = [s for i, s in enumerate(staged) if i not in form_indexes and s not in scans
-              and not s.get("in_forwarded_message")]
+              and not s.in_forwarded_message]
     for item in forms:
         result = item["result"]
         campaign = _campaign_for(settings, result["template"], row.first_mailbox)
         if campaign is None:
             continue
-        unit = route.get("unit") or _header_unit(result, settings, find_unit_by_name, ctx.directory)
+        unit = route.unit or _header_unit(result, settings, find_unit_by_name, ctx.directory)
         previous = session.exec(select(FormReturn).where(FormReturn.campaign == campaign.key,
                                                          FormReturn.unit == unit)).all() if unit else []
         version = len(previous) + 1
@@ -230,22 +231,22 @@ def handle_form(session: Session, ctx, row, summary: dict, route: dict, staged: 
         file = staged[item["index"]]
         folder = Path("forms") / campaign.key / safe_name(unit or "未知单位", 1, "")
         (ctx.storage / folder).mkdir(parents=True, exist_ok=True)
-        rel = folder / f"v{version}-{file['safe_name']}"
-        Path(file["staged"]).replace(ctx.storage / rel)
+        rel = folder / f"v{version}-{file.safe_name}"
+        Path(file.path).replace(ctx.storage / rel)
         for scan in scans:
-            Path(scan["staged"]).replace(ctx.storage / folder / f"v{version}-盖章件-{scan['safe_name']}")
+            Path(scan.path).replace(ctx.storage / folder / f"v{version}-盖章件-{scan.safe_name}")
         for other in others:
-            Path(other["staged"]).replace(ctx.storage / folder / f"v{version}-其他附件-{other['safe_name']}")
+            Path(other.path).replace(ctx.storage / folder / f"v{version}-其他附件-{other.safe_name}")
         if others:
-            log_event(session, "form-other-files", "、".join(o["filename"] or o["safe_name"] for o in others),
+            log_event(session, "form-other-files", "、".join(o.filename or o.safe_name for o in others),
                       inbound_id=row.id)
         audience = next((a for a in campaign.audiences if unit in deadlines.audience_units(a, settings.units)),
                         campaign.audiences[0])
         on_time = deadlines.on_time(ctx.now, audience.deadline, audience.inclusive, settings.tz)
         complete = bool(result["template"] and result["rows"] and not result["errors"])
         valid = complete and (stamped or not campaign.require_stamped)
-        ret = FormReturn(campaign=campaign.key, unit=unit, sender=summary["from"]["address"], version=version,
-                         inbound_id=row.id, filename=file["filename"] or file["safe_name"], path=str(rel),
+        ret = FormReturn(campaign=campaign.key, unit=unit, sender=mail.from_.address, version=version,
+                         inbound_id=row.id, filename=file.filename or file.safe_name, path=str(rel),
                          format=result["format"], valid=valid, stamped=stamped, on_time=on_time,
                          result_json=__import__("json").dumps(result, ensure_ascii=False), received_at=ctx.now)
         session.add(ret)
@@ -261,11 +262,11 @@ def handle_form(session: Session, ctx, row, summary: dict, route: dict, staged: 
         log_event(session, "form-received", f"{campaign.key} {unit or '?'} v{version}: {len(result['rows'])} rows, "
                                             f"{len(result['errors'])} errors", inbound_id=row.id)
         _form_reply(session, ctx, campaign, result, ret, audience, complete,
-                    others=[o["filename"] or o["safe_name"] for o in others])
+                    others=[o.filename or o.safe_name for o in others])
         others = []  # moved with the first form
 
 
-def _stamped_copy(session, ctx, row, summary: dict, route: dict, scans: list[dict]) -> None:
+def _stamped_copy(session, ctx, row, mail: Mail, route: Route, scans: list[Staged]) -> None:
     """A reply to a campaign's mail with only a scan or photo: the stamped copy of the form
     the unit sent before, which may now be complete; with no form yet, kept for the form."""
     import json
@@ -274,12 +275,12 @@ def _stamped_copy(session, ctx, row, summary: dict, route: dict, scans: list[dic
     from mailbot.read.parse import safe_name
 
     settings = ctx.settings
-    campaign = next((c for c in settings.campaigns if c.key == route.get("campaign")), None)
+    campaign = next((c for c in settings.campaigns if c.key == route.campaign), None)
     if campaign is None or not scans:
-        log_event(session, "form-scan-ignored", f"{route.get('campaign')}: no such campaign or no scan",
+        log_event(session, "form-scan-ignored", f"{route.campaign}: no such campaign or no scan",
                   inbound_id=row.id)
         return
-    unit, sender = route.get("unit"), summary["from"]["address"]
+    unit, sender = route.unit, mail.from_.address
     query = select(FormReturn).where(FormReturn.campaign == campaign.key)
     query = query.where(FormReturn.unit == unit) if unit else query.where(FormReturn.sender == sender)
     latest = session.exec(query.order_by(FormReturn.id.desc())).first()
@@ -288,13 +289,13 @@ def _stamped_copy(session, ctx, row, summary: dict, route: dict, scans: list[dic
     version = latest.version if latest else 1
     paths = []
     for scan in scans:
-        target, n = folder / f"v{version}-盖章件-{scan['safe_name']}", 1
+        target, n = folder / f"v{version}-盖章件-{scan.safe_name}", 1
         while (ctx.storage / target).exists():  # a second scan for the same version keeps the first
             n += 1
-            target = folder / f"v{version}-盖章件{n}-{scan['safe_name']}"
-        Path(scan["staged"]).replace(ctx.storage / target)
+            target = folder / f"v{version}-盖章件{n}-{scan.safe_name}"
+        Path(scan.path).replace(ctx.storage / target)
         paths.append(target)
-    names = "、".join(s["filename"] or s["safe_name"] for s in scans)
+    names = "、".join(s.filename or s.safe_name for s in scans)
     audience = next((a for a in campaign.audiences if unit in deadlines.audience_units(a, settings.units)),
                     campaign.audiences[0])
     if latest is not None:

@@ -23,7 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from mailbot import clock, filing
-from mailbot.models import RawMail
+from mailbot.models import Parsed, RawMail, mail_from_json
 from mailbot.office import Office
 from mailbot.pipeline import parseworker
 from mailbot.read import parse as parser
@@ -238,7 +238,7 @@ class Processor:
                                     self.clock().astimezone(self.settings.tz).date(),  # the year of 12月20日
                                     str(self.raws.root / "staging" / str(inbound_id)))
 
-    def record(self, results: list[tuple]) -> list[str]:
+    def record(self, results: list[tuple[int, Parsed]]) -> list[str]:
         ctx = None
         if self.settings is not None:
             ctx = self.office.at(self.clock())
@@ -267,32 +267,32 @@ class Processor:
             counts.add(self.collect(wait=True))
         return counts
 
-    def _finished(self) -> list[tuple[int, str, str]]:
+    def _finished(self) -> list[tuple[int, Parsed]]:
         out = []
         for inbound_id, (fut, started, path, sha, job) in list(self.inflight.items()):
             if fut.done():
                 try:
-                    out.append((inbound_id, *fut.result()))
+                    out.append((inbound_id, fut.result()))
                 except BrokenProcessPool:
                     out += self._isolate(inbound_id, path, sha, job)
                 del self.inflight[inbound_id]
             elif time.monotonic() - started > self.timeout:
                 self._kill_pool()
-                out.append((inbound_id, "quarantined", f"解析超过 {self.timeout:.0f} 秒仍未完成，已中止", None))
+                out.append((inbound_id, Parsed.quarantined(f"解析超过 {self.timeout:.0f} 秒仍未完成，已中止")))
                 del self.inflight[inbound_id]
                 self._resubmit()
         return out
 
-    def _isolate(self, inbound_id: int, path: str, sha: str, job) -> list[tuple]:
+    def _isolate(self, inbound_id: int, path: str, sha: str, job) -> list[tuple[int, Parsed]]:
         """The pool broke under some message: try this one alone in a fresh worker."""
         self._kill_pool()
         ctx = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(1, mp_context=ctx, initializer=parseworker.watch_parent) as alone:
             try:
-                return [(inbound_id, *alone.submit(parseworker.parse_file, path, sha, job).result(self.timeout))]
+                return [(inbound_id, alone.submit(parseworker.parse_file, path, sha, job).result(self.timeout))]
             except Exception as exc:  # the worker died on this very message
                 log.error("parse worker died on inbound %s (%s)", inbound_id, type(exc).__name__)
-                return [(inbound_id, "quarantined", f"解析进程在处理这封邮件时崩溃（{type(exc).__name__}）", None)]
+                return [(inbound_id, Parsed.quarantined(f"解析进程在处理这封邮件时崩溃（{type(exc).__name__}）"))]
 
     def _kill_pool(self) -> None:
         if self.pool is not None:
@@ -312,7 +312,7 @@ class Processor:
             self.pool = None
 
 
-def record_results(engine, results: list[tuple], ctx=None) -> tuple[list[str], int]:
+def record_results(engine, results: list[tuple[int, Parsed]], ctx=None) -> tuple[list[str], int]:
     """Write parse results to rows that are still 'stored', and act on them (filing);
     return the outcomes recorded and how many outbox rows were queued.
 
@@ -335,8 +335,8 @@ def record_results(engine, results: list[tuple], ctx=None) -> tuple[list[str], i
         except Exception as exc:
             log.exception("recording inbound %s failed", item[0])
             with Session(engine) as session:
-                done, n = _apply(session, [(item[0], "quarantined",
-                                            f"处理结果无法保存（{type(exc).__name__}: {str(exc)[:200]}）", None)])
+                done, n = _apply(session, [(item[0], Parsed.quarantined(
+                    f"处理结果无法保存（{type(exc).__name__}: {str(exc)[:200]}）"))])
                 session.commit()
         outcomes += done
         queued += n
@@ -348,37 +348,35 @@ _PARSED = (update(InboundMessage.__table__)
            .values(attempts=InboundMessage.__table__.c.attempts + 1))
 
 
-def _apply(session: Session, results: list[tuple], ctx=None) -> tuple[list[str], int]:
+def _apply(session: Session, results: list[tuple[int, Parsed]], ctx=None) -> tuple[list[str], int]:
     """Record results on rows still 'stored' (locked; rows another worker holds are skipped)."""
-    by_id = {r[0]: r for r in results}
+    by_id = dict(results)
     live = session.exec(select(InboundMessage.id).where(InboundMessage.id.in_(list(by_id)),
                                                         InboundMessage.status == "stored")
                         .with_for_update(skip_locked=True)).all()
     outcomes, parsed, routed = [], [], []
     now = clock.now()
     for inbound_id in live:
-        _id, outcome, payload, columns = (*by_id[inbound_id], None)[:4]
-        if outcome == "parsed":
-            columns = dict(columns)
-            route, staged = columns.pop("_route", None), columns.pop("_staged", [])
-            sent = columns["sent_at"]
-            parsed.append({**columns, "sent_at": datetime.fromisoformat(sent) if sent else None,
-                           "route_json": json.dumps({k: v for k, v in route.items() if k != "forms"},
-                                                    ensure_ascii=False) if route else None,
-                           "_id": inbound_id, "parsed_json": payload, "status": "parsed", "processed_at": now})
+        result = by_id[inbound_id]
+        if result.status == "parsed":
+            sent, route = result.columns["sent_at"], result.route
+            parsed.append({**result.columns, "sent_at": datetime.fromisoformat(sent) if sent else None,
+                           "route_json": json.dumps(route.to_json(), ensure_ascii=False) if route else None,
+                           "_id": inbound_id, "parsed_json": result.summary, "status": "parsed", "processed_at": now})
             if route is not None and ctx is not None:
-                routed.append((inbound_id, payload, route, staged))
+                routed.append((inbound_id, result))
         else:
             row = session.get(InboundMessage, inbound_id)
             row.attempts += 1
-            _quarantine(session, row, payload)
-        outcomes.append(outcome)
+            _quarantine(session, row, result.reason)
+        outcomes.append(result.status)
     if parsed:
-        session.execute(_PARSED, [{"kind": None, **p} for p in parsed])
+        session.execute(_PARSED, parsed)
     queued = 0
-    for inbound_id, payload, route, staged in routed:
+    for inbound_id, result in routed:
         before = len([o for o in session.new if isinstance(o, OutboxMessage)])
-        filing.handle(session, ctx, session.get(InboundMessage, inbound_id), json.loads(payload), route, staged)
+        filing.handle(session, ctx, session.get(InboundMessage, inbound_id), mail_from_json(json.loads(result.summary)),
+                      result.route, result.staged)
         queued += len([o for o in session.new if isinstance(o, OutboxMessage)]) - before
     return outcomes, queued
 
@@ -425,7 +423,7 @@ def replay(engine, raws: RawStore, data: bytes, mailbox: str, processor: "Proces
     if outcome in ("stored", "retried"):
         processor = processor or Processor(engine, raws)
         job = processor.job(inbound_id, mailbox)
-        result = processor.record([(inbound_id, *parseworker.parse_file(str(row_path), sha, job))])
+        result = processor.record([(inbound_id, parseworker.parse_file(str(row_path), sha, job))])
         result = result[0] if result else "skipped"
         outcome = f"{outcome}+{result}" if outcome == "retried" else result
     with Session(engine) as session:

@@ -12,6 +12,7 @@ import logging
 from pathlib import Path
 
 from mailbot import routing
+from mailbot.models import Parsed, Route, Staged
 from mailbot.read import parse as parser
 
 log = logging.getLogger("mailbot.parseworker")
@@ -35,71 +36,66 @@ def watch_parent() -> None:
     threading.Thread(target=watch, daemon=True, name="watch-parent").start()
 
 
-def parse_file(path: str, sha256: str, job: dict | None = None) -> tuple[str, str, dict | None]:
-    """('parsed', summary JSON, columns) or ('quarantined', reason for the operator, None).
-
-    Never raises. The columns are the summary's fields the database indexes, sent apart
-    so the receiving side need not decode the JSON again.
-    """
+def parse_file(path: str, sha256: str, job: dict | None = None) -> Parsed:
+    """Parse, classify (with a job) and stage one stored message. Never raises: a message
+    that cannot be read comes back quarantined, with the reason for the operator."""
     try:
         data = Path(path).read_bytes()
     except OSError as exc:
-        return "quarantined", f"原始邮件文件无法读取（{exc.strerror or exc}）", None
+        return Parsed.quarantined(f"原始邮件文件无法读取（{exc.strerror or exc}）")
     try:
         mail = parser.parse(data, sha256=sha256)
     except parser.UnreadableMessage as exc:
-        return "quarantined", f"无法解析：不是一封可读的邮件（{exc}）", None
+        return Parsed.quarantined(f"无法解析：不是一封可读的邮件（{exc}）")
     except Exception as exc:  # a parser bug must not stop the loop: keep the message, say why
         log.exception("parse failed for %s", path)
-        return "quarantined", f"解析时出错（{type(exc).__name__}: {str(exc)[:200]}）", None
+        return Parsed.quarantined(f"解析时出错（{type(exc).__name__}: {str(exc)[:200]}）")
     summary = mail.to_json()
     if len(summary["text"]) > MAX_TEXT:
         summary["text"] = summary["text"][:MAX_TEXT]
-    extra = {}
+    route, staged = None, ()
     if job is not None:  # classify, and stage the attachments a 稿件 will keep
-        route, forms, campaign = classify(mail, job)
+        route = classify(mail, job)
         summary["classification"] = route.to_json()
-        summary["reply"] = reply_info(summary, summary["classification"], list(job["directory"].departments.values()))
-        detail = {"forms": forms, **({"campaign": campaign} if campaign else {})} if route.kind == "form" else {}
-        extra = {"kind": route.kind, "_route": {**route.to_json(), **detail}, "_staged": []}
+        summary["reply"] = reply_info(mail, route, list(job["directory"].departments.values()))
         if route.kind in ("submission", "resubmission", "form"):
             try:
-                extra["_staged"] = stage(mail, Path(job["staging"]))
+                staged = stage(mail, Path(job["staging"]))
             except OSError as exc:
-                return "quarantined", f"附件无法写入暂存目录（{exc.strerror or exc}）", None
+                return Parsed.quarantined(f"附件无法写入暂存目录（{exc.strerror or exc}）")
     columns = {
         "subject": mail.subject[:2000], "from_address": mail.from_.address[:320],
         "from_name": mail.from_.name[:300], "sent_at": summary["date"], "auto_reply": mail.auto_reply,
-        "bounce": mail.bounce, "attachment_count": len(mail.attachments), **extra,
+        "bounce": mail.bounce, "attachment_count": len(mail.attachments), "kind": route.kind if route else None,
     }
-    return "parsed", json.dumps(summary, ensure_ascii=False), columns
+    return Parsed("parsed", summary=json.dumps(summary, ensure_ascii=False), columns=columns, route=route,
+                  staged=staged)
 
 
-def stage(mail, folder: Path) -> list[dict]:
+def stage(mail, folder: Path) -> tuple[Staged, ...]:
     """Write the attachments to a staging folder; filing moves them into place."""
     folder.mkdir(parents=True, exist_ok=True)
     out = []
     for i, att in enumerate(mail.attachments, 1):
         path = folder / f"{i:03d}"
         path.write_bytes(att.data)
-        out.append({"staged": str(path), "filename": att.filename, "safe_name": att.safe_name,
-                    "size": att.size, "sha256": att.sha256, "content_type": att.content_type})
-    return out
+        out.append(Staged(str(path), att.filename, att.safe_name, att.size, att.sha256, att.content_type,
+                          att.in_forwarded_message))
+    return tuple(out)
 
 
-def reply_info(summary: dict, route: dict, targets: list[str]) -> dict:
+def reply_info(mail, route: Route, targets: list[str]) -> dict:
     """The `reply` object of `mailbot parse --json`: what the robot reads as a reply's decision."""
     from mailbot import review
     from mailbot.read import quotes
 
-    kind = route["kind"]
-    tracking = route.get("tracking")
+    kind, tracking = route.kind, route.tracking
     if kind in ("auto_reply", "bounce"):
         return {"tracking": tracking, "new_text": None, "decision": "auto" if kind == "auto_reply" else "bounce",
                 "reason": None, "target": None}
-    if kind != "reply" and not review.find_tokens(summary):
+    if kind != "reply" and not review.find_tokens(mail):
         return {"tracking": tracking, "new_text": None, "decision": None, "reason": None, "target": None}
-    text = quotes.new_text(summary["text"], summary.get("html"))
+    text = quotes.new_text(mail.text[:MAX_TEXT], mail.html[:200_000] if mail.html else None)
     command = quotes.read_command(text, targets)
     return {"tracking": tracking, "new_text": text, "decision": command.decision, "reason": command.reason,
             "target": command.target}
@@ -108,7 +104,7 @@ def reply_info(summary: dict, route: dict, targets: list[str]) -> dict:
 OFFICE_TYPES = ("application/", "text/")
 
 
-def classify(mail, job: dict) -> tuple[routing.Route, list[dict], str | None]:
+def classify(mail, job: dict) -> Route:
     """routing.classify with what only the worker can find: the campaign forms among the
     attachments (read by their columns) and a scan answering a campaign's mail. The same
     function serves `mailbot parse`, so the command line and the pipeline never disagree."""
@@ -118,7 +114,7 @@ def classify(mail, job: dict) -> tuple[routing.Route, list[dict], str | None]:
     campaign = None
     if not forms and base.kind in ("reply", "resubmission"):
         campaign = routing.find_campaign_scan(mail, directory)
-    return routing.classify(mail, directory, job["mailbox"], forms, campaign), forms, campaign
+    return routing.classify(mail, directory, job["mailbox"], forms, campaign)
 
 
 def make_job(settings, directory, templates: list, mailbox: str, today, staging: str | None = None) -> dict:

@@ -14,6 +14,7 @@ from urllib.parse import quote
 from sqlmodel import Session, select
 
 from mailbot import outbox, review
+from mailbot.models import Mail, Route, mail_from_json
 from mailbot.models import aware as _aware
 from mailbot.read import quotes
 from mailbot.store import (
@@ -95,24 +96,24 @@ def _links(address: str, tracking: str, token: str, settings) -> dict:
             "reroute": [(n, link(f"转 {n}")) for n in names]}
 
 
-def handle_reply(session: Session, ctx, row: InboundMessage, summary: dict, route: dict, staged) -> None:
+def handle_reply(session: Session, ctx, row: InboundMessage, mail: Mail, route: Route, staged) -> None:
     """A reply in a review thread: judge who sent it and what it says, then act."""
     settings = ctx.settings
-    sender = summary["from"]["address"].lower()
-    if review.answers_digest(summary):
+    sender = mail.from_.address.lower()
+    if review.answers_digest(mail):
         _notice(session, ctx, None, sender, "这是周报，不能在这里审核", "周报只是汇总。请回复每篇稿件各自的审核通知邮件来审核。")
         return
-    tokens = review.find_tokens(summary)
+    tokens = review.find_tokens(mail)
     task = session.exec(select(ReviewTask).where(ReviewTask.token.in_(tokens))).first() if tokens else None
     sub = session.get(Submission, task.submission_id) if task else None
     targets = [d.name for d in settings.departments]
-    command = quotes.read_command(quotes.new_text(summary["text"], summary.get("html")), targets)
+    command = quotes.read_command(quotes.new_text(mail.text, mail.html), targets)
     view = None
     if task is not None:
         view = review.TaskView(task.token, task.reviewer, frozenset(a.lower() for a in settings.reviewer(task.reviewer).addresses),
                                task.status, _aware(task.expires_at))
     everyone = {a.lower() for r in settings.reviewers for a in r.addresses}
-    verdict = review.judge(sender, view, command.decision, review.auth_verdict(summary.get("trace_headers", []),
+    verdict = review.judge(sender, view, command.decision, review.auth_verdict(mail.headers,
                            settings.review.authserv_id), ctx.now, sender in everyone)
     sub_id = sub.id if sub else None
     if verdict.action != "decide":  # an accepted decision is recorded as a "decision" event below
@@ -341,17 +342,16 @@ def confirm_held(session: Session, ctx, inbound_id: int, operator: str) -> str:
         return "没有这封邮件"
     if inbound_id not in {h["inbound_id"] for h in held(session)}:
         return "这封回复不在待确认列表中"
-    summary = json.loads(row.parsed_json)
-    tokens = review.find_tokens(summary)
+    mail = mail_from_json(json.loads(row.parsed_json))
+    tokens = review.find_tokens(mail)
     task = session.exec(select(ReviewTask).where(ReviewTask.token.in_(tokens))).first() if tokens else None
     if task is None or task.status != "open" or _aware(task.expires_at) <= ctx.now:
         return "这项审核已经结束或已过期，无法再执行这封回复的意见"
-    command = quotes.read_command(quotes.new_text(summary["text"], summary.get("html")),
-                                  [d.name for d in ctx.settings.departments])
+    command = quotes.read_command(quotes.new_text(mail.text, mail.html), [d.name for d in ctx.settings.departments])
     if command.decision not in ("approve", "return", "reroute"):
         return "这封回复里没有明确的审核意见"
     sub = session.get(Submission, task.submission_id)
-    sender = summary["from"]["address"].lower()
+    sender = mail.from_.address.lower()
     log_event(session, "review-confirmed", f"operator {operator} confirmed the reply from {sender}",
               inbound_id=inbound_id, submission_id=sub.id, actor=operator)
     _decide(session, ctx, row, sub, task, command, review.Verdict("decide", command.decision), sender)

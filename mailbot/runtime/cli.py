@@ -138,8 +138,9 @@ def parse(file: Path = typer.Argument(..., help=".eml 文件"),
         settings = _settings(config)
         templates = load_templates(settings.forms_folder) if settings.campaigns else []
         job = make_job(settings, Directory.from_settings(settings), templates, mailbox, clock.CLOCK.today(settings.tz))
-        summary["classification"] = classify(mail, job)[0].to_json()
-        summary["reply"] = reply_info(summary, summary["classification"], [d.name for d in settings.departments])
+        route = classify(mail, job)
+        summary["classification"] = route.to_json()
+        summary["reply"] = reply_info(mail, route, [d.name for d in settings.departments])
     if as_json:
         sys.stdout.write(json.dumps(summary, ensure_ascii=False, indent=2) + "\n")
         return

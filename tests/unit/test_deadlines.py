@@ -9,7 +9,12 @@ from zoneinfo import ZoneInfo
 import pytest
 import yaml
 
-from mailbot.campaigns.deadlines import closes_at, due_reminders, missing_after_deadline, on_time
+from mailbot.campaigns.deadlines import (
+    closes_at,
+    due_reminders,
+    missing_after_deadline,
+    on_time,
+)
 from mailbot.campaigns.workdays import is_workday
 from mailbot.config import Campaign, Unit
 

@@ -19,7 +19,14 @@ import openpyxl
 import pytest
 import yaml
 
-from mailbot.forms import TemplateError, load_templates, normalise, parse_template, read_form, sniff_format
+from mailbot.forms import (
+    TemplateError,
+    load_templates,
+    normalise,
+    parse_template,
+    read_form,
+    sniff_format,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 FORMS = ROOT / "tests" / "forms"

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from mailbot.config import Settings
 from mailbot.filing import plan_receipt
+from mailbot.models import mail_from_json
 from mailbot.outbox import build
 from mailbot.store import Submission
 
@@ -33,10 +34,10 @@ def receipt() -> bytes:
     sub = Submission(tracking="KP-2026-0042", department="kepu", unit="沂水县科协", title="全国科普日活动信息",
                      revision=1, sender="ysxkx@163.com", mailbox="skxkpb", route_reason="", inbound_id=1,
                      folder="", oversized=False)
-    summary = {"from": {"name": "张喆", "address": "ysxkx@163.com"}, "message_id": "<abc.123@163.com>",
-               "references": [], "large_attachment_links": []}
+    mail = mail_from_json({"from": {"name": "张喆", "address": "ysxkx@163.com"}, "message_id": "<abc.123@163.com>",
+                           "references": [], "large_attachment_links": []})
     files = [{"name": "关于全国科普日活动的总结.docx", "size": 24_576}, {"name": "现场照片.jpg", "size": 1_258_291}]
-    out = plan_receipt(settings(), sub, "skxkpb", 1_300_000, summary, files,
+    out = plan_receipt(settings(), sub, "skxkpb", 1_300_000, mail, files,
                        datetime(2026, 9, 20, 9, 30, tzinfo=CHINA), token="0123456789abcdef")
     return build(out)
 

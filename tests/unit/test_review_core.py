@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from mailbot import review
+from mailbot.models import mail_from_json
 
 CASES = yaml.safe_load((Path(__file__).parents[1] / "cases" / "review.yaml").read_text("utf-8"))
 NOW = datetime(2026, 11, 23, 9, 0, tzinfo=timezone.utc)
@@ -46,11 +47,11 @@ def test_auth_verdict(case):
 
 def test_tokens_from_subject_references_and_plus_address():
     t1, t2, t3 = "a" * 32, "b" * 32, "c" * 32
-    mail = {"subject": f"回复：RE: 回复：［KP-2026-0042／{t1}］ 请初审", "in_reply_to": None,
-            "references": [f"<mailbot.review.KP-2026-0042.{t2}@ly.example>", "<other@x>"],
-            "to": [{"name": "", "address": f"skxkpb+{t3}@ly.example"}], "cc": []}
+    mail = mail_from_json({"subject": f"回复：RE: 回复：［KP-2026-0042／{t1}］ 请初审", "in_reply_to": None,
+                           "references": [f"<mailbot.review.KP-2026-0042.{t2}@ly.example>", "<other@x>"],
+                           "to": [{"name": "", "address": f"skxkpb+{t3}@ly.example"}], "cc": []})
     assert review.find_tokens(mail) == [t1, t2, t3]
-    assert review.find_tokens({"subject": "[KP-2026-0042] 回执", "references": [], "to": [], "cc": []}) == []
+    assert review.find_tokens(mail_from_json({"subject": "[KP-2026-0042] 回执", "references": []})) == []
 
 
 def test_tokens_are_128_bit_hmacs_that_differ_per_stage_and_reviewer():

@@ -22,7 +22,15 @@ from mailbot.campaigns.workdays import (
     uncovered_message,
     working_days_between,
 )
-from mailbot.config import Calendar, ConfigError, HolidayNotice, Review, Settings, load, load_holidays
+from mailbot.config import (
+    Calendar,
+    ConfigError,
+    HolidayNotice,
+    Review,
+    Settings,
+    load,
+    load_holidays,
+)
 from mailbot.digest.stats import Snapshot
 
 ROOT = Path(__file__).parents[2]
