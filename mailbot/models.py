@@ -115,6 +115,8 @@ class Mail:
     size: int = 0
     received: tuple[dict, ...] = field(default=(), repr=False)
     mailing_list: bool = False
+    from_all: tuple[Address, ...] = ()  # every address in From (one, normally)
+    sender: Address | None = None  # the Sender header, when there is one
 
     def header(self, name: str) -> str | None:
         """First decoded header of that name (case-insensitive), or None."""
@@ -153,6 +155,8 @@ class Mail:
             "defects": list(self.defects),
             "received": list(self.received),
             "mailing_list": self.mailing_list,
+            "from_all": [asdict(a) for a in self.from_all],
+            "sender": asdict(self.sender) if self.sender else None,
             "trace_headers": [(k, v) for k, v in self.headers
                               if k.lower() in ("delivered-to", "x-original-to", "authentication-results")],
         }
@@ -185,7 +189,9 @@ def mail_from_json(data: dict) -> Mail:
         auto_reply_reason=data.get("auto_reply_reason"), bounce=bool(data.get("bounce")),
         bounce_reason=data.get("bounce_reason"), defects=tuple(data.get("defects") or ()),
         headers=tuple(tuple(h) for h in data.get("trace_headers") or ()), size=data.get("size") or 0,
-        received=tuple(data.get("received") or ()), mailing_list=bool(data.get("mailing_list")))
+        received=tuple(data.get("received") or ()), mailing_list=bool(data.get("mailing_list")),
+        from_all=tuple(_address(a) for a in data.get("from_all") or ()),
+        sender=_address(data["sender"]) if data.get("sender") else None)
 
 
 @dataclass(frozen=True)

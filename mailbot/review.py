@@ -91,9 +91,29 @@ class Verdict:
     detail: str = ""
 
 
+_ADDRESS_IN_NAME = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
+
+
+def sender_problem(mail: Mail) -> str | None:
+    """Why a message does not come from exactly one person, or None. Such a message never
+    acts for a reviewer or a unit (Discourse and Mailman trust one From, never a list):
+    several From addresses; a Sender that is not the From; a From whose display name holds
+    another address ("zhang@ly.gov.cn" <x@evil.example>)."""
+    own = {a.address.lower() for a in mail.from_all if a.address}
+    if len(own) > 1 or len(mail.from_all) > 1:
+        return "several-from"
+    address = (next(iter(own)) if own else mail.from_.address).lower()
+    if mail.sender is not None and mail.sender.address and mail.sender.address.lower() != address:
+        return "sender-differs"
+    if any(found.lower() != address for found in _ADDRESS_IN_NAME.findall(_nfkc(mail.from_.name))):
+        return "address-in-name"
+    return None
+
+
 def judge(sender: str, task: TaskView | None, decision: str | None, auth: bool | None, now: datetime,
-          sender_is_reviewer: bool) -> Verdict:
-    """May this reply decide? The order matters: identity before content."""
+          sender_is_reviewer: bool, sender_issue: str | None = None) -> Verdict:
+    """May this reply decide? The order matters: identity before content. `sender_issue`
+    is `sender_problem(mail)`: a message not from exactly one person is held."""
     sender = sender.lower()
     if task is None:
         if sender_is_reviewer or decision in ("approve", "return", "reroute"):
@@ -103,6 +123,8 @@ def judge(sender: str, task: TaskView | None, decision: str | None, auth: bool |
         return Verdict("refuse", "already-decided", f"task is {task.status}")
     if now >= task.expires_at:
         return Verdict("refuse", "expired", "token expired")
+    if sender_issue is not None:
+        return Verdict("hold", sender_issue, "the message does not come from exactly one sender")
     if sender not in task.addresses:
         return Verdict("hold", "unknown-address", f"{sender} is not on {task.reviewer}'s list")
     if auth is False:

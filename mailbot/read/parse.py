@@ -131,7 +131,9 @@ def parse(raw: bytes, sha256: str | None = None) -> Mail:
     headers = _decoded_headers(msg, ctx)
     message_id = _message_id(_raw_get(msg, "message-id"))
     subject = _header(msg, "subject", ctx)
-    from_list = _addresses(msg, "from", ctx) or _addresses(msg, "sender", ctx)
+    own_from = _addresses(msg, "from", ctx)
+    sender_list = _addresses(msg, "sender", ctx)
+    from_list = own_from or sender_list
     if not from_list:
         ctx.defects.append("from-missing: no usable From address")
     _walk(msg, ctx, forwarded=False, depth=0)
@@ -145,6 +147,8 @@ def parse(raw: bytes, sha256: str | None = None) -> Mail:
         sha256=sha,
         subject=subject,
         from_=from_list[0] if from_list else Address("", ""),
+        from_all=tuple(own_from),
+        sender=sender_list[0] if sender_list else None,
         to=tuple(_addresses(msg, "to", ctx)),
         cc=tuple(_addresses(msg, "cc", ctx)),
         reply_to=tuple(_addresses(msg, "reply-to", ctx)),

@@ -114,7 +114,8 @@ def handle_reply(session: Session, ctx, row: InboundMessage, mail: Mail, route: 
                                task.status, _aware(task.expires_at))
     everyone = {a.lower() for r in settings.reviewers for a in r.addresses}
     verdict = review.judge(sender, view, command.decision, review.auth_verdict(mail.headers,
-                           settings.review.authserv_id), ctx.now, sender in everyone)
+                           settings.review.authserv_id), ctx.now, sender in everyone,
+                           review.sender_problem(mail))
     sub_id = sub.id if sub else None
     if verdict.action != "decide":  # an accepted decision is recorded as a "decision" event below
         log_event(session, f"review-{verdict.action}", f"{verdict.code}: {command.decision or '-'} "
@@ -138,8 +139,11 @@ def _refuse(session, ctx, row, sub, task, command, verdict, sender) -> None:
 
 
 def _hold(session, ctx, row, sub, task, command, verdict, sender) -> None:
-    why = ("您的发件地址不在这位审核人的登记地址中" if verdict.code == "unknown-address"
-           else "收件服务器未能验证这封邮件的发件人")
+    why = {"unknown-address": "您的发件地址不在这位审核人的登记地址中",
+           "auth-failed": "收件服务器未能验证这封邮件的发件人",
+           "several-from": "这封邮件列出了不止一个发件人",
+           "sender-differs": "这封邮件的实际发送人（Sender）与发件人不一致",
+           "address-in-name": "这封邮件发件人的显示名称里含有另一个邮箱地址"}.get(verdict.code, "这封邮件的发件人无法确认")
     _notice(session, ctx, sub, sender, "您的意见已转交管理员确认",
             f"{why}，为安全起见，系统暂未执行这封回复中的意见（{WORDS.get(command.decision or '', '—')}），"
             "已转交管理员确认。确认后会通知您。")

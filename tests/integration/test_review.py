@@ -333,3 +333,30 @@ def test_operator_confirms_a_held_reply(servers, robot, tmp_path):
     again = run("confirm", str(inbound_id))
     assert again.returncode == 1 and "不在待确认列表中" in again.stdout
     assert "没有待确认" in run("held").stdout
+
+
+@pytest.mark.parametrize("name, headers", [
+    ("the reviewer first and a stranger second", {"From": "reviewer1@example.test, x@evil.example",
+                                                  "Sender": "x@evil.example"}),
+    ("sent on behalf of the reviewer", {"From": "张科长 <reviewer1@example.test>", "Sender": "x@evil.example"}),
+    ("the reviewer's address as a display name", {"From": '"reviewer1@example.test" <x@evil.example>'}),
+])
+def test_a_reply_not_from_exactly_one_sender_is_held(servers, robot, name, headers):
+    """A valid token is not enough when the message does not come from one person: nothing
+    changes, the reply waits for the operator, and the From address is told."""
+    send(servers, gaojian(), "unit1@example.test", ["skxkpb@example.test"])
+    daemon.run_once(robot)
+    forward = latest(servers, "reviewer1", "请初审")
+    msg = message_from_bytes(qq_reply(forward, "reviewer1@example.test", "通过", keep_refs=True), policy=policy.default)
+    for key, value in headers.items():
+        del msg[key]
+        msg[key] = value
+    deliver_reply(servers, msg.as_bytes(), "x@evil.example")
+    daemon.run_once(robot)
+    assert (state(robot).status, state(robot).stage) == ("reviewing", 0), name
+    with Session(robot.engine) as s:
+        assert s.exec(select(ReviewTask).where(ReviewTask.status == "decided")).all() == []
+        holds = s.exec(select(Event).where(Event.kind == "review-hold")).all()
+    assert len(holds) == 1 and holds[0].detail.split(":")[0] in ("several-from", "sender-differs", "address-in-name")
+    if "reviewer1" in headers["From"].split("<")[-1]:  # the From address is the reviewer's: they are told
+        assert "管理员确认" in latest(servers, "reviewer1", "管理员确认")["Subject"]

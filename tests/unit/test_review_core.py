@@ -11,6 +11,7 @@ import yaml
 
 from mailbot import review
 from mailbot.models import mail_from_json
+from mailbot.read.parse import parse
 
 CASES = yaml.safe_load((Path(__file__).parents[1] / "cases" / "review.yaml").read_text("utf-8"))
 NOW = datetime(2026, 11, 23, 9, 0, tzinfo=timezone.utc)
@@ -28,7 +29,7 @@ def task(state: str | None) -> review.TaskView | None:
 def test_judge(case):
     everyone = {"zhang@ly.example", "12345@qq.example", "li@ly.example"}
     verdict = review.judge(case["sender"], task(case["task"]), case["decision"], case["auth"], NOW,
-                           case["sender"].lower() in everyone)
+                           case["sender"].lower() in everyone, case.get("sender_issue"))
     assert [verdict.action, verdict.code] == case["expect"]
 
 
@@ -64,3 +65,12 @@ def test_tokens_are_128_bit_hmacs_that_differ_per_stage_and_reviewer():
 
 def test_attention_flags():
     assert review.attention_flags(["关于内部资料的说明", "附件：秘密.docx"]) == ["含“秘密”字样", "含“内部”字样"]
+
+
+@pytest.mark.parametrize("case", CASES["senders"], ids=[c["name"] for c in CASES["senders"]])
+def test_one_sender(case):
+    head = "".join(f"{k}: {v}\r\n" for k, v in case["headers"].items())
+    raw = f"{head}To: skxkpb@ly.example\r\nSubject: =?UTF-8?B?6YCa6L+H?=\r\nMessage-ID: <a@b>\r\n\r\n通过\r\n"
+    mail = parse(raw.encode("utf-8"))
+    assert review.sender_problem(mail) == case["expect"]
+    assert review.sender_problem(mail_from_json(mail.to_json())) == case["expect"]  # as the handler sees it
