@@ -18,13 +18,14 @@ from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
-from mailbot import outbox, reviewing
+from mailbot import outbox, review, reviewing
 from mailbot.campaigns import collecting
 from mailbot.config import Settings
 from mailbot.models import Mail, Route, Staged, aware
 from mailbot.office import Context
 from mailbot.read.parse import safe_name, unique_name
 from mailbot.store import (
+    Event,
     InboundMessage,
     MessageCopy,
     ReviewTask,
@@ -36,6 +37,7 @@ from mailbot.store import (
 
 log = logging.getLogger("mailbot.filing")
 _OUR_ID = re.compile(rb"<mailbot\.[^<>\s]+>")
+_TRACKING_IN_ID = re.compile(r"^<mailbot\.[a-z-]+\.([A-Z]{1,4}-\d{4}-\d{3,6})\.")
 _ADDRESS = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+$")
 
 
@@ -88,12 +90,19 @@ def file_submission(session, ctx: Context, row, mail: Mail, route: Route, staged
     return sub
 
 
-def file_resubmission(session, ctx: Context, row, mail: Mail, route: Route, staged) -> Submission:
-    """A revised version for an existing tracking number: revision n+1 of the same 稿件."""
-    sub = session.exec(select(Submission).where(Submission.tracking == route.tracking)).first()
+def file_resubmission(session, ctx: Context, row, mail: Mail, route: Route, staged,
+                      vouched_by: str | None = None) -> Submission:
+    """A revised version for an existing tracking number: revision n+1 of the same 稿件,
+    when its sender may make one (`revision_problem`) or an operator vouched for it
+    (`vouched_by`); otherwise nothing changes and the message is held for the operator."""
+    sub = _submission_for(session, mail, route)
     if sub is None:  # a number we never issued: treat it as a new 稿件
         dept_key = route.department or ctx.directory.unknown
         return file_submission(session, ctx, row, mail, replace(route, department=dept_key), staged)
+    problem = None if vouched_by else revision_problem(session, ctx, sub, mail)
+    if problem is not None:
+        _hold_revision(session, ctx, row, sub, mail, problem)
+        return sub
     sub.revision += 1
     sub.status = "received"
     sub.updated_at = ctx.now
@@ -108,6 +117,66 @@ def file_resubmission(session, ctx: Context, row, mail: Mail, route: Route, stag
     _receipt(session, ctx, sub, row, mail, files)
     reviewing.start_stage(session, ctx, sub, 0, mail.text)
     return sub
+
+
+def _submission_for(session, mail: Mail, route: Route) -> Submission | None:
+    """The 稿件 a revision is for: by the tracking number in the subject, else by the
+    receipt or notice it answers (our Message-ID carries the number)."""
+    tracking = route.tracking
+    if tracking is None:
+        for ref in (mail.in_reply_to or "", *reversed(mail.references)):
+            if found := _TRACKING_IN_ID.search(ref):
+                tracking = found.group(1)
+                break
+    if tracking is None:
+        return None
+    return session.exec(select(Submission).where(Submission.tracking == tracking)).first()
+
+
+def revision_problem(session, ctx: Context, sub: Submission, mail: Mail) -> str | None:
+    """Why this message may not become a revision of `sub`, or None. Only the 稿件's own
+    unit (an address or domain the roster gives it) or whoever sent revision 1 may revise
+    it: the tracking number authorises nothing, and neither does a unit named in the subject
+    or the signature. A message not from exactly one sender never does."""
+    if problem := review.sender_problem(mail):
+        return problem
+    sender = mail.from_.address.strip().lower()
+    entry = next((u for u in ctx.directory.units if u.name == sub.unit), None) if sub.unit_known else None
+    if entry is not None and (sender in entry.addresses or sender.rpartition("@")[2] in entry.domains):
+        return None
+    if sender in _first_senders(session, sub):
+        return None
+    return "not-the-unit"
+
+
+def _first_senders(session, sub: Submission) -> set[str]:
+    """The From (and the reply address) of the message that made revision 1."""
+    found = {sub.sender.strip().lower()} if sub.sender else set()
+    first = session.exec(select(Event.inbound_id).where(Event.submission_id == sub.id, Event.kind == "filed")
+                         .order_by(Event.id)).first()
+    if first is not None and (row := session.get(InboundMessage, first)) is not None and row.from_address:
+        found.add(row.from_address.strip().lower())
+    return found
+
+
+REVISION_HOLDS = {
+    "not-the-unit": "发件地址不是该稿件报送单位登记的邮箱，也不是第1版的发件地址",
+    "several-from": "这封邮件列出了不止一个发件人",
+    "sender-differs": "这封邮件的实际发送人（Sender）与发件人不一致",
+    "address-in-name": "这封邮件发件人的显示名称里含有另一个邮箱地址",
+}
+
+
+def _hold_revision(session, ctx: Context, row, sub: Submission, mail: Mail, problem: str) -> None:
+    """Nothing changes; the operator decides (`mailbot review held` / `confirm` / `reject`),
+    and the sender is told politely that the office will look at it."""
+    sender = mail.from_.address.strip().lower()
+    log_event(session, "revision-hold", f"{problem}: {sender} sent files for {sub.tracking}",
+              inbound_id=row.id, submission_id=sub.id, actor=sender)
+    if _ADDRESS.match(sender):
+        reviewing.notice(session, ctx, sub, sender, "您发来的修改稿已转交管理员确认",
+                         f"{REVISION_HOLDS.get(problem, '发件人无法确认')}，为安全起见，系统没有把这封邮件登记为"
+                         f"稿件 {sub.tracking} 的新版本，已转交管理员确认。如确是贵单位的修改稿，管理员确认后会登记并通知您。")
 
 
 def note_bounce(session, ctx: Context, row, mail: Mail, route: Route, staged) -> None:

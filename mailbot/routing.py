@@ -11,7 +11,8 @@ import re
 import unicodedata
 from dataclasses import dataclass, field, replace
 
-from mailbot.models import Mail, Route
+from mailbot import review
+from mailbot.models import Mail, Route, mail_from_json
 
 KINDS = ("submission", "reply", "resubmission", "form", "auto_reply", "bounce", "other")
 
@@ -251,7 +252,11 @@ def route(mail: Mail | dict, directory: Directory, mailbox: str = "") -> Route:
         evidence = f"主题中的编号 {tracking}" if tracking else "回复的是本机器人发出的邮件"
         # a signature picture (inline, with a Content-ID) does not make "收到，谢谢" a new revision
         real_files = [a for a in m["attachments"] if not (a["disposition"] == "inline" and a.get("content_id"))]
-        if (real_files or m["large_attachment_links"]) and found.unit is not None:
+        if review.find_tokens(mail if isinstance(mail, Mail) else mail_from_json(m)):
+            # a review token: a reviewer's answer; its files belong to the decision, never a revision
+            return done("reply", f"{evidence}，带审核编号：审核回复", found, tracking=tracking)
+        if real_files or m["large_attachment_links"]:
+            # who may make a revision is decided against the 稿件's unit and first sender (filing)
             return done("resubmission", f"{evidence}，并附有文件：修改稿", found, tracking=tracking)
         return done("reply", f"{evidence}：对已有稿件的回复", found, tracking=tracking)
     if not has_files and not m["text"].strip():

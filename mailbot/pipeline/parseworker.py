@@ -12,8 +12,9 @@ import logging
 from pathlib import Path
 
 from mailbot import routing
-from mailbot.models import Parsed, Route, Staged
+from mailbot.models import Parsed, Route
 from mailbot.read import parse as parser
+from mailbot.store import stage_attachments
 
 log = logging.getLogger("mailbot.parseworker")
 MAX_TEXT = 200_000  # characters of body text kept in the database summary
@@ -60,7 +61,7 @@ def parse_file(path: str, sha256: str, job: dict | None = None) -> Parsed:
         summary["reply"] = reply_info(mail, route, list(job["directory"].departments.values()))
         if route.kind in ("submission", "resubmission", "form"):
             try:
-                staged = stage(mail, Path(job["staging"]))
+                staged = stage_attachments(mail, Path(job["staging"]))
             except OSError as exc:
                 return Parsed.quarantined(f"附件无法写入暂存目录（{exc.strerror or exc}）")
     columns = {
@@ -70,18 +71,6 @@ def parse_file(path: str, sha256: str, job: dict | None = None) -> Parsed:
     }
     return Parsed("parsed", summary=json.dumps(summary, ensure_ascii=False), columns=columns, route=route,
                   staged=staged)
-
-
-def stage(mail, folder: Path) -> tuple[Staged, ...]:
-    """Write the attachments to a staging folder; filing moves them into place."""
-    folder.mkdir(parents=True, exist_ok=True)
-    out = []
-    for i, att in enumerate(mail.attachments, 1):
-        path = folder / f"{i:03d}"
-        path.write_bytes(att.data)
-        out.append(Staged(str(path), att.filename, att.safe_name, att.size, att.sha256, att.content_type,
-                          att.in_forwarded_message))
-    return tuple(out)
 
 
 def reply_info(mail, route: Route, targets: list[str]) -> dict:

@@ -101,7 +101,7 @@ def handle_reply(session: Session, ctx, row: InboundMessage, mail: Mail, route: 
     settings = ctx.settings
     sender = mail.from_.address.lower()
     if review.answers_digest(mail):
-        _notice(session, ctx, None, sender, "这是周报，不能在这里审核", "周报只是汇总。请回复每篇稿件各自的审核通知邮件来审核。")
+        notice(session, ctx, None, sender, "这是周报，不能在这里审核", "周报只是汇总。请回复每篇稿件各自的审核通知邮件来审核。")
         return
     tokens = review.find_tokens(mail)
     task = session.exec(select(ReviewTask).where(ReviewTask.token.in_(tokens))).first() if tokens else None
@@ -135,7 +135,7 @@ def _refuse(session, ctx, row, sub, task, command, verdict, sender) -> None:
         "expired": ("审核链接已过期", "这封审核通知已过期，系统没有记录其中的意见。请与调宣部联系，重新发送审核通知。"),
     }
     headline, message = texts.get(verdict.code, ("未能记录您的意见", "系统没有记录这封回复中的意见。"))
-    _notice(session, ctx, sub, sender, headline, message)
+    notice(session, ctx, sub, sender, headline, message)
 
 
 def _hold(session, ctx, row, sub, task, command, verdict, sender) -> None:
@@ -144,13 +144,13 @@ def _hold(session, ctx, row, sub, task, command, verdict, sender) -> None:
            "several-from": "这封邮件列出了不止一个发件人",
            "sender-differs": "这封邮件的实际发送人（Sender）与发件人不一致",
            "address-in-name": "这封邮件发件人的显示名称里含有另一个邮箱地址"}.get(verdict.code, "这封邮件的发件人无法确认")
-    _notice(session, ctx, sub, sender, "您的意见已转交管理员确认",
+    notice(session, ctx, sub, sender, "您的意见已转交管理员确认",
             f"{why}，为安全起见，系统暂未执行这封回复中的意见（{WORDS.get(command.decision or '', '—')}），"
             "已转交管理员确认。确认后会通知您。")
 
 
 def _ask(session, ctx, row, sub, task, command, verdict, sender) -> None:
-    _notice(session, ctx, sub, sender, "没能确定您的审核意见",
+    notice(session, ctx, sub, sender, "没能确定您的审核意见",
             "系统没能从您的回复中确定审核意见，稿件状态没有改变。请直接回复审核通知邮件，第一行只写其中一种：\n"
             "  通过\n  退回 + 原因\n  转 科普部 / 转 学会部 / 转 调宣部")
 
@@ -200,13 +200,13 @@ def _apply_outcome(session, ctx, sub, task, command, outcome) -> str:
         return f"已转 {command.target} 审核，稿件编号不变。"
     if outcome.kind == "returned":
         sub.status = "returned"
-        _unit_notice(session, ctx, sub, "稿件退回，请修改后重新报送",
+        _unitnotice(session, ctx, sub, "稿件退回，请修改后重新报送",
                      f"您报送的稿件《{sub.title}》（编号 {sub.tracking}）经{task.stage_name}，需要修改后重新报送。",
                      f"退回原因：{command.reason or '（审核人未写明，请与我们联系）'}\n\n"
                      f"修改后请直接回复本邮件并附上修改后的文件，系统会登记为第{sub.revision + 1}版，编号不变。")
         return "已退回报送单位，并告知了退回原因。"
     sub.status = "approved"
-    _unit_notice(session, ctx, sub, "稿件已审核通过",
+    _unitnotice(session, ctx, sub, "稿件已审核通过",
                  f"您报送的稿件《{sub.title}》（编号 {sub.tracking}）已审核通过，将由调宣部安排在微信公众号发布。", "感谢您的支持！")
     publisher = settings.review.publisher
     if publisher:
@@ -226,7 +226,7 @@ def _body(session, sub) -> str:
     return json.loads(inbound.parsed_json)["text"] if inbound and inbound.parsed_json else ""
 
 
-def _unit_notice(session, ctx, sub, headline, message, detail) -> None:
+def _unitnotice(session, ctx, sub, headline, message, detail) -> None:
     settings = ctx.settings
     subject, text, _ = outbox.render("review-notice", tracking=sub.tracking, headline=headline,
                                      greeting=sub.unit or sub.sender_name or "您好", message=message, detail=detail,
@@ -234,7 +234,8 @@ def _unit_notice(session, ctx, sub, headline, message, detail) -> None:
     _send(session, ctx, sub, sub.sender, subject, text, "result", None)
 
 
-def _notice(session, ctx, sub, to: str, headline: str, message: str) -> None:
+def notice(session, ctx, sub, to: str, headline: str, message: str) -> None:
+    """A short polite notice to one person about a 稿件 (or none), from its department's mailbox."""
     subject, text, _ = outbox.render("review-notice", tracking=sub.tracking if sub else None, headline=headline,
                                      greeting="您好", message=message, detail="", organisation=ctx.settings.organisation)
     _send(session, ctx, sub, to, subject, text, "review-notice", None)
@@ -326,16 +327,6 @@ def _escalate(session, ctx, sub, task, waited: int, note: str) -> int:
     return len(leaders)
 
 
-def held(session: Session) -> list[dict]:
-    """Replies held for the operator (unknown address, failed DMARC/DKIM), not yet confirmed."""
-    from mailbot.store import Event
-
-    rows = session.exec(select(Event).where(Event.kind == "review-hold").order_by(Event.id)).all()
-    done = {e.inbound_id for e in session.exec(select(Event).where(Event.kind == "review-confirmed")).all()}
-    return [{"inbound_id": e.inbound_id, "at": e.at, "actor": e.actor, "detail": e.detail,
-             "submission_id": e.submission_id} for e in rows if e.inbound_id not in done]
-
-
 def confirm_held(session: Session, ctx, inbound_id: int, operator: str) -> str:
     """The operator vouches for a held reply: its decision is applied as if the sender were
     on the reviewer's list (the token must still be valid and the review still open)."""
@@ -344,8 +335,6 @@ def confirm_held(session: Session, ctx, inbound_id: int, operator: str) -> str:
     row = session.get(InboundMessage, inbound_id)
     if row is None or not row.parsed_json:
         return "没有这封邮件"
-    if inbound_id not in {h["inbound_id"] for h in held(session)}:
-        return "这封回复不在待确认列表中"
     mail = mail_from_json(json.loads(row.parsed_json))
     tokens = review.find_tokens(mail)
     task = session.exec(select(ReviewTask).where(ReviewTask.token.in_(tokens))).first() if tokens else None

@@ -332,49 +332,74 @@ def export(campaign: str = typer.Argument(..., help="活动（campaign）的 key
 
 
 @review_app.command("held")
-def review_held(config: Path | None = ConfigOpt) -> None:
-    """列出因发件地址未登记或验证失败而暂缓执行的审核回复。"""
+def review_held(as_json: bool = typer.Option(False, "--json", help="输出 JSON（UTF-8）"),
+                config: Path | None = ConfigOpt) -> None:
+    """列出等待管理员确认的邮件：发件地址未登记或验证失败的审核回复、非本单位发来的修改稿。"""
     from sqlmodel import Session
 
-    from mailbot import reviewing
-    from mailbot.runtime import daemon
+    from mailbot import held
 
-    rt = daemon.Runtime.build(_settings(config))
-    with Session(rt.engine) as session:
-        rows = reviewing.held(session)
-    if not rows:
-        out.print("没有待确认的审核回复。")
+    settings = _settings(config)
+    with Session(database(settings)) as session:
+        rows = held.held(session)
+    if as_json:
+        from mailbot.models import aware
+
+        sys.stdout.write(json.dumps([dict(r, at=aware(r["at"]).astimezone(settings.tz).isoformat(timespec="seconds"))
+                                     for r in rows], ensure_ascii=False, indent=2) + "\n")
         return
-    table = Table(title="待确认的审核回复")
-    for col in ("编号", "时间", "发件人", "说明"):
-        table.add_column(col)
-    for r in rows:
-        table.add_row(str(r["inbound_id"]), str(r["at"])[:19], r["actor"] or "", r["detail"] or "")
-    out.print(table)
-    out.print("确认无误后执行：mailbot review confirm 编号")
+    if not rows:
+        out.print("没有待确认的邮件。")
+        return
+    from mailbot.models import aware
+
+    out.print(f"待管理员确认的邮件（{len(rows)} 封）：")
+    for r in rows:  # a block each: addresses stay whole on a narrow terminal
+        when = aware(r["at"]).astimezone(settings.tz).strftime("%Y-%m-%d %H:%M")
+        out.print(f"\n│ {r['inbound_id']}  {r['what']}  {r['tracking'] or '（无稿件编号）'}  {when}")
+        out.print(f"  发件人：{r['actor'] or '未知'}")
+        out.print(f"  说明：{r['detail'] or ''}")
+    out.print("核实后执行：mailbot review confirm 编号（照此执行）或 mailbot review reject 编号 --reason 原因（不予采用）")
+
+
+def _settle(action, inbound_id: int, config: Path | None, *args) -> None:
+    import asyncio
+
+    from sqlmodel import Session
+
+    from mailbot import outbox
+    from mailbot.office import Office
+
+    settings = _settings(config)
+    engine = database(settings)  # the database and the office alone: no readers, no parse workers
+    with Session(engine) as session:
+        message = action(session, Office.load(settings).at(clock.now()), inbound_id, *args)
+        session.commit()
+    asyncio.run(outbox.drain(engine, settings, clock.now()))
+    out.print(message)
+    if not message.startswith(("已执行", "已拒绝")):
+        raise typer.Exit(1)
 
 
 @review_app.command("confirm")
 def review_confirm(inbound_id: int = typer.Argument(..., help="mailbot review held 列出的编号"),
                    operator: str = typer.Option(os.environ.get("USER", "operator"), "--by", help="确认人"),
                    config: Path | None = ConfigOpt) -> None:
-    """确认一封暂缓的审核回复，并执行其中的意见。"""
-    import asyncio
+    """确认一封暂缓的邮件并照此执行（审核意见生效，或登记为修改稿）。"""
+    from mailbot import held
 
-    from sqlmodel import Session
+    _settle(held.confirm, inbound_id, config, operator)
 
-    from mailbot import outbox, reviewing
-    from mailbot.office import Office
 
-    settings = _settings(config)
-    engine = database(settings)  # the database and the office alone: no readers, no parse workers
-    with Session(engine) as session:
-        message = reviewing.confirm_held(session, Office.load(settings).at(clock.now()), inbound_id, operator)
-        session.commit()
-    asyncio.run(outbox.drain(engine, settings, clock.now()))
-    out.print(message)
-    if not message.startswith("已执行"):
-        raise typer.Exit(1)
+@review_app.command("reject")
+def review_reject(inbound_id: int = typer.Argument(..., help="mailbot review held 列出的编号"),
+                  reason: str = typer.Option("", "--reason", help="告知发件人的原因"),
+                  operator: str = typer.Option(os.environ.get("USER", "operator"), "--by", help="处理人"),
+                  config: Path | None = ConfigOpt) -> None:
+    """不予采用一封暂缓的邮件：稿件不变，并礼貌告知发件人。"""
+    from mailbot import held
+
+    _settle(held.reject, inbound_id, config, operator, reason)
 
 
 @units_app.command("import")

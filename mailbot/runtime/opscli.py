@@ -62,7 +62,7 @@ def status(as_json: bool = JsonOpt, config: Path | None = ConfigOpt) -> None:
     """机器人现在的情况：各邮箱最近联系、队列、发送失败、下次定时任务、上期周报、节假日是否已录入。"""
     from sqlmodel import Session, select
 
-    from mailbot import digest, reviewing
+    from mailbot import digest, held
     from mailbot.digest import stats
     from mailbot.runtime import scheduler
     from mailbot.store import DigestRun
@@ -71,7 +71,7 @@ def status(as_json: bool = JsonOpt, config: Path | None = ConfigOpt) -> None:
     engine, now, tz = database(settings), clock.now(), settings.tz
     with Session(engine) as session:
         data = stats.status(session, settings, now)
-        data["held_replies"] = len(reviewing.held(session))
+        data["held_replies"] = len(held.held(session))
         last = session.exec(select(DigestRun).order_by(DigestRun.id.desc())).first()
     data["jobs"] = scheduler.upcoming(engine)
     data["next_digest_at"] = digest.next_run(now, settings.digest, tz) if settings.digest.enabled else None

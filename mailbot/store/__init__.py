@@ -26,6 +26,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Field, Session, SQLModel, create_engine, select
 
 from mailbot import clock
+from mailbot.models import Staged
 
 
 class MailboxState(SQLModel, table=True):
@@ -323,6 +324,18 @@ def mailbox_state(session: Session, mailbox: str, folder: str = "INBOX") -> Mail
 
 
 # --- raw files ------------------------------------------------------------------
+
+
+def stage_attachments(mail, folder: Path) -> tuple[Staged, ...]:
+    """Write a message's attachments to a staging folder (001, 002 …); filing moves them into place."""
+    folder.mkdir(parents=True, exist_ok=True)
+    out = []
+    for i, att in enumerate(mail.attachments, 1):
+        path = folder / f"{i:03d}"
+        path.write_bytes(att.data)
+        out.append(Staged(str(path), att.filename, att.safe_name, att.size, att.sha256, att.content_type,
+                          att.in_forwarded_message))
+    return tuple(out)
 
 
 class RawStore:

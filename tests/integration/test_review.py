@@ -326,7 +326,7 @@ def test_operator_confirms_a_held_reply(servers, robot, tmp_path):
                                     capture_output=True, text=True, env=env, timeout=60)
     listing = run("held")
     assert listing.returncode == 0 and "unit2@example.test" in listing.stdout
-    inbound_id = int(re.search(r"│ (\d+)\s+│", listing.stdout).group(1))
+    inbound_id = int(re.search(r"│ (\d+)\s", listing.stdout).group(1))
     done = run("confirm", str(inbound_id), "--by", "调宣部王")
     assert done.returncode == 0 and "已执行：通过" in done.stdout, done.stderr
     assert state(robot).stage == 1
