@@ -194,18 +194,14 @@ def plan_receipt(settings: Settings, sub: Submission, mailbox: str, size: int, m
     arrived = settings.mailbox(mailbox if mailbox in names else (dept.mailbox or settings.mailboxes[0].name))
     sender_dept = next((d for d in settings.departments if d.mailbox == arrived.name), dept)
     received = now.astimezone(settings.tz).strftime("%Y年%m月%d日 %H:%M")
-    subject, text, html = outbox.render(
-        "receipt", tracking=sub.tracking, title=sub.title, revision=sub.revision, unit=sub.unit,
-        department=dept.name, organisation=settings.organisation, received=received,
-        greeting=sub.unit or mail.from_.name or "您好",
+    return outbox.letter(
+        "receipt", settings=settings, mailbox=arrived.name,
+        from_name=sender_dept.sender_name or f"{settings.organisation}{sender_dept.name}",
+        to=sub.sender, now=now, tag=sub.tracking, id_token=token,
+        answering=mail.message_id, answering_refs=mail.references,
+        tracking=sub.tracking, title=sub.title, revision=sub.revision, unit=sub.unit, department=dept.name,
+        received=received, greeting=sub.unit or mail.from_.name,
         files=[{"name": f["name"], "size": human_size(f["size"])} for f in files],
         links=mail.large_attachment_links, oversized=sub.oversized, size=human_size(size))
-    refs = mail.references + ((mail.message_id,) if mail.message_id else ())
-    return outbox.Outgoing(
-        kind="receipt", mailbox=arrived.name,
-        from_name=sender_dept.sender_name or f"{settings.organisation}{sender_dept.name}",
-        from_address=arrived.email, to_name="", to_address=sub.sender, subject=subject, text=text, html=html,
-        message_id=outbox.new_message_id("receipt", sub.tracking, settings.mail_domain, token), date=now,
-        in_reply_to=mail.message_id, references=refs)
 
 
