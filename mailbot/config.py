@@ -319,6 +319,15 @@ class Settings(_Strict):
                 return box
         raise KeyError(name)
 
+    def contact(self) -> Department | None:
+        """The department people are told to ask (请与…联系): the publisher, else the one that
+        takes what no rule claims (routing.default); None when neither is configured."""
+        for key in (self.review.publisher, self.routing.default):
+            for dept in self.departments:
+                if dept.key == key:
+                    return dept
+        return None
+
 
 @dataclass(frozen=True)
 class Problem:

@@ -159,14 +159,6 @@ def _first_senders(session, sub: Submission) -> set[str]:
     return found
 
 
-REVISION_HOLDS = {
-    "not-the-unit": "发件地址不是该稿件报送单位登记的邮箱，也不是第1版的发件地址",
-    "several-from": "这封邮件列出了不止一个发件人",
-    "sender-differs": "这封邮件的实际发送人（Sender）与发件人不一致",
-    "address-in-name": "这封邮件发件人的显示名称里含有另一个邮箱地址",
-}
-
-
 def _hold_revision(session, ctx: Context, row, sub: Submission, mail: Mail, problem: str) -> None:
     """Nothing changes; the operator decides (`mailbot review held` / `confirm` / `reject`),
     and the sender is told politely that the office will look at it."""
@@ -174,9 +166,7 @@ def _hold_revision(session, ctx: Context, row, sub: Submission, mail: Mail, prob
     log_event(session, "revision-hold", f"{problem}: {sender} sent files for {sub.tracking}",
               inbound_id=row.id, submission_id=sub.id, actor=sender)
     if _ADDRESS.match(sender):
-        reviewing.notice(session, ctx, sub, sender, "您发来的修改稿已转交管理员确认",
-                         f"{REVISION_HOLDS.get(problem, '发件人无法确认')}，为安全起见，系统没有把这封邮件登记为"
-                         f"稿件 {sub.tracking} 的新版本，已转交管理员确认。如确是贵单位的修改稿，管理员确认后会登记并通知您。")
+        reviewing.notice(session, ctx, sub, sender, "revision-held", code=problem)
 
 
 def note_bounce(session, ctx: Context, row, mail: Mail, route: Route, staged) -> None:
@@ -263,18 +253,14 @@ def plan_receipt(settings: Settings, sub: Submission, mailbox: str, size: int, m
     arrived = settings.mailbox(mailbox if mailbox in names else (dept.mailbox or settings.mailboxes[0].name))
     sender_dept = next((d for d in settings.departments if d.mailbox == arrived.name), dept)
     received = now.astimezone(settings.tz).strftime("%Y年%m月%d日 %H:%M")
-    subject, text, html = outbox.render(
-        "receipt", tracking=sub.tracking, title=sub.title, revision=sub.revision, unit=sub.unit,
-        department=dept.name, organisation=settings.organisation, received=received,
-        greeting=sub.unit or mail.from_.name or "您好",
+    return outbox.letter(
+        "receipt", settings=settings, mailbox=arrived.name,
+        from_name=sender_dept.sender_name or f"{settings.organisation}{sender_dept.name}",
+        to=sub.sender, now=now, tag=sub.tracking, id_token=token,
+        answering=mail.message_id, answering_refs=mail.references,
+        tracking=sub.tracking, title=sub.title, revision=sub.revision, unit=sub.unit, department=dept.name,
+        received=received, greeting=sub.unit or mail.from_.name,
         files=[{"name": f["name"], "size": human_size(f["size"])} for f in files],
         links=mail.large_attachment_links, oversized=sub.oversized, size=human_size(size))
-    refs = mail.references + ((mail.message_id,) if mail.message_id else ())
-    return outbox.Outgoing(
-        kind="receipt", mailbox=arrived.name,
-        from_name=sender_dept.sender_name or f"{settings.organisation}{sender_dept.name}",
-        from_address=arrived.email, to_name="", to_address=sub.sender, subject=subject, text=text, html=html,
-        message_id=outbox.new_message_id("receipt", sub.tracking, settings.mail_domain, token), date=now,
-        in_reply_to=mail.message_id, references=refs)
 
 

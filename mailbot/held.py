@@ -79,7 +79,5 @@ def reject(session: Session, ctx: Context, inbound_id: int, operator: str, reaso
               submission_id=sub.id if sub else None, actor=operator)
     if hold["actor"] and "@" in hold["actor"]:
         what = "修改稿" if hold["kind"] == "revision-hold" else "审核意见"
-        why = f"原因：{reason}。" if reason else ""
-        reviewing.notice(session, ctx, sub, hold["actor"], f"您发来的{what}未被采用",
-                         f"经管理员核实，您发来的{what}没有被登记。{why}如有疑问，请与我们联系。")
+        reviewing.notice(session, ctx, sub, hold["actor"], "held-rejected", what=what, reason=reason)
     return f"已拒绝：{hold['what']}（{hold['tracking'] or '无稿件编号'}），已告知发件人"

@@ -184,7 +184,9 @@ def mail_from_json(data: dict) -> Mail:
                                                   if f.get("from") else None, message_id=f.get("message_id"),
                                                   date=f.get("date"), text=f.get("text") or "")
                                  for f in data.get("forwarded_messages") or ()),
-        large_attachment_links=tuple(LargeAttachmentLink(**link) for link in data.get("large_attachment_links") or ()),
+        large_attachment_links=tuple(LargeAttachmentLink(link.get("provider") or "", link.get("name") or "",
+                                                         link.get("size"), link.get("expires"), link.get("url"))
+                                     for link in data.get("large_attachment_links") or ()),
         unit_signature=data.get("unit_signature"), auto_reply=bool(data.get("auto_reply")),
         auto_reply_reason=data.get("auto_reply_reason"), bounce=bool(data.get("bounce")),
         bounce_reason=data.get("bounce_reason"), defects=tuple(data.get("defects") or ()),

@@ -74,7 +74,6 @@ def _remind_unit(session, ctx, campaign, due) -> int:
         log_event(session, "form-reminder-skipped", f"{campaign.key}: {unit.name} has no address on the roster")
         return 0
     dept = settings.department(campaign.department)
-    box = settings.mailbox(dept.mailbox or settings.mailboxes[0].name)
     audience = next(a for a in campaign.audiences if a.name == due.audience)
     attachments = ()
     blank = campaign.attach_template  # the blank form; its existence is checked when the config is loaded
@@ -85,16 +84,13 @@ def _remind_unit(session, ctx, campaign, due) -> int:
         attachments = ((blank.name, blank.read_bytes(), mime),)
     elif blank:
         log_event(session, "form-template-missing", f"{campaign.key}: {blank} is gone; reminder sent without it")
-    subject, text, _ = outbox.render(
-        "form-reminder", unit=unit.name, campaign=campaign.name, form=form_title(ctx, campaign.template),
-        deadline=f"{due.deadline.month}月{due.deadline.day}日", inclusive=audience.inclusive,
+    out = outbox.letter(
+        "form-reminder", settings=settings, from_department=campaign.department, to=unit.addresses[0],
+        to_name=unit.name, now=ctx.now, tag=f"{campaign.key}.{due.offset}", attachments=attachments,
+        unit=unit.name, campaign=campaign.name, form=form_title(ctx, campaign.template), deadline=due.deadline,
+        inclusive=audience.inclusive,
         days=(due.deadline - ctx.now.astimezone(settings.tz).date()).days,  # the offset's day may have moved
-        attached=bool(attachments), stamped=campaign.require_stamped, organisation=settings.organisation,
-        department=dept.name)
-    out = outbox.Outgoing(kind="form-reminder", mailbox=box.name, from_name=dept.sender_name or dept.name,
-                          from_address=box.email, to_name=unit.name, to_address=unit.addresses[0], subject=subject,
-                          text=text, html=None, date=ctx.now, attachments=attachments,
-                          message_id=outbox.new_message_id("form", f"{campaign.key}.{due.offset}", settings.mail_domain))
+        attached=bool(attachments), stamped=campaign.require_stamped, department=dept.name)
     outbox.enqueue(session, out, settings.outbox, ctx.now)
     log_event(session, "form-reminder", f"{campaign.key}: {unit.name}, {due.offset} days before {due.deadline}")
     return 1
@@ -103,14 +99,12 @@ def _remind_unit(session, ctx, campaign, due) -> int:
 def _missing_list(session, ctx, campaign, missing) -> int:
     settings = ctx.settings
     dept = settings.department(campaign.department)
-    box = settings.mailbox(dept.mailbox or settings.mailboxes[0].name)
     items = [{"unit": m.unit, "audience": m.audience, "deadline": m.deadline.isoformat()} for m in missing]
-    subject, text, _ = outbox.render("form-missing", form=form_title(ctx, campaign.template), campaign=campaign.name,
-                                     key=campaign.key,
-                                     count=len(items), missing=items, department=dept.name)
-    out = outbox.Outgoing(kind="form-missing", mailbox=box.name, from_name="mailbot", from_address=box.email,
-                          to_name=dept.name, to_address=box.email, subject=subject, text=text, html=None, date=ctx.now,
-                          message_id=outbox.new_message_id("missing", campaign.key, settings.mail_domain))
+    box = settings.mailbox(dept.mailbox or settings.mailboxes[0].name)  # to the department's own mailbox
+    out = outbox.letter("form-missing", settings=settings, from_department=campaign.department, to=box.email,
+                        to_name=dept.name, now=ctx.now, tag=campaign.key, form=form_title(ctx, campaign.template),
+                        campaign=campaign.name, key=campaign.key, count=len(items), missing=items,
+                        department=dept.name)
     outbox.enqueue(session, out, settings.outbox, ctx.now)
     log_event(session, "form-missing", f"{campaign.key}: {'、'.join(i['unit'] for i in items)}")
     return 1
@@ -346,25 +340,19 @@ def _form_reply(session, ctx, campaign, result, ret, audience, complete: bool, f
     still missing (`missing_form`: only a scan or photo has come so far)."""
     settings = ctx.settings
     dept = settings.department(campaign.department)
-    box = settings.mailbox(dept.mailbox or settings.mailboxes[0].name)
     totals = []
     for name in result["columns"]:
         numbers = [r.get(name) for r in result["rows"] if isinstance(r.get(name), int)]
         if numbers and len(numbers) == len([r for r in result["rows"] if r.get(name) is not None]):
             totals.append((name, sum(numbers)))
     errors = [e["message"] for e in result["errors"]]
-    if not result["rows"] and not errors and not missing_form:
-        errors = ["没有读到数据行，请确认表格内容已填写"]
     missing_stamp = campaign.require_stamped and not ret.stamped
-    subject, text, _ = outbox.render(
-        "form-reply", valid=ret.valid, form=result["form_type"] or form_title(ctx, campaign.template),
-        rows=len(result["rows"]),
-        version=ret.version, unit=ret.unit or "您好", filename=filename or ret.filename, errors=errors, totals=totals,
+    out = outbox.letter(
+        "form-reply", settings=settings, from_department=campaign.department, to=ret.sender, now=ctx.now,
+        tag=campaign.key, valid=ret.valid, form=result["form_type"] or form_title(ctx, campaign.template),
+        rows=len(result["rows"]), version=ret.version, unit=ret.unit, filename=filename or ret.filename,
+        errors=errors, no_rows=not result["rows"] and not errors and not missing_form, totals=totals,
         warnings=result["warnings"], missing_stamp=missing_stamp, missing_form=missing_form,
         stamp_required=campaign.require_stamped, on_time=ret.on_time, deadline=audience.deadline.isoformat(),
-        organisation=settings.organisation, department=dept.name, others=list(others))
-    out = outbox.Outgoing(kind="form-reply", mailbox=box.name, from_name=dept.sender_name or dept.name,
-                          from_address=box.email, to_name="", to_address=ret.sender, subject=subject, text=text,
-                          html=None, date=ctx.now, message_id=outbox.new_message_id("formreply", campaign.key,
-                                                                                    settings.mail_domain))
+        department=dept.name, others=list(others))
     outbox.enqueue(session, out, settings.outbox, ctx.now)

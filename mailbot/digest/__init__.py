@@ -121,6 +121,7 @@ def build(snap, period: Period, settings, now: datetime, late: bool = False) -> 
     return dict(
         title=f"{settings.organisation}{scope or ''}稿件与报表周报", scope=scope, late=late,
         period=dict(key=period.key, label=period.label), organisation=settings.organisation,
+        contact=settings.contact().name if settings.contact() else None,
         generated_at=_local(now, tz).strftime("%Y-%m-%d %H:%M"), cards=cards,
         departments=[dict(name=names.get(k, k), new=snap.new_by_dept.get(k, 0), prev=snap.prev_by_dept.get(k, 0),
                           delta=_delta(snap.new_by_dept.get(k, 0), snap.prev_by_dept.get(k, 0))) for k in depts],

@@ -42,7 +42,7 @@ class Rendered:
     attachment_name: str
     chart_src: str | None = None
 
-    def greeting(self, greeting: str) -> "Rendered":
+    def greeting(self, greeting: str | None) -> "Rendered":
         """The same digest (same numbers, chart and workbook) addressed to someone else."""
         subject, text, html = outbox.render("digest", **self.content, greeting=greeting, chart_src=self.chart_src,
                                             attachment_name=self.attachment_name)
@@ -82,8 +82,9 @@ def recipients(settings) -> list[Recipient]:
 
 
 def render(session: Session, settings, period: Period, now: datetime, department: str | None = None,
-           late: bool = False, greeting: str = "各位领导", inline_chart: bool = False) -> Rendered:
-    """One scope's digest. The chart is a cid: image in mail, a data: URI in a preview file."""
+           late: bool = False, greeting: str | None = None, inline_chart: bool = False) -> Rendered:
+    """One scope's digest. The chart is a cid: image in mail, a data: URI in a preview file;
+    no `greeting`: the template's (各位领导)."""
     snap = stats.snapshot(session, settings, period.starts_at, period.ends_at, department,
                           weeks=settings.digest.weeks_in_chart)
     content = digest.build(snap, period, settings, now, late=late)
@@ -142,15 +143,12 @@ def _queue(session: Session, settings, period: Period, now: datetime, late: bool
         if person.department not in by_scope:
             by_scope[person.department] = render(session, settings, period, now, person.department, late)
         r = by_scope[person.department]
-        if person.name:  # greeted by name; the numbers are the same
-            r = r.greeting(person.name)
-        out = outbox.Outgoing(
-            kind="digest", mailbox=box.name, from_name=f"{settings.organisation}稿件机器人", from_address=box.email,
-            to_name=person.name, to_address=person.address, subject=r.subject, text=r.text, html=r.html, date=now,
-            message_id=outbox.new_message_id("digest", period.key, settings.mail_domain),
-            attachments=((r.attachment_name, r.workbook,
-                          "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),),
-            related=((CHART_CID, r.chart, "image/png"),) if r.chart else ())
+        out = outbox.letter(
+            "digest", settings=settings, mailbox=box.name, to=person.address, to_name=person.name, now=now,
+            tag=period.key, attachments=((r.attachment_name, r.workbook,
+                                          "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),),
+            related=((CHART_CID, r.chart, "image/png"),) if r.chart else (),
+            **r.content, greeting=person.name or None, chart_src=r.chart_src, attachment_name=r.attachment_name)
         outbox.enqueue(session, out, settings.outbox, now)
 
 

@@ -155,22 +155,26 @@ def flag(client: IMAPClient, uids: list[int]) -> None:
         client.add_flags(uids, [FLAG_STORED], silent=True)
 
 
-def move(client: IMAPClient, box: Mailbox, folder: Folder, uids: list[int], path: str) -> dict[int, str]:
-    """Move copies to `path` (a unit's folder, the quarantine); a note per UID."""
-    try:
-        return _move(client, box, uids, path)
-    except IMAPClientError as exc:  # e.g. another robot or a person moved some first
-        return _move_what_is_left(client, box, folder, uids, path, exc)
-
-
-def _move_what_is_left(client: IMAPClient, box: Mailbox, folder: Folder, uids: list[int], path: str,
-                       exc: Exception) -> dict[int, str]:
-    """After a failed MOVE: look again, move what is still there, note what is gone."""
-    open_folder(client, box)
-    present = set(client.search(["UID", ",".join(map(str, uids))])) if uids else set()
-    notes = {u: f"already gone from {box.folder} when moving ({exc})" for u in uids if u not in present}
-    if present:
-        notes.update(_move(client, box, sorted(present), path))
+def move(client: IMAPClient, box: Mailbox, folder: Folder, uids: list[int], path: str,
+         attempts: int = 3) -> dict[int, str]:
+    """Move copies to `path` (a unit's folder, the quarantine); a note per UID. Another robot
+    or a person may move some of them meanwhile (EXPUNGEISSUED): look again and move what is
+    left, a few times; what still cannot be moved stays where it is, noted, never an error."""
+    notes: dict[int, str] = {}
+    left = list(uids)
+    for _ in range(attempts):
+        try:
+            notes.update(_move(client, box, left, path))
+            return notes
+        except IMAPClientError as exc:  # e.g. another robot or a person moved some first
+            open_folder(client, box)
+            present = set(client.search(["UID", ",".join(map(str, left))])) if left else set()
+            notes.update({u: f"already gone from {box.folder} when moving ({exc})" for u in left if u not in present})
+            left = sorted(present)
+            if not left:
+                return notes
+            last = exc
+    notes.update({u: f"not moved to {path} after {attempts} attempts ({last}); left in {box.folder}" for u in left})
     return notes
 
 

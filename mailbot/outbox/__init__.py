@@ -1,5 +1,7 @@
-"""The one way out: every e-mail the robot sends is rendered from template files, written
-to the outbox table in the transaction of the change that causes it, and sent by `drain()`.
+"""The one way out: every e-mail the robot sends is built by `letter()` from template files
+(templates/<name>.subject.j2, .txt.j2, optional .html.j2 and .from.j2), written to the
+outbox table in the transaction of the change that causes it, and sent by `drain()`.
+Message-ID, threading and the RFC 3834 headers are set here and nowhere else.
 
 A row is sent at most once: it is marked 'sending' (committed) before the SMTP
 conversation and 'sent' after; a row found 'sending' after a crash is 'uncertain' and
@@ -20,6 +22,7 @@ from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime, formataddr
 from pathlib import Path
+from typing import Sequence
 
 import aiosmtplib
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
@@ -33,7 +36,7 @@ from mailbot.store import OutboxMessage, log_event
 log = logging.getLogger("mailbot.outbox")
 TEMPLATES = Path(__file__).parent / "templates"
 _env = Environment(loader=FileSystemLoader(TEMPLATES), undefined=StrictUndefined,
-                   autoescape=select_autoescape(["html"]), trim_blocks=True, lstrip_blocks=True,
+                   autoescape=select_autoescape(["html", "html.j2"]), trim_blocks=True, lstrip_blocks=True,
                    keep_trailing_newline=True)
 
 
@@ -72,6 +75,61 @@ def new_message_id(kind: str, tag: str, domain: str, token: str | None = None) -
     """Our own Message-ID: <mailbot.KIND.TAG.TOKEN@domain> (routing recognises the prefix)."""
     token = token or secrets.token_hex(8)
     return f"<mailbot.{kind}.{tag}.{token}@{domain}>"
+
+
+# The Message-ID's second word per kind, where it is not the kind itself. Replies are read
+# by these: routing knows form/formreply (a campaign's thread), review knows review/reminder
+# (the token after the tracking number), and digest (a reply to the weekly digest).
+ID_PREFIX = {"review-request": "review", "review-reminder": "reminder", "form-reminder": "form",
+             "form-missing": "missing", "form-reply": "formreply"}
+
+
+def office_values(settings) -> dict:
+    """What any template may say about the office: its name, its departments' names (the
+    reroute choices, 转 科普部 …) and the department people are told to contact."""
+    contact = settings.contact()
+    return {"organisation": settings.organisation, "department_names": [d.name for d in settings.departments],
+            "contact": contact.name if contact else None}
+
+
+def letter(kind: str, template: str | None = None, *, settings, to: str, now: datetime, tag: str,
+           from_department: str | None = None, mailbox: str | None = None, from_name: str | None = None,
+           from_address: str | None = None, to_name: str = "", id_token: str | None = None,
+           answering: str | None = None, answering_refs: Sequence[str] = (),
+           attachments: tuple[tuple[str, bytes, str], ...] = (),
+           related: tuple[tuple[str, bytes, str], ...] = (), **values) -> Outgoing:
+    """One outgoing message, rendered from templates/<template>.* (default: the kind).
+
+    Args:
+        kind: the outbox row's kind (daily caps, `mailbot show`, the Message-ID's prefix).
+        settings: the office's settings; the templates also see `office_values(settings)`.
+        to, to_name: the recipient.
+        now: the Date header.
+        tag, id_token: the Message-ID is <mailbot.PREFIX.TAG.TOKEN@mail_domain>, TOKEN
+            random unless given (a review token, which replies bring back; golden files).
+        from_department: the key of the department the letter is from: its mailbox sends,
+            its sender name shows; `mailbox` and `from_name` override, and a
+            <template>.from.j2, when there is one, names the sender.
+        from_address: shown instead of the mailbox's address (a plus address for replies).
+        answering, answering_refs: the Message-ID and References of the mail this answers;
+            the letter is threaded under it and marked auto-replied.
+        values: what the templates show: names, numbers, lists, flags; never sentences.
+    """
+    dept = settings.department(from_department) if from_department else None
+    box = settings.mailbox(mailbox or (dept.mailbox if dept else None) or settings.mailboxes[0].name)
+    context = {**office_values(settings), **values}
+    subject, text, html = render(template or kind, **context)
+    named = TEMPLATES / f"{template or kind}.from.j2"
+    if named.exists():
+        from_name = " ".join(_env.get_template(named.name).render(**context).split())
+    elif from_name is None:
+        from_name = (dept.sender_name or dept.name) if dept else settings.organisation
+    refs = tuple(answering_refs) + ((answering,) if answering else ())
+    return Outgoing(kind=kind, mailbox=box.name, from_name=from_name, from_address=from_address or box.email,
+                    to_name=to_name, to_address=to, subject=subject, text=text, html=html,
+                    message_id=new_message_id(ID_PREFIX.get(kind, kind), tag, settings.mail_domain, id_token),
+                    date=now, in_reply_to=answering, references=refs,
+                    attachments=attachments, related=related)
 
 
 def build(out: Outgoing) -> bytes:

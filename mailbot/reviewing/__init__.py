@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 import secrets
 from datetime import timedelta
-from urllib.parse import quote
 
 from sqlmodel import Session, select
 
@@ -53,47 +52,31 @@ def start_stage(session: Session, ctx, sub: Submission, stage: int, body: str = 
         person = settings.reviewer(who)
         token = review.make_token(ctx.secret, sub.tracking, sub.revision, stage, who, secrets.token_hex(8))
         reply_to = box.email.replace("@", f"+{token}@") if settings.review.plus_addressing else box.email
-        message_id = f"<mailbot.review.{sub.tracking}.{token}@{settings.mail_domain}>"
+        out = outbox.letter(
+            "review-request", settings=settings, from_department=sub.department, from_address=reply_to,
+            to=person.addresses[0], to_name=person.name, now=ctx.now, tag=sub.tracking, id_token=token,
+            attachments=attachments, tracking=sub.tracking, token=token, reply_address=reply_to,
+            stage_name=step.name, title=sub.title, unit=sub.unit, department=dept.name,
+            route_reason=sub.route_reason, revision=sub.revision, files=[f.filename for f in files], flags=flags,
+            previous=previous, body=body[:5000], reviewer=person.name)
         session.add(ReviewTask(submission_id=sub.id, revision=sub.revision, department=sub.department, stage=stage,
-                               stage_name=step.name, reviewer=who, token=token, message_id=message_id,
+                               stage_name=step.name, reviewer=who, token=token, message_id=out.message_id,
                                expires_at=ctx.now + timedelta(days=settings.review.token_days), created_at=ctx.now))
-        subject, text, html = outbox.render(
-            "review-request", tracking=sub.tracking, token=token, stage_name=step.name, title=sub.title,
-            unit=sub.unit, department=dept.name, route_reason=sub.route_reason, revision=sub.revision,
-            files=[f.filename for f in files], flags=flags, previous=previous, body=body[:5000],
-            reviewer=person.name, links=_links(reply_to, sub.tracking, token, settings))
-        out = outbox.Outgoing(kind="review-request", mailbox=box.name, from_name=dept.sender_name or dept.name,
-                              from_address=reply_to, to_name=person.name, to_address=person.addresses[0],
-                              subject=subject, text=text, html=html, message_id=message_id, date=ctx.now,
-                              attachments=attachments)
         outbox.enqueue(session, out, settings.outbox, ctx.now, submission_id=sub.id)
     log_event(session, "review-started", f"{sub.tracking} r{sub.revision} {step.name}: {'、'.join(step.reviewers)}",
               submission_id=sub.id)
 
 
-def _changes(session, sub: Submission, files: list) -> str:
-    """What changed in the files since the previous revision, by name and content."""
+def _changes(session, sub: Submission, files: list) -> dict[str, list[str]]:
+    """The files' names since the previous revision: new, changed (same name, other
+    content), the same, and gone."""
     before = {f.filename: f.sha256 for f in session.exec(select(SubmissionFile).where(
         SubmissionFile.submission_id == sub.id, SubmissionFile.revision == sub.revision - 1)).all()}
     after = {f.filename: f.sha256 for f in files}
-    parts = []
-    new = [n for n in after if n not in before]
-    gone = [n for n in before if n not in after]
-    changed = [n for n in after if n in before and after[n] != before[n]]
-    same = [n for n in after if n in before and after[n] == before[n]]
-    for label, names in (("新增", new), ("修改", changed), ("未变", same), ("不再附上", gone)):
-        if names:
-            parts.append(f"{label}：{'、'.join(names)}")
-    return "；".join(parts) or "附件没有变化（修改可能在正文中）"
-
-
-def _links(address: str, tracking: str, token: str, settings) -> dict:
-    """mailto: links a reviewer taps on a phone; their replies pass the same checks."""
-    def link(body: str) -> str:
-        return f"mailto:{address}?subject={quote(f'回复：[{tracking}/{token}]')}&body={quote(body)}"
-    names = [d.name for d in settings.departments]
-    return {"approve": link("通过"), "return": link("退回 （请写明原因）"),
-            "reroute": [(n, link(f"转 {n}")) for n in names]}
+    return {"new": [n for n in after if n not in before],
+            "changed": [n for n in after if n in before and after[n] != before[n]],
+            "same": [n for n in after if n in before and after[n] == before[n]],
+            "gone": [n for n in before if n not in after]}
 
 
 def handle_reply(session: Session, ctx, row: InboundMessage, mail: Mail, route: Route, staged) -> None:
@@ -101,7 +84,7 @@ def handle_reply(session: Session, ctx, row: InboundMessage, mail: Mail, route: 
     settings = ctx.settings
     sender = mail.from_.address.lower()
     if review.answers_digest(mail):
-        notice(session, ctx, None, sender, "这是周报，不能在这里审核", "周报只是汇总。请回复每篇稿件各自的审核通知邮件来审核。")
+        notice(session, ctx, None, sender, "digest-reply")
         return
     tokens = review.find_tokens(mail)
     task = session.exec(select(ReviewTask).where(ReviewTask.token.in_(tokens))).first() if tokens else None
@@ -128,31 +111,15 @@ def _ignore(*_args) -> None:
 
 
 def _refuse(session, ctx, row, sub, task, command, verdict, sender) -> None:
-    texts = {
-        "no-token": ("未能确认审核身份", "这封回复没有带审核编号（或编号已被修改），为防止冒用，系统没有记录其中的意见。"
-                     "请直接回复系统发给您的审核通知邮件（保留主题中的编号），或点按通知中的按钮。"),
-        "already-decided": ("这篇稿件本环节已经审核过", "这一环节已有审核意见，系统没有再次记录。如需更改，请与调宣部联系。"),
-        "expired": ("审核链接已过期", "这封审核通知已过期，系统没有记录其中的意见。请与调宣部联系，重新发送审核通知。"),
-    }
-    headline, message = texts.get(verdict.code, ("未能记录您的意见", "系统没有记录这封回复中的意见。"))
-    notice(session, ctx, sub, sender, headline, message)
+    notice(session, ctx, sub, sender, "review-refused", code=verdict.code)
 
 
 def _hold(session, ctx, row, sub, task, command, verdict, sender) -> None:
-    why = {"unknown-address": "您的发件地址不在这位审核人的登记地址中",
-           "auth-failed": "收件服务器未能验证这封邮件的发件人",
-           "several-from": "这封邮件列出了不止一个发件人",
-           "sender-differs": "这封邮件的实际发送人（Sender）与发件人不一致",
-           "address-in-name": "这封邮件发件人的显示名称里含有另一个邮箱地址"}.get(verdict.code, "这封邮件的发件人无法确认")
-    notice(session, ctx, sub, sender, "您的意见已转交管理员确认",
-            f"{why}，为安全起见，系统暂未执行这封回复中的意见（{WORDS.get(command.decision or '', '—')}），"
-            "已转交管理员确认。确认后会通知您。")
+    notice(session, ctx, sub, sender, "review-held", code=verdict.code, decision=WORDS.get(command.decision or ""))
 
 
 def _ask(session, ctx, row, sub, task, command, verdict, sender) -> None:
-    notice(session, ctx, sub, sender, "没能确定您的审核意见",
-            "系统没能从您的回复中确定审核意见，稿件状态没有改变。请直接回复审核通知邮件，第一行只写其中一种：\n"
-            "  通过\n  退回 + 原因\n  转 科普部 / 转 学会部 / 转 调宣部")
+    notice(session, ctx, sub, sender, "review-unclear")
 
 
 def _decide(session, ctx, row, sub, task, command, verdict, sender) -> None:
@@ -176,47 +143,41 @@ def _decide(session, ctx, row, sub, task, command, verdict, sender) -> None:
               f" → {outcome.kind}", inbound_id=row.id, submission_id=sub.id, actor=sender)
     next_step = _apply_outcome(session, ctx, sub, task, command, outcome)
     person = settings.reviewer(task.reviewer)
-    subject, text, _ = outbox.render("review-confirm", tracking=sub.tracking, title=sub.title, reviewer=person.name,
-                                     decision_word=WORDS[command.decision] + (f" {command.target}" if command.target else ""),
-                                     reason=command.reason, next_step=next_step, organisation=settings.organisation)
-    _send(session, ctx, sub, sender, subject, text, "review-confirm", row)
+    _send(session, ctx, sub, sender, "review-confirm", "review-confirm", tracking=sub.tracking, title=sub.title,
+          reviewer=person.name, decision=WORDS[command.decision], target=command.target, reason=command.reason,
+          outcome=outcome.kind, **next_step)
 
 
-def _apply_outcome(session, ctx, sub, task, command, outcome) -> str:
+def _apply_outcome(session, ctx, sub, task, command, outcome) -> dict:
+    """Act on the outcome; return what the reviewer's confirmation says of the next step."""
     settings = ctx.settings
     sub.updated_at = ctx.now
     if outcome.kind == "wait":
-        return "已记录，还在等待本环节其他审核人的意见。"
+        return {}
     if outcome.kind == "advance":
         start_stage(session, ctx, sub, outcome.next_stage, _body(session, sub))
         step = settings.review.stages[sub.department][outcome.next_stage]
-        names = "、".join(settings.reviewer(r).name for r in step.reviewers)
-        return f"已转 {names} {step.name}。"
+        return {"next_reviewers": [settings.reviewer(r).name for r in step.reviewers], "next_stage": step.name}
     if outcome.kind == "rerouted":
         key = next((d.key for d in settings.departments if d.name == command.target), sub.department)
         sub.department = key
         sub.status = "received"
         start_stage(session, ctx, sub, 0, _body(session, sub))
-        return f"已转 {command.target} 审核，稿件编号不变。"
+        return {}
+    unit = {"tracking": sub.tracking, "title": sub.title, "greeting": sub.unit or sub.sender_name}
     if outcome.kind == "returned":
         sub.status = "returned"
-        _unitnotice(session, ctx, sub, "稿件退回，请修改后重新报送",
-                     f"您报送的稿件《{sub.title}》（编号 {sub.tracking}）经{task.stage_name}，需要修改后重新报送。",
-                     f"退回原因：{command.reason or '（审核人未写明，请与我们联系）'}\n\n"
-                     f"修改后请直接回复本邮件并附上修改后的文件，系统会登记为第{sub.revision + 1}版，编号不变。")
-        return "已退回报送单位，并告知了退回原因。"
+        _send(session, ctx, sub, sub.sender, "result", "review-returned", **unit, stage=task.stage_name,
+              reason=command.reason, revision=sub.revision)
+        return {}
     sub.status = "approved"
-    _unitnotice(session, ctx, sub, "稿件已审核通过",
-                 f"您报送的稿件《{sub.title}》（编号 {sub.tracking}）已审核通过，将由调宣部安排在微信公众号发布。", "感谢您的支持！")
-    publisher = settings.review.publisher
+    publisher = settings.department(settings.review.publisher).name if settings.review.publisher else None
+    _send(session, ctx, sub, sub.sender, "result", "review-approved", **unit, publisher=publisher)
     if publisher:
-        _, box = _dept_box(settings, publisher)
-        _send(session, ctx, sub, box.email, f"[{sub.tracking}] 已审核通过，可以发布：《{sub.title}》",
-              outbox.render("review-notice", tracking=sub.tracking, headline="已审核通过，可以发布",
-                            greeting=settings.department(publisher).name, organisation=settings.organisation,
-                            message=f"稿件《{sub.title}》（{sub.unit or '未知单位'}，编号 {sub.tracking}）已完成全部审核，可以上传微信公众号。",
-                            detail=f"文件在存储目录 {sub.folder}。")[1], "publish-ready", None)
-    return "已审核通过，已通知报送单位和调宣部。"
+        _, box = _dept_box(settings, settings.review.publisher)
+        _send(session, ctx, sub, box.email, "publish-ready", "review-publish", tracking=sub.tracking,
+              title=sub.title, unit=sub.unit, folder=sub.folder, publisher=publisher)
+    return {"publisher": publisher}
 
 
 def _body(session, sub) -> str:
@@ -226,29 +187,18 @@ def _body(session, sub) -> str:
     return json.loads(inbound.parsed_json)["text"] if inbound and inbound.parsed_json else ""
 
 
-def _unitnotice(session, ctx, sub, headline, message, detail) -> None:
+def notice(session, ctx, sub, to: str, template: str, **values) -> None:
+    """An answer to a message that decided nothing by itself (refused, held, unclear, sent to
+    the digest, a revision held or turned down)."""
+    _send(session, ctx, sub, to, "review-notice", template, tracking=sub.tracking if sub else None, **values)
+
+
+def _send(session, ctx, sub, to: str, kind: str, template: str, **values) -> None:
+    """A letter about a 稿件 (or, with no 稿件, about review in general) from its department."""
     settings = ctx.settings
-    subject, text, _ = outbox.render("review-notice", tracking=sub.tracking, headline=headline,
-                                     greeting=sub.unit or sub.sender_name or "您好", message=message, detail=detail,
-                                     organisation=settings.organisation)
-    _send(session, ctx, sub, sub.sender, subject, text, "result", None)
-
-
-def notice(session, ctx, sub, to: str, headline: str, message: str) -> None:
-    """A short polite notice to one person about a 稿件 (or none), from its department's mailbox."""
-    subject, text, _ = outbox.render("review-notice", tracking=sub.tracking if sub else None, headline=headline,
-                                     greeting="您好", message=message, detail="", organisation=ctx.settings.organisation)
-    _send(session, ctx, sub, to, subject, text, "review-notice", None)
-
-
-def _send(session, ctx, sub, to: str, subject: str, text: str, kind: str, row) -> None:
-    settings = ctx.settings
-    dept_key = sub.department if sub else settings.routing.default
-    dept, box = _dept_box(settings, dept_key)
-    tag = sub.tracking if sub else "notice"
-    out = outbox.Outgoing(kind=kind, mailbox=box.name, from_name=dept.sender_name or dept.name,
-                          from_address=box.email, to_name="", to_address=to, subject=subject, text=text, html=None,
-                          message_id=outbox.new_message_id(kind, tag, settings.mail_domain), date=ctx.now)
+    out = outbox.letter(kind, template, settings=settings,
+                        from_department=sub.department if sub else settings.routing.default, to=to, now=ctx.now,
+                        tag=sub.tracking if sub else "notice", **values)
     outbox.enqueue(session, out, settings.outbox, ctx.now, submission_id=sub.id if sub else None)
 
 
@@ -278,50 +228,38 @@ def chase_reviews(session: Session, ctx) -> int:
         if action is None:
             continue
         sub = session.get(Submission, task.submission_id)
-        note = "" if known else "（今年的法定节假日安排尚未收录，按周一至周五计算）"
+        about = {"tracking": sub.tracking, "title": sub.title, "unit": sub.unit, "stage": task.stage_name,
+                 "waited": waited, "calendar_known": known}
         if action == "chase":
             task.chased_at = ctx.now
-            queued += _remind(session, ctx, sub, task, waited, note)
+            queued += _remind(session, ctx, sub, task, about)
         else:
             task.escalated_at = ctx.now
-            queued += _escalate(session, ctx, sub, task, waited, note)
+            queued += _escalate(session, ctx, sub, task, about)
     return queued
 
 
-def _remind(session, ctx, sub, task, waited: int, note: str) -> int:
+def _remind(session, ctx, sub, task, about: dict) -> int:
     settings = ctx.settings
     person = settings.reviewer(task.reviewer)
-    dept, box = _dept_box(settings, sub.department)
-    subject = f"[{sub.tracking}/{task.token}] 提醒：稿件《{sub.title}》等待您{task.stage_name}"
-    _, text, _ = outbox.render("review-notice", tracking=sub.tracking, headline="", greeting=person.name,
-                               message=f"稿件《{sub.title}》（{sub.unit or '未知单位'}，编号 {sub.tracking}）已等待您"
-                                       f"{task.stage_name} {waited} 个工作日{note}。",
-                               detail="请直接回复本邮件，第一行写：通过；或 退回 + 原因；或 转 科普部/学会部/调宣部。",
-                               organisation=settings.organisation)
-    out = outbox.Outgoing(kind="review-reminder", mailbox=box.name, from_name=dept.sender_name or dept.name,
-                          from_address=box.email, to_name=person.name, to_address=person.addresses[0], subject=subject,
-                          text=text, html=None, date=ctx.now,
-                          message_id=f"<mailbot.reminder.{sub.tracking}.{task.token}@{settings.mail_domain}>")
+    out = outbox.letter("review-reminder", settings=settings, from_department=sub.department,
+                        to=person.addresses[0], to_name=person.name, now=ctx.now, tag=sub.tracking,
+                        id_token=task.token, **about, token=task.token, reviewer=person.name)
     outbox.enqueue(session, out, settings.outbox, ctx.now, submission_id=sub.id)
-    log_event(session, "review-chased", f"{task.stage_name} {task.reviewer}: {waited} working days",
+    log_event(session, "review-chased", f"{task.stage_name} {task.reviewer}: {about['waited']} working days",
               submission_id=sub.id)
     return 1
 
 
-def _escalate(session, ctx, sub, task, waited: int, note: str) -> int:
+def _escalate(session, ctx, sub, task, about: dict) -> int:
     settings = ctx.settings
     stages = settings.review.stages.get(sub.department, [])
     leaders = settings.review.escalate_to or (stages[-1].reviewers if stages else [])
     leaders = [who for who in leaders if who != task.reviewer]
     waiting_on = settings.reviewer(task.reviewer).name
     for who in leaders:
-        person = settings.reviewer(who)
-        _, text, _ = outbox.render("review-notice", tracking=sub.tracking, headline="", greeting=person.name,
-                                   message=f"稿件《{sub.title}》（{sub.unit or '未知单位'}，编号 {sub.tracking}）在{waiting_on}处"
-                                           f"等待{task.stage_name}已 {waited} 个工作日{note}，提醒后仍未处理，特此告知。",
-                                   detail="", organisation=settings.organisation)
-        _send(session, ctx, sub, person.addresses[0], f"[{sub.tracking}] 催办：稿件等待{task.stage_name}已 {waited} 个工作日",
-              text, "review-escalation", None)
+        _send(session, ctx, sub, settings.reviewer(who).addresses[0], "review-escalation", "review-escalation",
+              **about, leader=settings.reviewer(who).name, reviewer=waiting_on)
     log_event(session, "review-escalated", f"{task.stage_name} {task.reviewer} → {'、'.join(leaders) or '（无人可报）'}",
               submission_id=sub.id)
     return len(leaders)
