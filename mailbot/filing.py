@@ -8,7 +8,6 @@ Everything here runs inside the transaction that records the parse result, so th
 from __future__ import annotations
 
 import logging
-import os
 import re
 from dataclasses import replace
 from datetime import datetime
@@ -23,16 +22,16 @@ from mailbot.campaigns import collecting
 from mailbot.config import Settings
 from mailbot.models import Mail, Route, Staged, aware
 from mailbot.office import Context
-from mailbot.read.parse import safe_name, unique_name
+from mailbot.read.parse import safe_name
 from mailbot.store import (
     Event,
     InboundMessage,
     MessageCopy,
     ReviewTask,
     Submission,
-    SubmissionFile,
     TrackingCounter,
     log_event,
+    place_files,
 )
 
 log = logging.getLogger("mailbot.filing")
@@ -82,7 +81,7 @@ def file_submission(session, ctx: Context, row, mail: Mail, route: Route, staged
                      oversized=row.size > settings.filing.max_message_bytes, created_at=ctx.now, updated_at=ctx.now)
     session.add(sub)
     session.flush()
-    files = _place_files(session, ctx, sub, staged, folder, revision=1)
+    files = place_files(session, ctx.storage, sub.id, staged, folder, revision=1)
     _target_folder(session, ctx, row, route.unit)
     log_event(session, "filed", f"{tracking}: {route.reason}", inbound_id=row.id, submission_id=sub.id)
     _receipt(session, ctx, sub, row, mail, files)
@@ -110,7 +109,7 @@ def file_resubmission(session, ctx: Context, row, mail: Mail, route: Route, stag
     for task in session.exec(select(ReviewTask).where(ReviewTask.submission_id == sub.id,
                                                       ReviewTask.status == "open")).all():
         task.status = "closed"  # the old revision's open reviews end here
-    files = _place_files(session, ctx, sub, staged, f"{sub.folder}/v{sub.revision}", sub.revision)
+    files = place_files(session, ctx.storage, sub.id, staged, f"{sub.folder}/v{sub.revision}", sub.revision)
     _target_folder(session, ctx, row, sub.unit)
     log_event(session, "resubmitted", f"{sub.tracking} revision {sub.revision}", inbound_id=row.id,
               submission_id=sub.id)
@@ -189,35 +188,6 @@ def _title(mail: Mail) -> str:
 
 def _reply_address(mail: Mail) -> str:
     return (mail.reply_to[0].address if mail.reply_to else mail.from_.address).strip()
-
-
-def _place_files(session, ctx: Context, sub: Submission, staged: tuple[Staged, ...], folder: str,
-                 revision: int) -> list[dict]:
-    """Move staged attachments into the 稿件's folder: safe names, nothing overwritten
-    (a same-named different file gets ' (2)'), the sender's name kept in the database."""
-    target = ctx.storage / folder
-    target.mkdir(parents=True, exist_ok=True)
-    taken = {p.name for p in target.iterdir()}
-    placed = []
-    for item in staged:
-        name = item.safe_name
-        dest = target / name
-        if name in taken and not _same_file(dest, item.size, item.sha256):
-            name = unique_name(name, taken)
-            dest = target / name
-        os.replace(item.path, dest)
-        taken.add(name)
-        session.add(SubmissionFile(submission_id=sub.id, revision=revision, filename=item.filename or name,
-                                   path=f"{folder}/{name}", size=item.size, sha256=item.sha256,
-                                   content_type=item.content_type))
-        placed.append({"name": item.filename or name, "size": item.size})
-    return placed
-
-
-def _same_file(path: Path, size: int, sha256: str) -> bool:
-    import hashlib
-
-    return path.stat().st_size == size and hashlib.sha256(path.read_bytes()).hexdigest() == sha256
 
 
 def _target_folder(session, ctx: Context, row, unit: str | None) -> None:

@@ -59,7 +59,9 @@ def parse_file(path: str, sha256: str, job: dict | None = None) -> Parsed:
         route = classify(mail, job)
         summary["classification"] = route.to_json()
         summary["reply"] = reply_info(mail, route, list(job["directory"].departments.values()))
-        if route.kind in ("submission", "resubmission", "form"):
+        reviewer_files = route.kind == "reply" and any(
+            not (a.disposition == "inline" and a.content_id) for a in mail.attachments)
+        if route.kind in ("submission", "resubmission", "form") or reviewer_files:
             try:
                 staged = stage_attachments(mail, Path(job["staging"]))
             except OSError as exc:

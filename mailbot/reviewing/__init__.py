@@ -22,6 +22,7 @@ from mailbot.store import (
     Submission,
     SubmissionFile,
     log_event,
+    place_files,
 )
 
 log = logging.getLogger("mailbot.reviewing")
@@ -103,6 +104,9 @@ def handle_reply(session: Session, ctx, row: InboundMessage, mail: Mail, route: 
     if verdict.action != "decide":  # an accepted decision is recorded as a "decision" event below
         log_event(session, f"review-{verdict.action}", f"{verdict.code}: {command.decision or '-'} "
                   f"{command.reason or ''}".strip(), inbound_id=row.id, submission_id=sub_id, actor=sender)
+    if verdict.action == "decide":  # the reviewer's files belong to the decision
+        _decide(session, ctx, row, sub, task, command, verdict, sender, files=staged)
+        return
     ACTIONS[verdict.action](session, ctx, row, sub, task, command, verdict, sender)
 
 
@@ -122,8 +126,13 @@ def _ask(session, ctx, row, sub, task, command, verdict, sender) -> None:
     notice(session, ctx, sub, sender, "review-unclear")
 
 
-def _decide(session, ctx, row, sub, task, command, verdict, sender) -> None:
+def _decide(session, ctx, row, sub, task, command, verdict, sender, files=()) -> None:
+    """Apply an accepted decision. The reviewer's files (修改意见见附件) are kept with the 稿件
+    (source reviewer, never a revision) and, with 退回, sent to the unit with the reason."""
     settings = ctx.settings
+    kept = [f for f in files if not f.in_forwarded_message]
+    placed = place_files(session, ctx.storage, sub.id, kept, f"{sub.folder}/审核意见-v{task.revision}-{task.stage + 1}",
+                         task.revision, source="reviewer") if kept else []
     task.status, task.decision, task.reason = "decided", command.decision, command.reason
     task.decided_by, task.decided_at, task.inbound_id = sender, ctx.now, row.id
     stages = settings.review.stages.get(sub.department, [])
@@ -141,14 +150,14 @@ def _decide(session, ctx, row, sub, task, command, verdict, sender) -> None:
     log_event(session, "decision", f"{task.stage_name} {WORDS[command.decision]}"
               f"{' ' + command.target if command.target else ''}{' ' + command.reason if command.reason else ''}"
               f" → {outcome.kind}", inbound_id=row.id, submission_id=sub.id, actor=sender)
-    next_step = _apply_outcome(session, ctx, sub, task, command, outcome)
+    next_step = _apply_outcome(session, ctx, sub, task, command, outcome, placed)
     person = settings.reviewer(task.reviewer)
     _send(session, ctx, sub, sender, "review-confirm", "review-confirm", tracking=sub.tracking, title=sub.title,
           reviewer=person.name, decision=WORDS[command.decision], target=command.target, reason=command.reason,
           outcome=outcome.kind, **next_step)
 
 
-def _apply_outcome(session, ctx, sub, task, command, outcome) -> dict:
+def _apply_outcome(session, ctx, sub, task, command, outcome, placed=()) -> dict:
     """Act on the outcome; return what the reviewer's confirmation says of the next step."""
     settings = ctx.settings
     sub.updated_at = ctx.now
@@ -168,7 +177,8 @@ def _apply_outcome(session, ctx, sub, task, command, outcome) -> dict:
     if outcome.kind == "returned":
         sub.status = "returned"
         _send(session, ctx, sub, sub.sender, "result", "review-returned", **unit, stage=task.stage_name,
-              reason=command.reason, revision=sub.revision)
+              reason=command.reason, revision=sub.revision, files=[f["name"] for f in placed],
+              attachments=tuple((f["name"], f["path"].read_bytes(), f["content_type"]) for f in placed))
         return {}
     sub.status = "approved"
     publisher = settings.department(settings.review.publisher).name if settings.review.publisher else None

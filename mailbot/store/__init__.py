@@ -141,6 +141,7 @@ class SubmissionFile(SQLModel, table=True):
     size: int = Field(sa_type=BigInteger)
     sha256: str = Field(max_length=64)
     content_type: str = Field(max_length=200)
+    source: str = Field(default="unit", max_length=20)  # unit (the 稿件 itself) | reviewer (with a decision)
 
 
 class ReviewTask(SQLModel, table=True):
@@ -324,6 +325,38 @@ def mailbox_state(session: Session, mailbox: str, folder: str = "INBOX") -> Mail
 
 
 # --- raw files ------------------------------------------------------------------
+
+
+def place_files(session: Session, storage: Path, submission_id: int, staged, folder: str, revision: int,
+                source: str = "unit") -> list[dict]:
+    """Move staged attachments into a 稿件's folder: safe names, nothing overwritten (a
+    same-named different file gets ' (2)'), the sender's name kept in the database."""
+    from mailbot.read.parse import unique_name
+
+    target = storage / folder
+    target.mkdir(parents=True, exist_ok=True)
+    taken = {p.name for p in target.iterdir()}
+    placed = []
+    for item in staged:
+        name = item.safe_name
+        dest = target / name
+        if name in taken and not _same_file(dest, item.size, item.sha256):
+            name = unique_name(name, taken)
+            dest = target / name
+        os.replace(item.path, dest)
+        taken.add(name)
+        session.add(SubmissionFile(submission_id=submission_id, revision=revision, filename=item.filename or name,
+                                   path=f"{folder}/{name}", size=item.size, sha256=item.sha256,
+                                   content_type=item.content_type, source=source))
+        placed.append({"name": item.filename or name, "size": item.size, "path": dest,
+                       "content_type": item.content_type})
+    return placed
+
+
+def _same_file(path: Path, size: int, sha256: str) -> bool:
+    import hashlib
+
+    return path.stat().st_size == size and hashlib.sha256(path.read_bytes()).hexdigest() == sha256
 
 
 def stage_attachments(mail, folder: Path) -> tuple[Staged, ...]:

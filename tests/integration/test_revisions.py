@@ -6,7 +6,6 @@ every mail sent."""
 
 from __future__ import annotations
 
-import re
 from email.message import EmailMessage
 from email.utils import make_msgid
 
@@ -18,7 +17,7 @@ from typer.testing import CliRunner
 
 from mailbot.runtime import daemon
 from mailbot.runtime.cli import app
-from mailbot.store import Event, ReviewTask, Submission
+from mailbot.store import Event, ReviewTask, Submission, SubmissionFile
 
 pytestmark = pytest.mark.integration
 DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
@@ -159,4 +158,30 @@ def test_a_reviewers_file_belongs_to_the_decision_never_a_revision(servers, robo
     tracking, revision, stage, status, open_tasks = snapshot(robot)
     assert (revision, status, open_tasks) == (1, "returned", [])
     assert sum("请初审" in s for s in subjects(servers, "reviewer1")) == requests_before  # no own file back
-    assert re.search("退回", " ".join(subjects(servers, "unit1")))
+    returned = latest(servers, "unit1", "退回")
+    (sent,) = [p for p in returned.iter_attachments()]
+    assert sent.get_filename() == "修改意见.docx" and sent.get_payload(decode=True) == "修改意见".encode()
+    assert "修改意见.docx" in returned.get_body(("plain",)).get_content()
+    with Session(robot.engine) as s:
+        files = s.exec(select(SubmissionFile).order_by(SubmissionFile.id)).all()
+    assert [(f.filename, f.source, f.revision) for f in files] == [("稿件.txt", "unit", 1), ("修改意见.docx", "reviewer", 1)]
+    assert (robot.settings.storage / files[1].path).read_bytes() == "修改意见".encode()
+
+
+def test_a_reviewers_file_with_approval_is_kept_in_the_history(servers, robot):
+    send(servers, gaojian(), "unit1@example.test", ["skxkpb@example.test"])
+    daemon.run_once(robot)
+    forward = latest(servers, "reviewer1", "请初审")
+    reply = EmailMessage()
+    reply["From"], reply["To"] = "张科长 <reviewer1@example.test>", forward["From"].addresses[0].addr_spec
+    reply["Subject"], reply["Message-ID"] = f"回复：{forward['Subject']}", make_msgid(domain="qq.example")
+    reply.set_content("通过，标题我改了一下，见附件。")
+    reply.add_attachment("改过标题的稿件".encode(), maintype="application", subtype=DOCX.split("/")[1],
+                         filename="定稿.docx")
+    deliver_reply(servers, reply.as_bytes(), "reviewer1@example.test")
+    daemon.run_once(robot)
+    tracking, revision, stage, status, open_tasks = snapshot(robot)
+    assert (revision, stage, status) == (1, 1, "reviewing")  # on to 审核, still revision 1
+    with Session(robot.engine) as s:
+        kept = s.exec(select(SubmissionFile).where(SubmissionFile.source == "reviewer")).all()
+    assert [(f.filename, f.revision) for f in kept] == [("定稿.docx", 1)]

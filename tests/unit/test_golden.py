@@ -163,6 +163,11 @@ CASES: dict[str, Case] = {
     "review-returned": Case("review-returned", lambda: mail(
         "result", "review-returned", to="ysxkx@163.com", **SUBMISSION, greeting="沂水县科协", stage="初审",
         reason="活动照片需要补充\n标题请再短一些", revision=1)),
+    "review-returned-with-reviewer-file": Case("review-returned", lambda: mail(
+        "result", "review-returned", to="ysxkx@163.com", **SUBMISSION, greeting="沂水县科协", stage="初审",
+        reason="修改意见见附件", revision=1, files=["修改意见.docx"],
+        attachments=(("修改意见.docx", b"PK\x03\x04 review notes", "application/vnd.openxmlformats-officedocument"
+                      ".wordprocessingml.document"),))),
     "review-approved": Case("review-approved", lambda: mail(
         "result", "review-approved", to="ysxkx@163.com", **SUBMISSION, greeting=None, publisher="调宣部")),
     "review-publish": Case("review-publish", lambda: mail(
