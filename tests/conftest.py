@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import os
 import secrets
+import subprocess
 import sys
+import threading
 from pathlib import Path
 from urllib.parse import quote
 
@@ -100,10 +102,31 @@ def engine(db_url):
     eng.dispose()
 
 
+_STOPPING: list[threading.Thread] = []
+
+
+def stop_in_background(srv: MailServers) -> None:
+    """Stop test mail servers without waiting: Dovecot takes about a second to stop, and the
+    next test has servers of its own (other ports, another directory). The session waits for
+    every stop at its end."""
+    stop = threading.Thread(target=srv.stop, name="stop-mail-servers", daemon=True)
+    stop.start()
+    _STOPPING.append(stop)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    for stop in _STOPPING:
+        stop.join(timeout=30)
+
+
 @pytest.fixture
 def servers():
-    with MailServers() as srv:
+    """Dovecot and the SMTP relay, fresh for each test."""
+    srv = MailServers().start()
+    try:
         yield srv
+    finally:
+        stop_in_background(srv)
 
 
 @pytest.fixture
@@ -146,3 +169,55 @@ def write_config(settings: Settings, path: Path) -> Path:
 
 def mailbot_cmd() -> list[str]:
     return [sys.executable, "-m", "mailbot"]
+
+
+def mailbot_main(*args, env: dict | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """`mailbot ARGS` as an operator types it, run in this process: through the real entry
+    point `main()` (MAILBOT_NOW, failures as one Chinese line and an exit code), with typer's
+    CliRunner isolating stdin/stdout/stderr and the environment overrides in `env` (a None
+    value unsets). Like a child process it gets its own clock, loaded from MAILBOT_NOW, and
+    the databases it opens are closed afterwards. A start of Python costs about a second here;
+    tests about the process itself (signals, the daemon, the console script, IMAP
+    logins of `run --once`) still start one with mailbot_cmd()."""
+    import typer._click.utils as click_utils
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+    from typer.testing import CliRunner
+
+    from mailbot.runtime.cli import main
+
+    args = [str(a) for a in args]
+    opened: set = set()
+
+    def opening(conn):
+        opened.add(conn.engine)
+
+    saved = (sys.argv, clock.CLOCK, os.getcwd(), getattr(click_utils, "_detect_program_name", None))
+    event.listen(Engine, "engine_connect", opening)
+    try:
+        with CliRunner().isolation(env={"MAILBOT_DEBUG": None, **(env or {})}) as (out, err, _mixed):
+            sys.argv = ["mailbot", *args]
+            clock.CLOCK = clock.Clock()  # a child process starts with a fresh clock
+            if saved[3] is not None:  # usage lines name the command as the console script does
+                click_utils._detect_program_name = lambda *a, **k: "mailbot"
+            if cwd is not None:
+                os.chdir(cwd)
+            try:
+                main()
+                code = 0
+            except SystemExit as exc:
+                code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+            finally:
+                sys.stdout.flush()
+                sys.stderr.flush()
+            stdout, stderr = out.getvalue().decode("utf-8"), err.getvalue().decode("utf-8", "replace")
+    finally:
+        event.remove(Engine, "engine_connect", opening)
+        sys.argv, clock.CLOCK = saved[0], saved[1]
+        os.chdir(saved[2])
+        if saved[3] is not None:
+            click_utils._detect_program_name = saved[3]
+        for eng in opened:
+            eng.dispose()
+    assert "Traceback" not in stdout + stderr, stderr
+    return subprocess.CompletedProcess(["mailbot", *args], code, stdout, stderr)
