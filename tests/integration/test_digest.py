@@ -254,6 +254,7 @@ def test_fresh_install_does_not_open_with_last_weeks_digest(servers, make_settin
     assert digesting.catch_up(engine, settings, NOW + timedelta(hours=3)) is None
 
 
+@pytest.mark.pinned_clock  # its moments are set before the robot starts
 def test_daemon_sends_a_missed_digest_once_marked_late(servers, make_settings, engine, daemon_factory,  # noqa: F811
                                                      monkeypatch):
     """The robot ran before Monday 08:00, was down at the minute and comes back at 11:00: the
@@ -284,6 +285,7 @@ def test_daemon_sends_a_missed_digest_once_marked_late(servers, make_settings, e
     assert run.late and run.trigger == "catch-up" and run.period == "2026-W47"
 
 
+@pytest.mark.pinned_clock  # its moments are set before the robot starts
 def test_daemon_sends_the_digest_at_its_minute_by_the_one_clock(servers, make_settings, engine, daemon_factory,  # noqa: F811
                                                                 monkeypatch):
     """Sunday 23:59 → Monday 08:00 on the test clock (never the wall clock): nothing before the
