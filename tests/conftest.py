@@ -179,9 +179,11 @@ def mailbot_main(*args, env: dict | None = None, cwd: Path | None = None) -> sub
     CliRunner isolating stdin/stdout/stderr and the environment overrides in `env` (a None
     value unsets). Like a child process it gets its own clock, loaded from MAILBOT_NOW, and
     the databases it opens are closed afterwards. A start of Python costs about a second here;
-    tests about the process itself (signals, the daemon, the console script, IMAP
-    logins of `run --once`) still start one with mailbot_cmd()."""
-    import typer._click.utils as click_utils
+    tests about the process itself (signals, the daemon and `run --once`, the console script)
+    still start one with mailbot_cmd()."""
+    from contextlib import ExitStack, chdir
+    from unittest import mock
+
     from sqlalchemy import event
     from sqlalchemy.engine import Engine
     from typer.testing import CliRunner
@@ -189,37 +191,33 @@ def mailbot_main(*args, env: dict | None = None, cwd: Path | None = None) -> sub
     from mailbot.runtime.cli import main
 
     args = [str(a) for a in args]
-    opened: set = set()
+    opened: set[Engine] = set()
 
-    def opening(conn):
+    def opening(conn) -> None:
         opened.add(conn.engine)
 
-    saved = (sys.argv, clock.CLOCK, os.getcwd(), getattr(click_utils, "_detect_program_name", None))
-    event.listen(Engine, "engine_connect", opening)
-    try:
-        with CliRunner().isolation(env={"MAILBOT_DEBUG": None, **(env or {})}) as (out, err, _mixed):
-            sys.argv = ["mailbot", *args]
-            clock.CLOCK = clock.Clock()  # a child process starts with a fresh clock
-            if saved[3] is not None:  # usage lines name the command as the console script does
-                click_utils._detect_program_name = lambda *a, **k: "mailbot"
-            if cwd is not None:
-                os.chdir(cwd)
-            try:
-                main()
-                code = 0
-            except SystemExit as exc:
-                code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-            finally:
-                sys.stdout.flush()
-                sys.stderr.flush()
-            stdout, stderr = out.getvalue().decode("utf-8"), err.getvalue().decode("utf-8", "replace")
-    finally:
-        event.remove(Engine, "engine_connect", opening)
-        sys.argv, clock.CLOCK = saved[0], saved[1]
-        os.chdir(saved[2])
-        if saved[3] is not None:
-            click_utils._detect_program_name = saved[3]
-        for eng in opened:
-            eng.dispose()
+    with ExitStack() as stack:
+        out, err, _ = stack.enter_context(CliRunner().isolation(env={"MAILBOT_DEBUG": None, **(env or {})}))
+        stack.enter_context(mock.patch.object(sys, "argv", ["mailbot", *args]))
+        stack.enter_context(mock.patch.object(clock, "CLOCK", clock.Clock()))  # as fresh as a child's
+        try:  # usage lines name the program as the console script does (typer's vendored click)
+            import typer._click.utils as click_utils
+
+            stack.enter_context(mock.patch.object(click_utils, "_detect_program_name", lambda *a, **k: "mailbot"))
+        except (ImportError, AttributeError):
+            pass
+        if cwd is not None:
+            stack.enter_context(chdir(cwd))
+        event.listen(Engine, "engine_connect", opening)
+        stack.callback(lambda: [engine.dispose() for engine in opened])
+        stack.callback(event.remove, Engine, "engine_connect", opening)
+        try:
+            main()
+            code = 0
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        stdout, stderr = out.getvalue().decode("utf-8"), err.getvalue().decode("utf-8", "replace")
     assert "Traceback" not in stdout + stderr, stderr
     return subprocess.CompletedProcess(["mailbot", *args], code, stdout, stderr)
