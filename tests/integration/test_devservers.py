@@ -13,6 +13,7 @@ from typing import Iterator
 
 import aiosmtplib
 import pytest
+from conftest import stop_in_background
 
 from devtools.devservers import MailServers
 
@@ -24,8 +25,15 @@ PDF = b"%PDF-1.4\n" + bytes(range(256)) * 40 + b"\n%%EOF\n"
 
 @pytest.fixture(scope="module")
 def pair() -> Iterator[tuple[MailServers, MailServers]]:
-    with MailServers() as first, MailServers() as second:
-        yield first, second
+    first = MailServers().start()
+    try:
+        second = MailServers().start()
+    except BaseException:
+        first.stop()
+        raise
+    yield first, second
+    stop_in_background(first)  # side by side, while the next tests run
+    stop_in_background(second)
 
 
 def _message(servers: MailServers, to: list[str]) -> bytes:

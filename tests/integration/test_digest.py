@@ -5,7 +5,6 @@ workers, a late digest after downtime and an on-time one by the one clock, and r
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import statistics
 import subprocess
@@ -255,6 +254,7 @@ def test_fresh_install_does_not_open_with_last_weeks_digest(servers, make_settin
     assert digesting.catch_up(engine, settings, NOW + timedelta(hours=3)) is None
 
 
+@pytest.mark.pinned_clock  # its moments are set before the robot starts
 def test_daemon_sends_a_missed_digest_once_marked_late(servers, make_settings, engine, daemon_factory,  # noqa: F811
                                                      monkeypatch):
     """The robot ran before Monday 08:00, was down at the minute and comes back at 11:00: the
@@ -275,8 +275,9 @@ def test_daemon_sends_a_missed_digest_once_marked_late(servers, make_settings, e
     assert leader["Subject"].startswith("【补发】")
     assert d.stop() == 0
     d2 = daemon_factory(settings)  # another restart: nothing is sent again
-    d2.wait_log(": connected")
-    time.sleep(2)
+    d2.wait_log(": connected")  # serve() catches up before the readers connect: nothing was queued
+    with Session(engine) as s:
+        assert s.exec(select(func.count()).select_from(OutboxMessage).where(OutboxMessage.kind == "digest")).one() == 2
     assert d2.stop() == 0
     assert len(digests(servers, "leader1")) == 1 and len(digests(servers, "reviewer1")) == 1
     with Session(engine) as s:
@@ -284,6 +285,7 @@ def test_daemon_sends_a_missed_digest_once_marked_late(servers, make_settings, e
     assert run.late and run.trigger == "catch-up" and run.period == "2026-W47"
 
 
+@pytest.mark.pinned_clock  # its moments are set before the robot starts
 def test_daemon_sends_the_digest_at_its_minute_by_the_one_clock(servers, make_settings, engine, daemon_factory,  # noqa: F811
                                                                 monkeypatch):
     """Sunday 23:59 → Monday 08:00 on the test clock (never the wall clock): nothing before the
@@ -334,22 +336,20 @@ def test_a_reply_to_the_digest_gets_a_pointer_and_changes_nothing(servers, seede
 
 
 def test_wrong_digest_config_is_reported_in_chinese(tmp_path):
-    from conftest import PASSWORD_ENV, mailbot_cmd
+    from conftest import PASSWORD_ENV, mailbot_main
 
     bad = tmp_path / "bad.yaml"
     bad.write_text("mailboxes:\n  - {name: x, host: 127.0.0.1, user: u, password_env: P, tls: plain}\n"
                    "departments: [{key: kepu, name: 科普部, prefix: KP}]\n"
                    "digest: {day: monday, time: '8点', mailbox: y, leaders: [nobody], departments: {xx: [a@b.c]}}\n",
                    "utf-8")
-    proc = subprocess.run([*mailbot_cmd(), "check-config", "--config", str(bad)], capture_output=True, text=True,
-                          env={**os.environ, PASSWORD_ENV: "x", "P": "x"})
+    proc = mailbot_main("check-config", "--config", bad, env={PASSWORD_ENV: "x", "P": "x"})
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     for key in ("digest.day", "digest.time"):
         assert key in proc.stderr
     proc_ok = bad.read_text("utf-8").replace("day: monday, time: '8点', ", "")
     bad.write_text(proc_ok, "utf-8")
-    proc = subprocess.run([*mailbot_cmd(), "check-config", "--config", str(bad)], capture_output=True, text=True,
-                          env={**os.environ, "P": "x"})
+    proc = mailbot_main("check-config", "--config", bad, env={"P": "x"})
     assert proc.returncode == 2
     for words in ("digest.mailbox：没有名为 y 的邮箱", "digest.leaders：nobody 既不是邮件地址",
                   "digest.departments.xx：没有键为 xx 的科室"):
@@ -357,11 +357,10 @@ def test_wrong_digest_config_is_reported_in_chinese(tmp_path):
 
 
 def test_check_config_says_when_and_to_whom_the_digest_goes(servers, make_settings, tmp_path):
-    from conftest import PASSWORD_ENV, mailbot_cmd, write_config
+    from conftest import PASSWORD_ENV, mailbot_main, write_config
 
     path = write_config(make_settings(servers, **EXTRA), tmp_path / "ok.yaml")
-    proc = subprocess.run([*mailbot_cmd(), "check-config", "--config", str(path)], capture_output=True, text=True,
-                          env={**os.environ, PASSWORD_ENV: "secret"})
+    proc = mailbot_main("check-config", "--config", path, env={PASSWORD_ENV: "secret"})
     assert proc.returncode == 0, proc.stderr
     assert "领导周报：每周一 08:00 发给 2 位（全局 1 位，科室 1 位）" in proc.stdout
     assert "报表活动 1 个：公众号关注情况统计" in proc.stdout

@@ -19,7 +19,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from conftest import PASSWORD_ENV, TEST_UNITS, mailbot_cmd, write_config
+from conftest import PASSWORD_ENV, TEST_UNITS, mailbot_cmd, mailbot_main, write_config
 from openpyxl import load_workbook
 from sqlalchemy import delete, update
 from sqlmodel import Session, func, select
@@ -39,22 +39,9 @@ REVIEWERS = {"zhang": "张科长", "li": "李科长"}
 WAITING = ("received", "reviewing")
 
 
-def mailbot(*args, cwd=None, timeout=120):
-    return mailbot_all([args], cwd=cwd, timeout=timeout)[0]
-
-
-def mailbot_all(commands, cwd=None, timeout=120) -> list[subprocess.CompletedProcess]:
-    """Several commands side by side (each start of Python costs a second); results in order."""
-    env = {**os.environ, PASSWORD_ENV: "secret"}
-    env.pop("MAILBOT_DEBUG", None)
-    procs = [(args, subprocess.Popen([*mailbot_cmd(), *map(str, args)], stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, text=True, env=env, cwd=cwd)) for args in commands]
-    done = []
-    for args, p in procs:
-        stdout, stderr = p.communicate(timeout=timeout)
-        assert "Traceback" not in stdout + stderr, stderr
-        done.append(subprocess.CompletedProcess(args, p.returncode, stdout, stderr))
-    return done
+def mailbot(*args, cwd=None) -> subprocess.CompletedProcess:
+    """The command as typed, in this process (conftest.mailbot_main: the real main())."""
+    return mailbot_main(*args, env={PASSWORD_ENV: "secret"}, cwd=cwd)
 
 
 def as_json(proc) -> dict:
@@ -81,9 +68,6 @@ class World:
 
     def run(self, *args, **kw):
         return mailbot(*args, "--config", self.cfg, **kw)
-
-    def run_all(self, *commands, **kw):
-        return mailbot_all([(*args, "--config", self.cfg) for args in commands], **kw)
 
 
 @pytest.fixture
@@ -170,9 +154,8 @@ def test_list_each_status_word_unit_and_since(world):
     engine = world.engine
     words = (("审核中", ("reviewing",)), ("已登记", ("received",)), ("已通过", ("approved",)), ("已退回", ("returned",)),
              ("待审", WAITING))
-    runs = world.run_all(*[("list", "--status", word, "--limit", "1000", "--json") for word, _ in words])
-    for (word, statuses), proc in zip(words, runs):
-        data = as_json(proc)
+    for word, statuses in words:
+        data = as_json(world.run("list", "--status", word, "--limit", "1000", "--json"))
         assert data["total"] == count(engine, Submission, Submission.status.in_(statuses)) > 0, word
         assert {i["status"] for i in data["items"]} <= set(statuses)
         if word in ("已通过", "已退回"):  # decided: the newest first
@@ -217,7 +200,8 @@ def test_bad_filters_and_arguments_are_refused_in_chinese(world):
              (("digest",), "--preview"), (("digest", "--preview", "--send"), "其中之一"),
              (("digest", "--preview", "-o", "周报.xlsx"), "例如 周报.html"),
              (("list", "--limit", "0"), "--limit 应为正整数（收到 0）")]
-    for (args, needle), proc in zip(cases, world.run_all(*[args for args, _ in cases])):
+    for args, needle in cases:
+        proc = world.run(*args)
         assert proc.returncode == 2, (args, proc.stdout, proc.stderr)
         assert needle in proc.stderr and proc.stdout == "", (args, proc.stderr)
 

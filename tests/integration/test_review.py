@@ -265,11 +265,8 @@ def test_reroute_keeps_the_tracking_number_and_goes_to_the_other_department(serv
 
 def test_show_json_tells_the_whole_story(servers, robot, tmp_path, make_settings):
     import json
-    import os
-    import subprocess
-    import sys
 
-    from conftest import PASSWORD_ENV, write_config
+    from conftest import PASSWORD_ENV, mailbot_main, write_config
 
     send(servers, gaojian(), "unit1@example.test", ["skxkpb@example.test"])
     daemon.run_once(robot)
@@ -277,10 +274,9 @@ def test_show_json_tells_the_whole_story(servers, robot, tmp_path, make_settings
     deliver_reply(servers, qq_reply(forward, "reviewer1@example.test", "退回 标题太长"), "reviewer1@example.test")
     daemon.run_once(robot)
     cfg = write_config(robot.settings, tmp_path / "c.yaml")
-    env = {**os.environ, PASSWORD_ENV: "secret"}
+    env = {PASSWORD_ENV: "secret"}
     tracking = state(robot).tracking
-    proc = subprocess.run([sys.executable, "-m", "mailbot", "show", tracking, "--json", "--config", str(cfg)],
-                          capture_output=True, text=True, env=env, timeout=60)
+    proc = mailbot_main("show", tracking, "--json", "--config", cfg, env=env)
     assert proc.returncode == 0, proc.stderr
     story = json.loads(proc.stdout)
     assert story["submission"]["status"] == "returned"
@@ -288,14 +284,12 @@ def test_show_json_tells_the_whole_story(servers, robot, tmp_path, make_settings
     kinds = [h["kind"] for h in story["history"]]
     assert kinds[:2] == ["filed", "review-started"] and "decision" in kinds
     assert {m["kind"] for m in story["mail"]} >= {"receipt", "review-request", "review-confirm", "result"}
-    proc = subprocess.run([sys.executable, "-m", "mailbot", "show", "KP-1999-0001", "--config", str(cfg)],
-                          capture_output=True, text=True, env=env, timeout=60)
+    proc = mailbot_main("show", "KP-1999-0001", "--config", cfg, env=env)
     assert proc.returncode == 1 and "没有编号为" in proc.stderr
 
     reply = qq_reply(forward, "reviewer1@example.test", "不通过，数据需要核实")
     (tmp_path / "reply.eml").write_bytes(reply)
-    proc = subprocess.run([sys.executable, "-m", "mailbot", "parse", str(tmp_path / "reply.eml"), "--json",
-                           "--config", str(cfg)], capture_output=True, text=True, env=env, timeout=60)
+    proc = mailbot_main("parse", tmp_path / "reply.eml", "--json", "--config", cfg, env=env)
     out = json.loads(proc.stdout)
     schema_path = __import__("pathlib").Path(__file__).parents[1] / "contract" / "parse.schema.json"
     schema = json.loads(schema_path.read_text("utf-8"))
@@ -307,11 +301,7 @@ def test_show_json_tells_the_whole_story(servers, robot, tmp_path, make_settings
 
 
 def test_operator_confirms_a_held_reply(servers, robot, tmp_path):
-    import os
-    import subprocess
-    import sys
-
-    from conftest import PASSWORD_ENV, write_config
+    from conftest import PASSWORD_ENV, mailbot_main, write_config
 
     send(servers, gaojian(), "unit1@example.test", ["skxkpb@example.test"])
     daemon.run_once(robot)
@@ -321,9 +311,7 @@ def test_operator_confirms_a_held_reply(servers, robot, tmp_path):
     daemon.run_once(robot)
     assert state(robot).stage == 0
     cfg = write_config(robot.settings, tmp_path / "c.yaml")
-    env = {**os.environ, PASSWORD_ENV: "secret"}
-    run = lambda *a: subprocess.run([sys.executable, "-m", "mailbot", "review", *a, "--config", str(cfg)],  # noqa: E731
-                                    capture_output=True, text=True, env=env, timeout=60)
+    run = lambda *a: mailbot_main("review", *a, "--config", cfg, env={PASSWORD_ENV: "secret"})  # noqa: E731
     listing = run("held")
     assert listing.returncode == 0 and "unit2@example.test" in listing.stdout
     inbound_id = int(re.search(r"│ (\d+)\s", listing.stdout).group(1))

@@ -9,15 +9,12 @@ report shows exactly which field of which fixture is wrong.
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
-import sys
 from functools import lru_cache
 from pathlib import Path
 
 import pytest
 import yaml
+from conftest import mailbot_main
 
 from mailbot.read.parse import parse
 
@@ -111,28 +108,16 @@ def test_field(case, field):
     assert got == want, f"{case['fixture']}: {field}"
 
 
-# --- the real CLI ---------------------------------------------------------------------------
+# --- the CLI ---------------------------------------------------------------------------------
 
 CLI_FIXTURES = ["0001-gb2312-label-gbk-only-chars.eml", "0003-raw-8bit-gbk-subject-and-filename.eml"]
 
 
-def _cli_command() -> list[str]:
-    script = Path(sys.executable).with_name("mailbot")
-    if script.exists():
-        return [str(script)]
-    found = shutil.which("mailbot")
-    if found:
-        return [found]
-    return [sys.executable, "-c", "import sys; from mailbot.cli import main; sys.exit(main())"]
-
-
 @pytest.mark.parametrize("fixture", CLI_FIXTURES)
 def test_cli_parse_json(fixture):
-    env = dict(os.environ, PYTHONIOENCODING="utf-8")
-    proc = subprocess.run([*_cli_command(), "parse", str(MAIL_DIR / fixture), "--json"],
-                          capture_output=True, env=env, timeout=120)
-    assert proc.returncode == 0, proc.stderr.decode("utf-8", "replace")
-    out = json.loads(proc.stdout.decode("utf-8"))
+    proc = mailbot_main("parse", MAIL_DIR / fixture, "--json")  # main(), in this process
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
     import jsonschema
 
     jsonschema.validate(out, json.loads(SCHEMA_FILE.read_text(encoding="utf-8")))

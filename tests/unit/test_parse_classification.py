@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import jsonschema
 import yaml
+from conftest import mailbot_main
 
 TESTS = Path(__file__).parents[1]
 SHARED = TESTS.parents[1] / "shared/contract/parse.schema.json"
@@ -26,10 +25,9 @@ def test_parse_json_classifies_with_the_configured_roster(tmp_path):
                                "department": "kepu"}]},
     }, allow_unicode=True), "utf-8")
     fixture = TESTS / "mail" / "0025-signature-reporting-unit.eml"
-    proc = subprocess.run([sys.executable, "-m", "mailbot", "parse", str(fixture), "--json", "--config", str(cfg),
-                           "--mailbox", "skxdxb"], capture_output=True, timeout=60)
-    assert proc.returncode == 0, proc.stderr.decode()
-    out = json.loads(proc.stdout.decode("utf-8"))
+    proc = mailbot_main("parse", fixture, "--json", "--config", cfg, "--mailbox", "skxdxb")  # main(), in this process
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
     required = {**SCHEMA, "required": [*SCHEMA["required"], "classification"]}
     jsonschema.validate(out, required)
     c = out["classification"]

@@ -3,10 +3,8 @@ merged into the roster YAML without losing what was there."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import yaml
+from conftest import mailbot_main
 from openpyxl import Workbook
 
 from mailbot.config import load
@@ -50,8 +48,7 @@ def test_cli_import_writes_a_roster_the_config_loads(tmp_path):
     xlsx = tmp_path / "名册.xlsx"
     book.save(xlsx)
     roster = tmp_path / "units.yaml"
-    proc = subprocess.run([sys.executable, "-m", "mailbot", "units", "import", str(xlsx), "--roster", str(roster)],
-                          capture_output=True, text=True, timeout=60)
+    proc = mailbot_main("units", "import", xlsx, "--roster", roster)  # main(), in this process
     assert proc.returncode == 0, proc.stderr
     assert "新增 3 个单位" in proc.stdout and "not-an-address" in proc.stderr
     cfg = tmp_path / "mailbot.yaml"
