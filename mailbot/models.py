@@ -238,6 +238,7 @@ class Staged:
     sha256: str
     content_type: str
     in_forwarded_message: bool = False  # inside a forwarded message, not the sender's own file
+    problem: str | None = None  # why it cannot be opened (read.usable), for the unit and the reviewer
 
 
 @dataclass(frozen=True)

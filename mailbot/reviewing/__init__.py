@@ -16,6 +16,7 @@ from mailbot import outbox, review
 from mailbot.models import Mail, Route, mail_from_json
 from mailbot.models import aware as _aware
 from mailbot.read import quotes
+from mailbot.read.usable import display_name
 from mailbot.store import (
     InboundMessage,
     ReviewTask,
@@ -58,7 +59,8 @@ def start_stage(session: Session, ctx, sub: Submission, stage: int, body: str = 
             to=person.addresses[0], to_name=person.name, now=ctx.now, tag=sub.tracking, id_token=token,
             attachments=attachments, tracking=sub.tracking, token=token, reply_address=reply_to,
             stage_name=step.name, title=sub.title, unit=sub.unit, department=dept.name,
-            route_reason=sub.route_reason, revision=sub.revision, files=[f.filename for f in files], flags=flags,
+            route_reason=sub.route_reason, revision=sub.revision, files=[display_name(f.filename, i) + (f"（无法打开：{f.problem}）" if f.problem else "")
+                                       for i, f in enumerate(files, 1)], flags=flags,
             previous=previous, body=body[:5000], reviewer=person.name)
         session.add(ReviewTask(submission_id=sub.id, revision=sub.revision, department=sub.department, stage=stage,
                                stage_name=step.name, reviewer=who, token=token, message_id=out.message_id,

@@ -27,6 +27,7 @@ from sqlmodel import Field, Session, SQLModel, create_engine, select
 
 from mailbot import clock
 from mailbot.models import Staged
+from mailbot.read.usable import check_attachment, display_name
 
 
 class MailboxState(SQLModel, table=True):
@@ -142,6 +143,7 @@ class SubmissionFile(SQLModel, table=True):
     sha256: str = Field(max_length=64)
     content_type: str = Field(max_length=200)
     source: str = Field(default="unit", max_length=20)  # unit (the 稿件 itself) | reviewer (with a decision)
+    problem: str | None = Field(default=None, sa_column=Column(Text))  # why it cannot be opened, if so
 
 
 class ReviewTask(SQLModel, table=True):
@@ -347,9 +349,9 @@ def place_files(session: Session, storage: Path, submission_id: int, staged, fol
         taken.add(name)
         session.add(SubmissionFile(submission_id=submission_id, revision=revision, filename=item.filename or name,
                                    path=f"{folder}/{name}", size=item.size, sha256=item.sha256,
-                                   content_type=item.content_type, source=source))
-        placed.append({"name": item.filename or name, "size": item.size, "path": dest,
-                       "content_type": item.content_type})
+                                   content_type=item.content_type, source=source, problem=item.problem))
+        placed.append({"name": display_name(item.filename or name, len(placed) + 1), "size": item.size, "path": dest,
+                       "content_type": item.content_type, "problem": item.problem})
     return placed
 
 
@@ -366,8 +368,9 @@ def stage_attachments(mail, folder: Path) -> tuple[Staged, ...]:
     for i, att in enumerate(mail.attachments, 1):
         path = folder / f"{i:03d}"
         path.write_bytes(att.data)
+        found = check_attachment(att.filename, att.content_type, att.data)
         out.append(Staged(str(path), att.filename, att.safe_name, att.size, att.sha256, att.content_type,
-                          att.in_forwarded_message))
+                          att.in_forwarded_message, found.message if found else None))
     return tuple(out)
 
 

@@ -6,8 +6,10 @@ every mail sent."""
 
 from __future__ import annotations
 
+import re
 from email.message import EmailMessage
 from email.utils import make_msgid
+from pathlib import Path
 
 import pytest
 from conftest import write_config
@@ -185,3 +187,37 @@ def test_a_reviewers_file_with_approval_is_kept_in_the_history(servers, robot):
     with Session(robot.engine) as s:
         kept = s.exec(select(SubmissionFile).where(SubmissionFile.source == "reviewer")).all()
     assert [(f.filename, f.revision) for f in kept] == [("定稿.docx", 1)]
+
+
+HOSTILE = Path(__file__).parents[1] / "mail" / "hostile"
+
+
+def test_unusable_attachments_are_named_and_nothing_is_written_outside_storage(servers, robot):
+    """A unit's new 稿件 with a password-protected .docx, a zip bomb and a file named with a path
+    and a NUL: filed, every file kept under its 稿件's folder, the receipt names each file that
+    cannot be opened (by its clean name) and the reviewer's forward marks it."""
+    m = EmailMessage()
+    m["From"], m["To"] = "沂水县科协 <unit1@example.test>", "skxkpb@example.test"
+    m["Subject"], m["Message-ID"] = "【沂水县科协】科普活动材料", make_msgid(domain="163.example")
+    m.set_content("各位老师好：材料见附件。")
+    m.add_attachment((HOSTILE / "0001-encrypted-docx.docx").read_bytes(), maintype="application",
+                     subtype=DOCX.split("/")[1], filename="活动总结.docx")
+    m.add_attachment((HOSTILE / "0011-zip-bomb-256mib-of-zeros.zip").read_bytes(), maintype="application",
+                     subtype="zip", filename="照片.zip")
+    m.add_attachment("正文".encode(), maintype="text", subtype="plain", filename="../../../../tmp/x\x00.txt")
+    send(servers, m.as_bytes(), "unit1@example.test", ["skxkpb@example.test"])
+    daemon.run_once(robot)
+    storage = robot.settings.storage.resolve()
+    with Session(robot.engine) as s:
+        (sub,) = s.exec(select(Submission)).all()
+        files = s.exec(select(SubmissionFile).order_by(SubmissionFile.id)).all()
+    assert len(files) == 3 and all((storage / f.path).resolve().is_relative_to(storage / sub.folder) for f in files)
+    assert [bool(f.problem) for f in files] == [True, True, False]
+    assert not Path("/tmp/x.txt").exists() or Path("/tmp/x.txt").read_bytes() != "正文".encode()
+    receipt = latest(servers, "unit1", "回执").get_body(("plain",)).get_content()
+    assert "活动总结.docx" in receipt and "打开密码" in receipt
+    assert "照片.zip" in receipt and receipt.count("这个文件") == 2
+    # the path is gone; the NUL reaches us as Dovecot's replacement byte, shown as one character
+    assert "../" not in receipt and "\x00" not in receipt and re.search(r"3\. x.?\.txt", receipt), receipt
+    forward = latest(servers, "reviewer1", "请初审").get_body(("plain",)).get_content()
+    assert "活动总结.docx（无法打开：" in forward and "../" not in forward

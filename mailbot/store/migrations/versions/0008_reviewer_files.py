@@ -1,4 +1,5 @@
-"""a reviewer's files are kept with the 稿件 (submission_file.source)
+"""a reviewer's files are kept with the 稿件 (submission_file.source); why a file cannot be
+opened (submission_file.problem)
 
 Revision ID: 0008
 Revises: 0007
@@ -19,8 +20,10 @@ def upgrade() -> None:
     with op.batch_alter_table('submission_file', schema=None) as batch_op:
         batch_op.add_column(sa.Column('source', sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False,
                                       server_default='unit'))
+        batch_op.add_column(sa.Column('problem', sa.Text(), nullable=True))
 
 
 def downgrade() -> None:
     with op.batch_alter_table('submission_file', schema=None) as batch_op:
+        batch_op.drop_column('problem')
         batch_op.drop_column('source')
