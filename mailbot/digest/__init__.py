@@ -204,7 +204,8 @@ def chart_png(content: dict) -> bytes:
         ax.tick_params(axis="y", labelsize=7)
         for side in ("top", "right"):
             ax.spines[side].set_visible(False)
-        ax.legend(fontsize=7, frameon=False, loc="upper left", ncol=max(1, len(series)))
+        if ax.get_legend_handles_labels()[0]:  # an empty week has nothing to name
+            ax.legend(fontsize=7, frameon=False, loc="upper left", ncol=max(1, len(series)))
         fig.tight_layout()
         buf = io.BytesIO()
         fig.savefig(buf, format="png")
