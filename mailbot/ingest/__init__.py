@@ -22,6 +22,7 @@ from mailbot.models import RawMail
 log = logging.getLogger("mailbot.ingest")
 FLAG_STORED = b"$MailbotStored"
 ID_FIELDS = {"name": "mailbot", "version": "0.1", "vendor": "mailbot", "support-email": "postmaster@localhost"}
+IDLE_RECHECK = 60.0  # seconds an IDLE may last before the folder is searched again
 NETWORK_ERRORS = (OSError, socket.timeout, ssl.SSLError, imaplib.IMAP4.abort, EOFError)
 
 
@@ -225,9 +226,16 @@ def wait_for_news(client: IMAPClient, box: Mailbox, settings: Settings, last_uid
     open_folder(client, box)
     if new_uids(client, last_uid()):
         return
+    pending = client._imap.untagged_responses  # imaplib keeps what came before IDLE's "+" here
+    pending.pop("EXISTS", None)
+    pending.pop("RECENT", None)
     client.idle()
     try:
-        deadline = time.monotonic() + settings.idle_timeout
+        if pending.get("EXISTS") or pending.get("RECENT"):
+            return  # mail arrived between the search and IDLE: announced before "+ idling"
+        # A message that lands between the search and IDLE may not be announced during IDLE
+        # (Dovecot tells it only when IDLE ends): look again at least every IDLE_RECHECK seconds.
+        deadline = time.monotonic() + min(settings.idle_timeout, IDLE_RECHECK)
         while not stop.is_set() and time.monotonic() < deadline:
             started = time.monotonic()
             responses = client.idle_check(timeout=1)

@@ -215,3 +215,32 @@ def test_unwritable_storage_is_reported_and_nothing_is_lost(servers, make_settin
     raw_dir.unlink()  # the operator frees the disk: the next run picks the message up
     assert daemon.run_once(rt) == []
     assert [r.subject for r in rows(rt.engine, InboundMessage)] == ["存储目录写不进去"]
+
+
+def test_mail_landing_between_the_search_and_idle_is_not_left_waiting(servers, make_settings, monkeypatch):
+    """The reader searches, then enters IDLE; a message delivered in between may never be
+    announced during that IDLE (Dovecot tells it only when IDLE ends). The reader returns to
+    look again within IDLE_RECHECK, never the whole idle_timeout (25 minutes)."""
+    import threading
+    import time
+
+    from mailbot import ingest
+
+    monkeypatch.setattr(ingest, "IDLE_RECHECK", 3.0)
+    settings = make_settings(servers, boxes=("skxkpb",), idle_timeout=20)  # without the recheck: 20 s
+    box = settings.mailboxes[0]
+    client = ingest.connect(box, "secret")
+    real_idle = client.idle
+
+    def idle_after_a_delivery():
+        servers.append("skxkpb", mail("夹在搜索与 IDLE 之间"))
+        return real_idle()
+
+    monkeypatch.setattr(client, "idle", idle_after_a_delivery)
+    started = time.monotonic()
+    ingest.wait_for_news(client, box, settings, lambda: 0, threading.Event())
+    waited = time.monotonic() - started
+    assert waited < 10, waited  # not idle_timeout
+    ingest.open_folder(client, box)
+    assert len(ingest.new_uids(client, 0)) == 1  # and the next sync sees it
+    ingest.close(client)
