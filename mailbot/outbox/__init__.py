@@ -13,8 +13,11 @@ names and subjects), with our Message-ID, Auto-Submitted and X-Auto-Response-Sup
 from __future__ import annotations
 
 import asyncio
+import base64
+import functools
 import hashlib
 import logging
+import re
 import secrets
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -134,21 +137,32 @@ def letter(kind: str, template: str | None = None, *, settings, to: str, now: da
 
 def build(out: Outgoing) -> bytes:
     """The message as it leaves: UTF-8 everywhere, a boundary derived from the Message-ID
-    so the same message renders to the same bytes (golden files)."""
-    msg = EmailMessage(policy=SMTP)
-    msg["From"] = formataddr((out.from_name, out.from_address), charset="utf-8")
-    msg["To"] = formataddr((out.to_name, out.to_address), charset="utf-8") if out.to_name else out.to_address
-    msg["Subject"] = out.subject
-    msg["Date"] = format_datetime(out.date)
-    msg["Message-ID"] = out.message_id
+    so the same message renders to the same bytes (golden files).
+
+    Letters without files (receipts, notices: nearly all mail) are assembled directly,
+    byte for byte what the stdlib's EmailMessage writes for them (tests/unit/test_outbox_build.py
+    compares the two) at a tenth of the cost; letters with files go the generic way."""
+    if out.attachments or out.related:
+        return _build_generic(out)
+    return _build_direct(out)
+
+
+def _headers(out: Outgoing) -> list[tuple[str, str]]:
+    headers = [("From", formataddr((out.from_name, out.from_address), charset="utf-8")),
+               ("To", formataddr((out.to_name, out.to_address), charset="utf-8") if out.to_name else out.to_address),
+               ("Subject", out.subject), ("Date", format_datetime(out.date)), ("Message-ID", out.message_id)]
     if out.in_reply_to:
-        msg["In-Reply-To"] = out.in_reply_to
+        headers.append(("In-Reply-To", out.in_reply_to))
     if out.references:
-        msg["References"] = " ".join(out.references[-20:])
-    msg["Auto-Submitted"] = "auto-replied" if out.in_reply_to else "auto-generated"
-    msg["X-Auto-Response-Suppress"] = "All"
-    msg["Precedence"] = "auto_reply"
-    for name, value in out.extra_headers:
+        headers.append(("References", " ".join(out.references[-20:])))
+    headers += [("Auto-Submitted", "auto-replied" if out.in_reply_to else "auto-generated"),
+                ("X-Auto-Response-Suppress", "All"), ("Precedence", "auto_reply")]
+    return headers + list(out.extra_headers)
+
+
+def _build_generic(out: Outgoing) -> bytes:
+    msg = EmailMessage(policy=SMTP)
+    for name, value in _headers(out):
         msg[name] = value
     msg.set_content(out.text, charset="utf-8", cte="base64")
     if out.html is not None:
@@ -161,10 +175,56 @@ def build(out: Outgoing) -> bytes:
     for name, data, mime in out.attachments:
         maintype, _, subtype = (mime or "application/octet-stream").partition("/")
         msg.add_attachment(data, maintype=maintype, subtype=subtype or "octet-stream", filename=name)
-    seed = hashlib.sha256(out.message_id.encode()).hexdigest()[:24]
     for i, part in enumerate(p for p in msg.walk() if p.is_multipart()):
-        part.set_boundary(f"=_mailbot_{seed}" + (f"_{i}" if i else ""))
+        part.set_boundary(_boundary(out) + (f"_{i}" if i else ""))
     return msg.as_bytes()
+
+
+def _boundary(out: Outgoing) -> str:
+    return "=_mailbot_" + hashlib.sha256(out.message_id.encode()).hexdigest()[:24]
+
+
+# Values the stdlib writes back unchanged: printable ASCII words, single spaces, no encoded-word.
+_PLAIN = re.compile(r"[!-~]+(?: [!-~]+)*")
+_VERBATIM = {"Date", "Message-ID", "In-Reply-To", "References", "Auto-Submitted", "X-Auto-Response-Suppress",
+             "Precedence"}
+
+
+def _fold(name: str, value: str) -> bytes:
+    """One header line as policy SMTP folds it."""
+    if (name in _VERBATIM and len(name) + 2 + len(value) <= SMTP.max_line_length and "=?" not in value
+            and _PLAIN.fullmatch(value)):
+        return f"{name}: {value}\r\n".encode("ascii")
+    return _fold_slow(name, value)
+
+
+@functools.lru_cache(maxsize=512)  # the From of each department, repeated on every letter
+def _fold_slow(name: str, value: str) -> bytes:
+    return SMTP.fold_binary(*SMTP.header_store_parse(name, value))
+
+
+def _text_part(text: str, subtype: str) -> bytes:
+    """A text/<subtype> part's headers' tail and body: UTF-8, base64 in 76-column CRLF lines
+    (the stdlib's set_content first turns every line break into CRLF)."""
+    lines = text.encode("utf-8").splitlines()
+    body = b"\r\n".join(lines) + b"\r\n"
+    encoded = base64.encodebytes(body).replace(b"\n", b"\r\n")
+    return (f'Content-Type: text/{subtype}; charset="utf-8"\r\n'.encode("ascii")
+            + b"Content-Transfer-Encoding: base64\r\n"), encoded
+
+
+def _build_direct(out: Outgoing) -> bytes:
+    head = b"".join(_fold(name, value) for name, value in _headers(out))
+    text_head, text_body = _text_part(out.text, "plain")
+    if out.html is None:
+        return head + text_head + b"MIME-Version: 1.0\r\n\r\n" + text_body
+    html_head, html_body = _text_part(out.html, "html")
+    boundary = _boundary(out).encode("ascii")
+    return b"".join((
+        head, b"MIME-Version: 1.0\r\n", _fold_slow("Content-Type", f'multipart/alternative; boundary="{boundary.decode()}"'),
+        b"\r\n--", boundary, b"\r\n", text_head, b"\r\n", text_body,
+        b"\r\n--", boundary, b"\r\n", html_head, b"MIME-Version: 1.0\r\n\r\n", html_body,
+        b"\r\n--", boundary, b"--\r\n"))
 
 
 # Answers to whoever wrote to us are capped (loops, floods); mail to our own reviewers is not.
