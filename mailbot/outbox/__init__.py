@@ -231,9 +231,33 @@ def _build_direct(out: Outgoing) -> bytes:
 CAPPED_KINDS = {"receipt", "review-notice", "result", "form-reply"}
 
 
+_RECENT = "mailbot.outbox.recent"  # session.info key: (now, {address: rows in the 24 h before now})
+
+
 def sent_recently(session: Session, address: str, now: datetime) -> int:
+    """Outbox rows to `address` created in the 24 hours before `now` (any kind). Within a
+    batch (`count_recent`) the figure comes from the batch's one query, kept current."""
+    address = address.lower()
+    known = session.info.get(_RECENT)
+    if known is not None and known[0] == now and address in known[1]:
+        return known[1][address]
     return session.exec(select(func.count()).select_from(OutboxMessage).where(
-        OutboxMessage.to_address == address.lower(), OutboxMessage.created_at > now - timedelta(days=1))).one()
+        OutboxMessage.to_address == address, OutboxMessage.created_at > now - timedelta(days=1))).one()
+
+
+def count_recent(session: Session, addresses, now: datetime) -> None:
+    """Count the last 24 hours' rows for a whole batch's addresses in one query; `enqueue`
+    then caps from these figures (and adds what it queues) instead of one query per letter.
+    Lives as long as the session (one transaction's batch)."""
+    wanted = sorted({a.lower() for a in addresses if a})
+    counts = dict.fromkeys(wanted, 0)
+    for start in range(0, len(wanted), 500):
+        chunk = wanted[start:start + 500]
+        counts.update(session.exec(
+            select(OutboxMessage.to_address, func.count()).where(
+                OutboxMessage.to_address.in_(chunk), OutboxMessage.created_at > now - timedelta(days=1))
+            .group_by(OutboxMessage.to_address)).all())
+    session.info[_RECENT] = (now, counts)
 
 
 def enqueue(session: Session, out: Outgoing, cfg, now: datetime, submission_id: int | None = None,
@@ -245,6 +269,9 @@ def enqueue(session: Session, out: Outgoing, cfg, now: datetime, submission_id: 
         log_event(session, "outbox-cap", f"{out.kind} to {out.to_address} not sent: {count} in 24 h "
                                          f"(cap {cfg.daily_cap_per_sender})", inbound_id=inbound_id)
         return None
+    known = session.info.get(_RECENT)
+    if known is not None and known[0] == now and out.to_address.lower() in known[1]:
+        known[1][out.to_address.lower()] += 1  # what the count query would now also see
     row = OutboxMessage(kind=out.kind, mailbox=out.mailbox, to_address=out.to_address.lower(),
                         subject=out.subject, message_id=out.message_id, raw=build(out), next_attempt_at=now,
                         give_up_at=now + timedelta(hours=cfg.give_up_after_hours),

@@ -373,11 +373,17 @@ def _apply(session: Session, results: list[tuple[int, Parsed]], ctx=None) -> tup
     if parsed:
         session.execute(_PARSED, parsed)
     queued = 0
-    for inbound_id, result in routed:
+    if not routed:
+        return outcomes, queued
+    ids = [inbound_id for inbound_id, _result in routed]
+    rows = {r.id: r for r in session.exec(select(InboundMessage).where(InboundMessage.id.in_(ids))).all()}
+    items = [(rows[inbound_id], mail_from_json(json.loads(result.summary)), result) for inbound_id, result in routed]
+    filing.prepare_batch(session, ctx, [(row, mail, result.route) for row, mail, result in items])
+    for row, mail, result in items:
         before = len([o for o in session.new if isinstance(o, OutboxMessage)])
-        filing.handle(session, ctx, session.get(InboundMessage, inbound_id), mail_from_json(json.loads(result.summary)),
-                      result.route, result.staged)
+        filing.handle(session, ctx, row, mail, result.route, result.staged)
         queued += len([o for o in session.new if isinstance(o, OutboxMessage)]) - before
+    filing.finish_batch(session)
     return outcomes, queued
 
 
