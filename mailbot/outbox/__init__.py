@@ -29,7 +29,7 @@ from typing import Sequence
 
 import aiosmtplib
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
-from sqlalchemy import func
+from sqlalchemy import func, update
 from sqlmodel import Session, select
 
 from mailbot import clock
@@ -295,79 +295,146 @@ class DrainCounts:
             setattr(self, name, getattr(self, name) + getattr(other, name))
 
 
-def _claim(engine, now: datetime, lease: float, limit: int = 50) -> tuple[list[int], int]:
-    """Mark due rows 'sending' (committed before any SMTP), and stale 'sending' rows uncertain."""
+_STALE = "发送过程中断（程序退出），无法确定对方是否已收到；为避免重复发送，没有自动重发，请人工确认"
+
+
+def _mark_stale(engine, now: datetime, lease: float) -> int:
+    """Rows left 'sending' longer than the lease (a crash mid-send) become uncertain."""
     with Session(engine) as session:
         stale = session.exec(select(OutboxMessage).where(
             OutboxMessage.status == "sending",
             OutboxMessage.sending_at < now - timedelta(seconds=lease))).all()
         for row in stale:
             row.status = "uncertain"
-            row.last_error = "发送过程中断（程序退出），无法确定对方是否已收到；为避免重复发送，没有自动重发，请人工确认"
+            row.last_error = _STALE
             log_event(session, "outbox-uncertain", f"outbox {row.id} to {row.to_address}")
-        rows = session.exec(select(OutboxMessage).where(
-            OutboxMessage.status == "pending", OutboxMessage.next_attempt_at <= now)
-            .order_by(OutboxMessage.id).limit(limit).with_for_update(skip_locked=True)).all()
-        for row in rows:
-            row.status = "sending"
-            row.sending_at = now
-            row.attempts += 1
-        ids = [r.id for r in rows]
         session.commit()
-        return ids, len(stale)
+        return len(stale)
+
+
+def _due(engine, now: datetime, limit: int = 500) -> list[tuple[int, str]]:
+    """(id, mailbox) of the rows due now, oldest first; nothing is claimed yet."""
+    with Session(engine) as session:
+        return [tuple(r) for r in session.exec(select(OutboxMessage.id, OutboxMessage.mailbox).where(
+            OutboxMessage.status == "pending", OutboxMessage.next_attempt_at <= now)
+            .order_by(OutboxMessage.id).limit(limit)).all()]
+
+
+_OUTBOX = OutboxMessage.__table__
+
+
+def _claim_one(engine, outbox_id: int, now: datetime) -> tuple[bytes, str] | None:
+    """Mark one due row 'sending', committed before its SMTP conversation, so that only
+    the message on the wire can be in doubt after a crash. None if another drainer took it."""
+    with Session(engine) as session:
+        got = session.execute(update(_OUTBOX).where(
+            _OUTBOX.c.id == outbox_id, _OUTBOX.c.status == "pending", _OUTBOX.c.next_attempt_at <= now)
+            .values(status="sending", sending_at=now, attempts=_OUTBOX.c.attempts + 1)
+            .returning(_OUTBOX.c.raw, _OUTBOX.c.to_address)).first()
+        session.commit()
+        return (got[0], got[1]) if got else None
+
+
+class _Connection:
+    """One SMTP connection per sending mailbox for one drain round: opened at the first
+    message, reused for the next ones, opened again after the server dropped it. When it
+    cannot be opened, the round's other messages for that mailbox get the same error
+    without another attempt (each retried later with its own backoff)."""
+
+    def __init__(self, settings, box):
+        self.settings, self.box = settings, box
+        self.client: aiosmtplib.SMTP | None = None
+        self.down: str | None = None
+
+    async def _open(self) -> None:
+        box = self.box
+        self.client = aiosmtplib.SMTP(hostname=box.smtp_server, port=box.smtp_port,
+                                      use_tls=box.smtp_tls == "implicit",
+                                      start_tls=True if box.smtp_tls == "starttls" else False,
+                                      username=box.user if box.smtp_auth else None,
+                                      password=box.password() if box.smtp_auth else None,
+                                      timeout=self.settings.outbox.timeout)
+        await self.client.connect()
+
+    async def send(self, raw: bytes, to: str) -> tuple[str | None, bool]:
+        """(error, permanent) for one message; (None, False) when the server took it."""
+        box = self.box
+        if self.down is not None:
+            return self.down, False
+        if self.client is None or not self.client.is_connected:
+            try:
+                await self._open()
+            except aiosmtplib.SMTPAuthenticationError as exc:
+                self.down = f"SMTP 登录失败（{exc.code}），请检查邮箱 {box.name} 的授权码"
+            except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError) as exc:
+                self.down = f"无法连接 SMTP 服务器 {box.smtp_server}:{box.smtp_port}（{type(exc).__name__}）"
+            if self.down is not None:
+                await self.close()
+                return self.down, False
+        try:
+            await self.client.sendmail(box.email, [to], raw)
+        except aiosmtplib.SMTPRecipientsRefused as exc:
+            codes = [r.code for r in exc.recipients]
+            return (f"收件人被拒绝（{'；'.join(f'{r.code} {r.message}' for r in exc.recipients)}）",
+                    all(c >= 500 for c in codes))
+        except aiosmtplib.SMTPResponseException as exc:
+            if exc.code == 421 or not self.client.is_connected:
+                await self.close()
+            return f"SMTP 服务器拒绝（{exc.code} {exc.message}）", exc.code >= 500
+        except ValueError as exc:  # an address the SMTP client refuses to send to
+            return f"收件地址无法使用（{exc}）", True
+        except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError) as exc:
+            await self.close()
+            return f"无法连接 SMTP 服务器 {box.smtp_server}:{box.smtp_port}（{type(exc).__name__}）", False
+        return None, False
+
+    async def close(self) -> None:
+        client, self.client = self.client, None
+        if client is None or not client.is_connected:
+            return
+        try:
+            await client.quit()
+        except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError):
+            client.close()
 
 
 async def drain(engine, settings, now: datetime | None = None) -> DrainCounts:
-    """Send every due outbox row once; record each outcome. Returns the counts."""
+    """Send every due outbox row once, one SMTP connection per sending mailbox; each row is
+    claimed just before it is sent and its outcome recorded just after. Returns the counts."""
     counts = DrainCounts()
     cfg = settings.outbox
-    while True:
-        stamp = now or clock.now()
-        ids, stale = _claim(engine, stamp, cfg.sending_lease)
-        counts.uncertain += stale
-        if not ids:
-            return counts
-        for outbox_id in ids:
-            outcome = await _send_one(engine, settings, outbox_id, stamp)
-            setattr(counts, outcome, getattr(counts, outcome) + 1)
-
-
-async def _send_one(engine, settings, outbox_id: int, now: datetime) -> str:
-    with Session(engine) as session:
-        row = session.get(OutboxMessage, outbox_id)
-        box = settings.mailbox(row.mailbox)
-        raw, to = row.raw, row.to_address
-    error, permanent = None, False
+    connections: dict[str, _Connection] = {}
     try:
-        await aiosmtplib.send(raw, sender=box.email, recipients=[to], hostname=box.smtp_server,
-                              port=box.smtp_port, use_tls=box.smtp_tls == "implicit",
-                              start_tls=True if box.smtp_tls == "starttls" else False,
-                              username=box.user if box.smtp_auth else None,
-                              password=box.password() if box.smtp_auth else None,
-                              timeout=settings.outbox.timeout)
-    except aiosmtplib.SMTPRecipientsRefused as exc:
-        codes = [r.code for r in exc.recipients]
-        error, permanent = f"收件人被拒绝（{'；'.join(f'{r.code} {r.message}' for r in exc.recipients)}）", \
-            all(c >= 500 for c in codes)
-    except aiosmtplib.SMTPAuthenticationError as exc:
-        error = f"SMTP 登录失败（{exc.code}），请检查邮箱 {box.name} 的授权码"
-    except aiosmtplib.SMTPResponseException as exc:
-        error, permanent = f"SMTP 服务器拒绝（{exc.code} {exc.message}）", exc.code >= 500
-    except ValueError as exc:  # an address the SMTP client refuses to send to
-        error, permanent = f"收件地址无法使用（{exc}）", True
-    except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError) as exc:
-        error = f"无法连接 SMTP 服务器 {box.smtp_server}:{box.smtp_port}（{type(exc).__name__}）"
-    return _record(engine, settings.outbox, outbox_id, now, error, permanent)
+        while True:
+            stamp = now or clock.now()
+            counts.uncertain += _mark_stale(engine, stamp, cfg.sending_lease)
+            due = _due(engine, stamp)
+            if not due:
+                return counts
+            for outbox_id, mailbox in due:
+                claimed = _claim_one(engine, outbox_id, stamp)
+                if claimed is None:
+                    continue
+                raw, to = claimed
+                if mailbox not in connections:
+                    connections[mailbox] = _Connection(settings, settings.mailbox(mailbox))
+                error, permanent = await connections[mailbox].send(raw, to)
+                outcome = _record(engine, cfg, outbox_id, stamp, error, permanent)
+                setattr(counts, outcome, getattr(counts, outcome) + 1)
+    finally:
+        for connection in connections.values():
+            await connection.close()
 
 
 def _record(engine, cfg, outbox_id: int, now: datetime, error: str | None, permanent: bool) -> str:
     with Session(engine) as session:
-        row = session.get(OutboxMessage, outbox_id)
-        row.sending_at = None
         if error is None:
-            row.status, row.sent_at, row.last_error = "sent", clock.now(), None
+            session.execute(update(_OUTBOX).where(_OUTBOX.c.id == outbox_id).values(
+                status="sent", sent_at=clock.now(), last_error=None, sending_at=None))
             session.commit()
             return "sent"
+        row = session.get(OutboxMessage, outbox_id)
+        row.sending_at = None
         row.last_error = error
         give_up = now >= _aware(row.give_up_at)
         if permanent or give_up:
