@@ -80,6 +80,29 @@ class Mailbox(_Strict):
         raise ConfigError([Problem("", f"mailboxes[{self.name}]", "没有配置 password_env 或 password_file")])
 
 
+class Contact(_Strict):
+    """Who people may call about the robot's mail: shown as 联系人：… 电话：… in every mail
+    to units and reviewers."""
+
+    name: str = Field(min_length=1)
+    phone: str | None = None
+
+
+class OfficeInfo(_Strict):
+    """The office itself, as its notices name it (nothing of it is written in the code)."""
+
+    city: str | None = None  # the city or region named before unit names (stripped when matching)
+    region_prefixes: list[str] = Field(default_factory=list)  # other such prefixes people write
+    contact: Contact | None = None  # one per office; a department may name its own
+
+    @property
+    def prefixes(self) -> tuple[str, ...]:
+        """Prefixes of unit names that people leave out, longest first (the city, then 市)."""
+        names = {p for p in [self.city, *self.region_prefixes] if p}
+        names |= {p.removesuffix("市") for p in names if p.endswith("市") and len(p) > 2}
+        return tuple(sorted(names, key=len, reverse=True)) + ("市",)
+
+
 class Department(_Strict):
     """A 科室 that reviews 稿件; `mailbox` is the name of the mailbox that is its own."""
 
@@ -88,6 +111,7 @@ class Department(_Strict):
     prefix: str = Field(pattern=r"^[A-Z]{1,4}$")
     mailbox: str | None = None
     sender_name: str | None = None  # display name on its mail, e.g. 临沂市科协科普部
+    contact: Contact | None = None  # overrides office.contact on this department's mail
 
 
 class Unit(_Strict):
@@ -115,7 +139,7 @@ class Rule(_Strict):
 
 
 class Routing(_Strict):
-    default: str = "diaoxuan"  # 其余由调宣部负责初审
+    default: str = "diaoxuan"  # 其余由调宣部负责初审 (the example office's key)
     unknown: str = "diaoxuan"  # unknown senders go here, marked as such
     rules: list[Rule] = Field(default_factory=list)
 
@@ -262,6 +286,7 @@ class Settings(_Strict):
     mailboxes: list[Mailbox] = Field(min_length=1)
     departments: list[Department] = Field(default_factory=list)
     organisation: str = "市科协"
+    office: OfficeInfo = Field(default_factory=OfficeInfo)
     mail_domain: str = "mailbot.local"  # right-hand side of our own Message-IDs
     roster: Path | None = None  # the unit roster (YAML); `units` below is filled from it
     units: list[Unit] = Field(default_factory=list)
@@ -318,6 +343,13 @@ class Settings(_Strict):
             if box.name == name:
                 return box
         raise KeyError(name)
+
+    def contact_person(self, department: str | None = None) -> Contact | None:
+        """The person named in a mail (联系人：… 电话：…): the department's own, else the office's."""
+        for dept in self.departments:
+            if dept.key == department and dept.contact:
+                return dept.contact
+        return self.office.contact
 
     def contact(self) -> Department | None:
         """The department people are told to ask (请与…联系): the publisher, else the one that

@@ -42,12 +42,13 @@ def settings(**over) -> Settings:
     boxes = ("skxkpb", "skxxhb", "skxdxb")
     return Settings.model_validate({
         "organisation": "临沂市科协", "mail_domain": "ly.shandong.cn",
+        "office": {"city": "临沂市", "contact": {"name": "陈伟秋", "phone": "0539-8727025"}},
         "mailboxes": [{"name": n, "host": "imap.ly.shandong.cn", "user": f"{n}@ly.shandong.cn", "password_env": "X"}
                       for n in boxes],
         "departments": [{"key": "kepu", "name": "科普部", "prefix": "KP", "mailbox": "skxkpb",
                          "sender_name": "临沂市科协科普部"},
                         {"key": "xuehui", "name": "学会部", "prefix": "XH", "mailbox": "skxxhb",
-                         "sender_name": "临沂市科协学会部"},
+                         "sender_name": "临沂市科协学会部", "contact": {"name": "刘昌亮"}},
                         {"key": "diaoxuan", "name": "调宣部", "prefix": "DX", "mailbox": "skxdxb",
                          "sender_name": "临沂市科协调宣部"}],
         "reviewers": [{"key": "zhang", "name": "张科长", "addresses": ["zhangke@ly.shandong.cn"]},
