@@ -29,8 +29,12 @@ def test_bad_config_reports_every_problem(case, tmp_path):
     assert len(problems) == len(case["expect"]), problems
 
 
-def test_example_config_is_valid_and_complete(monkeypatch):
+def test_example_config_is_valid_and_complete(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)  # relative paths are read from the config file's folder, not the CWD
     settings = load(ROOT / "config" / "mailbot.example.yaml")
+    assert settings.roster == ROOT / "config" / "units.example.yaml" and settings.units
+    assert settings.forms_folder == ROOT / "config" / "forms"
+    assert settings.storage == ROOT / "var"
     assert [b.name for b in settings.mailboxes] == ["skxkpb", "skxxhb", "skxdxb"]
     assert [d.name for d in settings.departments] == ["科普部", "学会部", "调宣部"]
     assert settings.timezone == "Asia/Shanghai"
