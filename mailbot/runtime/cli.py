@@ -351,6 +351,9 @@ def export(campaign: str = typer.Argument(..., help="活动（campaign）的 key
         sys.stdout.write(json.dumps({"campaign": campaign, "path": str(output), **counts}, ensure_ascii=False) + "\n")
         return
     out.print(f"已导出 {output}：{counts['units']} 个单位的 {counts['rows']} 行数据，未报单位 {counts['missing']} 个。")
+    if counts.get("duplicates"):
+        out.print(f"  其中 {counts['duplicates']} 行与其他报表中的同一人重复（姓名和手机号相同），汇总只算一次，"
+                  "见工作表“重复人员”。")
 
 
 @review_app.command("held")
