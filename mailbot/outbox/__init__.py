@@ -120,7 +120,8 @@ def letter(kind: str, template: str | None = None, *, settings, to: str, now: da
     """
     dept = settings.department(from_department) if from_department else None
     box = settings.mailbox(mailbox or (dept.mailbox if dept else None) or settings.mailboxes[0].name)
-    context = {**office_values(settings, dept.key if dept else None), **values}
+    sending = dept or next((d for d in settings.departments if d.mailbox == box.name), None)
+    context = {**office_values(settings, sending.key if sending else None), **values}
     subject, text, html = render(template or kind, **context)
     named = TEMPLATES / f"{template or kind}.from.j2"
     if named.exists():
