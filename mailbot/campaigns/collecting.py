@@ -231,8 +231,8 @@ def export(engine, settings, campaign_key: str, template, path, now: datetime) -
         for cell in sheet[1]:
             cell.font = Font(bold=True)
     book.save(path)
-    return {"rows": rows_sheet.max_row - 1, "units": len(done), "missing": count_missing,
-            "duplicates": len(duplicates)}
+    counts = {"rows": rows_sheet.max_row - 1, "units": len(done), "missing": count_missing}
+    return {**counts, "duplicates": len(duplicates)} if key else counts
 
 
 SCAN_TYPES = ("application/pdf", "image/jpeg", "image/png", "image/heic", "image/tiff", "image/bmp")
