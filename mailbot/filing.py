@@ -299,6 +299,7 @@ def plan_receipt(settings: Settings, sub: Submission, mailbox: str, size: int, m
         answering=mail.message_id, answering_refs=mail.references,
         tracking=sub.tracking, title=sub.title, revision=sub.revision, unit=sub.unit, department=dept.name,
         received=received, greeting=sub.unit or mail.from_.name,
+        reviewed=bool(settings.review.stages.get(sub.department)),
         files=[{"name": f["name"], "size": human_size(f["size"]), "problem": f.get("problem")} for f in files],
         links=mail.large_attachment_links, oversized=sub.oversized, size=human_size(size))
 

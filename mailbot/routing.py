@@ -50,6 +50,7 @@ class Directory:
     mail_domain: str = "mailbot.local"
     address_department: dict[str, str] = field(default_factory=dict)  # mailbox address -> key
     address_mailbox: dict[str, str] = field(default_factory=dict)  # mailbox address -> mailbox name
+    name_prefixes: tuple[str, ...] = ("市",)  # the city/region prefixes people leave out of unit names
 
     @classmethod
     def from_settings(cls, settings) -> "Directory":
@@ -71,6 +72,7 @@ class Directory:
             address_department={b.email.lower(): d.key for d in settings.departments for b in settings.mailboxes
                                 if d.mailbox == b.name},
             address_mailbox={b.email.lower(): b.name for b in settings.mailboxes},
+            name_prefixes=settings.office.prefixes,
         )
 
 
@@ -109,7 +111,7 @@ def clean_title(subject: str) -> str:
 # --- units -------------------------------------------------------------------------
 
 
-def _variants(unit: UnitEntry) -> set[str]:
+def _variants(unit: UnitEntry, prefixes: tuple[str, ...] = ("市",)) -> set[str]:
     """The names people write for a unit: its name, aliases, and the usual short forms."""
     out = set()
     for label in (unit.name, *unit.aliases):
@@ -117,7 +119,7 @@ def _variants(unit: UnitEntry) -> set[str]:
         out.add(label)
         short = label.replace("科学技术协会", "科协")
         out.add(short)
-        for prefix in ("临沂市", "毕节市", "市"):
+        for prefix in prefixes:
             if short.startswith(prefix) and len(short) > len(prefix) + 3:
                 out.add(short[len(prefix):])
         out.add(re.sub(r"^(.{2,4}?)[县区市](科协|农技协|老科协)$", r"\1\2", short))
@@ -125,7 +127,7 @@ def _variants(unit: UnitEntry) -> set[str]:
 
 
 def _name_index(directory: Directory) -> list[tuple[str, UnitEntry]]:
-    pairs = [(v, u) for u in directory.units for v in _variants(u)]
+    pairs = [(v, u) for u in directory.units for v in _variants(u, directory.name_prefixes)]
     return sorted(pairs, key=lambda p: -len(p[0]))  # longest first: 沂水县科协 before 水县科协
 
 

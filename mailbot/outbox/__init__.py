@@ -87,12 +87,15 @@ ID_PREFIX = {"review-request": "review", "review-reminder": "reminder", "form-re
              "form-missing": "missing", "form-reply": "formreply"}
 
 
-def office_values(settings) -> dict:
+def office_values(settings, department: str | None = None) -> dict:
     """What any template may say about the office: its name, its departments' names (the
-    reroute choices, 转 科普部 …) and the department people are told to contact."""
+    reroute choices, 转 + each configured department), the department people are told to
+    contact, and the person to call (联系人/电话: the sending department's, else the office's)."""
     contact = settings.contact()
+    person = settings.contact_person(department)
     return {"organisation": settings.organisation, "department_names": [d.name for d in settings.departments],
-            "contact": contact.name if contact else None}
+            "contact": contact.name if contact else None,
+            "contact_person": person.model_dump() if person else None}
 
 
 def letter(kind: str, template: str | None = None, *, settings, to: str, now: datetime, tag: str,
@@ -120,7 +123,8 @@ def letter(kind: str, template: str | None = None, *, settings, to: str, now: da
     """
     dept = settings.department(from_department) if from_department else None
     box = settings.mailbox(mailbox or (dept.mailbox if dept else None) or settings.mailboxes[0].name)
-    context = {**office_values(settings), **values}
+    sending = dept or next((d for d in settings.departments if d.mailbox == box.name), None)
+    context = {**office_values(settings, sending.key if sending else None), **values}
     subject, text, html = render(template or kind, **context)
     named = TEMPLATES / f"{template or kind}.from.j2"
     if named.exists():

@@ -62,8 +62,11 @@ def run(once: bool = typer.Option(False, "--once", help="处理完当前所有�
 
 
 @app.command("check-config")
-def check_config(config: Path | None = ConfigOpt) -> None:
-    """检查配置文件，一次列出所有问题。"""
+def check_config(connect: bool = typer.Option(False, "--connect", help="再逐个登录每个邮箱的收信（IMAP）和发信（SMTP）服务器"),
+                 config: Path | None = ConfigOpt) -> None:
+    """检查配置文件，一次列出所有问题；--connect 再试着登录每个邮箱。"""
+    from mailbot.config import warnings
+
     settings = _settings(config, check_secrets=True)
     out.print(f"配置检查通过：{_config_path(config)}")
     out.print(f"  邮箱 {len(settings.mailboxes)} 个：" + "、".join(b.name for b in settings.mailboxes))
@@ -74,6 +77,25 @@ def check_config(config: Path | None = ConfigOpt) -> None:
     out.print("  领导周报：" + _digest_line(settings))
     for line in _calendar_lines(settings, clock.now()):
         out.print(line)
+    for problem in warnings(settings, clock.now(), str(_config_path(config))):
+        out.print(f"[yellow]注意[/yellow]：{problem}")
+    if connect:
+        _connect(settings)
+
+
+def _connect(settings) -> None:
+    from mailbot.runtime.connect import check_all
+
+    out.print("连接检查：")
+    checks = check_all(settings)
+    for c in checks:
+        mark = "[green]成功[/green]" if c.ok else "[red]失败[/red]"
+        out.print(f"  {c.mailbox} {c.service} {c.where}：{mark} {c.message}")
+    failed = [c for c in checks if not c.ok]
+    if failed:
+        err.print(f"有 {len(failed)} 项连接失败，机器人无法正常收发这些邮箱的邮件；请按上面的提示修改后再检查。")
+        raise typer.Exit(2)
+    out.print("全部连接成功。")
 
 
 def _calendar_lines(settings, now) -> list[str]:
@@ -329,6 +351,9 @@ def export(campaign: str = typer.Argument(..., help="活动（campaign）的 key
         sys.stdout.write(json.dumps({"campaign": campaign, "path": str(output), **counts}, ensure_ascii=False) + "\n")
         return
     out.print(f"已导出 {output}：{counts['units']} 个单位的 {counts['rows']} 行数据，未报单位 {counts['missing']} 个。")
+    if counts.get("duplicates"):
+        out.print(f"  其中 {counts['duplicates']} 行与其他报表中的同一人重复（姓名和手机号相同），汇总只算一次，"
+                  "见工作表“重复人员”。")
 
 
 @review_app.command("held")
