@@ -13,7 +13,7 @@ from datetime import timedelta
 from sqlmodel import Session, select
 
 from mailbot import outbox, review
-from mailbot.models import Mail, Route, mail_from_json
+from mailbot.models import Handled, Mail, Route, mail_from_json
 from mailbot.models import aware as _aware
 from mailbot.read import quotes
 from mailbot.read.usable import display_name
@@ -82,13 +82,20 @@ def _changes(session, sub: Submission, files: list) -> dict[str, list[str]]:
             "gone": [n for n in before if n not in after]}
 
 
-def handle_reply(session: Session, ctx, row: InboundMessage, mail: Mail, route: Route, staged) -> None:
-    """A reply in a review thread: judge who sent it and what it says, then act."""
+OUTCOMES = {"refuse": ("answered", "审核回复未被接受（{code}），已告知发件人"),
+            "hold": ("needs-person", "审核回复需管理员确认（{code}）"),
+            "ask": ("answered", "审核回复意见不明确，已请审核人明确"),
+            "ack": ("ignored", "审核人的回复不是审核决定（确认收到等），无需处理")}
+
+
+def handle_reply(session: Session, ctx, row: InboundMessage, mail: Mail, route: Route, staged) -> Handled:
+    """A reply in a review thread: judge who sent it and what it says, then act; return
+    what became of it."""
     settings = ctx.settings
     sender = mail.from_.address.lower()
     if review.answers_digest(mail):
         notice(session, ctx, None, sender, "digest-reply")
-        return
+        return Handled("answered", "回复的是领导周报，已告知周报邮箱不收回复")
     tokens = review.find_tokens(mail)
     task = session.exec(select(ReviewTask).where(ReviewTask.token.in_(tokens))).first() if tokens else None
     sub = session.get(Submission, task.submission_id) if task else None
@@ -108,8 +115,25 @@ def handle_reply(session: Session, ctx, row: InboundMessage, mail: Mail, route: 
                   f"{command.reason or ''}".strip(), inbound_id=row.id, submission_id=sub_id, actor=sender)
     if verdict.action == "decide":  # the reviewer's files belong to the decision
         _decide(session, ctx, row, sub, task, command, verdict, sender, files=staged)
-        return
+        return Handled("applied", f"审核决定：{task.stage_name} {WORDS[command.decision]}", sub_id)
     ACTIONS[verdict.action](session, ctx, row, sub, task, command, verdict, sender)
+    if verdict.action == "ignore":
+        return _unit_reply(session, row, mail, route)
+    kind, why = OUTCOMES[verdict.action]
+    return Handled(kind, why.format(code=verdict.code), sub_id)
+
+
+def _unit_reply(session, row, mail: Mail, route: Route) -> Handled:
+    """A reply that is no review answer (a unit answering a receipt or a notice): an
+    acknowledgement needs nothing; anything else is read by a person."""
+    sub = session.exec(select(Submission).where(Submission.tracking == route.tracking)).first() \
+        if route.tracking else None
+    intent = quotes.reply_intent(quotes.new_text(mail.text, mail.html))
+    if intent in ("ack", "empty"):
+        return Handled("ignored", "确认收到（acknowledgement），无需回复" if intent == "ack" else "回复没有新内容",
+                       sub.id if sub else None)
+    return Handled("needs-person", f"{route.reason}；内容不是审核决定也不是修改稿，请人工查看并答复",
+                   sub.id if sub else None)
 
 
 def _ignore(*_args) -> None:
@@ -298,4 +322,5 @@ def confirm_held(session: Session, ctx, inbound_id: int, operator: str) -> str:
     log_event(session, "review-confirmed", f"operator {operator} confirmed the reply from {sender}",
               inbound_id=inbound_id, submission_id=sub.id, actor=operator)
     _decide(session, ctx, row, sub, task, command, review.Verdict("decide", command.decision), sender)
+    row.outcome, row.outcome_reason = "applied", f"管理员 {operator} 确认后执行：{task.stage_name} {WORDS[command.decision]}"
     return f"已执行：{WORDS[command.decision]}（稿件 {sub.tracking}）"
