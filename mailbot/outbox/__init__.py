@@ -81,7 +81,7 @@ def new_message_id(kind: str, tag: str, domain: str, token: str | None = None) -
 # by these: routing knows form/formreply (a campaign's thread), review knows review/reminder
 # (the token after the tracking number), and digest (a reply to the weekly digest).
 ID_PREFIX = {"review-request": "review", "review-reminder": "reminder", "form-reminder": "form",
-             "form-missing": "missing", "form-reply": "formreply"}
+             "form-missing": "missing", "form-reply": "formreply", "review-reason": "reminder"}
 
 
 def office_values(settings) -> dict:

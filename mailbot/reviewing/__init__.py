@@ -110,6 +110,9 @@ def handle_reply(session: Session, ctx, row: InboundMessage, mail: Mail, route: 
                            settings.review.authserv_id), ctx.now, sender in everyone,
                            review.sender_problem(mail))
     sub_id = sub.id if sub else None
+    if task is not None and _awaits_reason(task) and sender in view.addresses and not review.sender_problem(mail):
+        if (came := _reason_came(session, ctx, row, sub, task, mail, sender)) is not None:
+            return came
     if verdict.action != "decide":  # an accepted decision is recorded as a "decision" event below
         log_event(session, f"review-{verdict.action}", f"{verdict.code}: {command.decision or '-'} "
                   f"{command.reason or ''}".strip(), inbound_id=row.id, submission_id=sub_id, actor=sender)
@@ -178,6 +181,8 @@ def _decide(session, ctx, row, sub, task, command, verdict, sender, files=()) ->
               f" → {outcome.kind}", inbound_id=row.id, submission_id=sub.id, actor=sender)
     next_step = _apply_outcome(session, ctx, sub, task, command, outcome, placed)
     person = settings.reviewer(task.reviewer)
+    if outcome.kind == "returned" and task.reason_asked_at is not None:
+        return  # the question for the reason is the reviewer's confirmation: nothing was passed on yet
     _send(session, ctx, sub, sender, "review-confirm", "review-confirm", tracking=sub.tracking, title=sub.title,
           reviewer=person.name, decision=WORDS[command.decision], target=command.target, reason=command.reason,
           outcome=outcome.kind, **next_step)
@@ -202,9 +207,10 @@ def _apply_outcome(session, ctx, sub, task, command, outcome, placed=()) -> dict
     unit = {"tracking": sub.tracking, "title": sub.title, "greeting": sub.unit or sub.sender_name}
     if outcome.kind == "returned":
         sub.status = "returned"
-        _send(session, ctx, sub, sub.sender, "result", "review-returned", **unit, stage=task.stage_name,
-              reason=command.reason, revision=sub.revision, files=[f["name"] for f in placed],
-              attachments=tuple((f["name"], f["path"].read_bytes(), f["content_type"]) for f in placed))
+        if command.reason is None and not placed:  # 退回 alone, or the mailto: body unedited
+            _ask_reason(session, ctx, sub, task)
+            return {}
+        _tell_returned(session, ctx, sub, task, command.reason, placed)
         return {}
     sub.status = "approved"
     publisher = settings.department(settings.review.publisher).name if settings.review.publisher else None
@@ -214,6 +220,77 @@ def _apply_outcome(session, ctx, sub, task, command, outcome, placed=()) -> dict
         _send(session, ctx, sub, box.email, "publish-ready", "review-publish", tracking=sub.tracking,
               title=sub.title, unit=sub.unit, folder=sub.folder, publisher=publisher)
     return {"publisher": publisher}
+
+
+def _tell_returned(session, ctx, sub, task, reason: str | None, placed=()) -> None:
+    """The 退回 notice to the unit, with the reason (or, without one, whom to ask)."""
+    unit = {"tracking": sub.tracking, "title": sub.title, "greeting": sub.unit or sub.sender_name}
+    _send(session, ctx, sub, sub.sender, "result", "review-returned", **unit, stage=task.stage_name,
+          reason=reason, revision=sub.revision, files=[f["name"] for f in placed],
+          attachments=tuple((f["name"], f["path"].read_bytes(), f["content_type"]) for f in placed))
+    task.unit_told_at = ctx.now
+
+
+def _ask_reason(session, ctx, sub, task) -> None:
+    """Ask the reviewer, once, for the reason of a 退回 that gave none; the unit is told when
+    it comes (`_reason_came`) or after `review.reason_wait_hours` (`tell_unreasoned`)."""
+    settings = ctx.settings
+    person = settings.reviewer(task.reviewer)
+    _dept, box = _dept_box(settings, sub.department)
+    reply_to = box.email.replace("@", f"+{task.token}@") if settings.review.plus_addressing else box.email
+    out = outbox.letter("review-reason", settings=settings, from_department=sub.department, from_address=reply_to,
+                        to=person.addresses[0], to_name=person.name, now=ctx.now, tag=sub.tracking,
+                        id_token=task.token, tracking=sub.tracking, token=task.token, title=sub.title,
+                        stage=task.stage_name, reviewer=person.name,
+                        wait_hours=f"{settings.review.reason_wait_hours:g}")
+    outbox.enqueue(session, out, settings.outbox, ctx.now, submission_id=sub.id)
+    task.reason_asked_at = ctx.now
+    log_event(session, "review-reason-asked", f"{task.stage_name} {task.reviewer}: 退回 without a reason",
+              submission_id=sub.id)
+
+
+def _awaits_reason(task) -> bool:
+    return task.status == "decided" and task.decision == "return" and task.reason_asked_at is not None \
+        and task.reason is None
+
+
+def _reason_came(session, ctx, row, sub, task, mail: Mail, sender: str) -> Handled | None:
+    """The reviewer's answer to the question for a reason: pass it on to the unit."""
+    new = quotes.new_text(mail.text, mail.html)
+    command = quotes.read_command(new, [d.name for d in ctx.settings.departments])
+    if command.decision in ("approve", "reroute"):
+        return None  # not a reason: judged as any other reply (already decided)
+    reason = command.reason if command.decision == "return" else new.strip()
+    if not reason or quotes.reply_intent(new) in ("ack", "empty") and command.decision != "return":
+        return Handled("ignored", "审核人回复了补充原因的邮件，但没有写原因", sub.id)
+    task.reason = reason
+    log_event(session, "review-reason", f"{task.stage_name}: {reason}", inbound_id=row.id, submission_id=sub.id,
+              actor=sender)
+    late = task.unit_told_at is not None
+    _tell_returned(session, ctx, sub, task, reason)
+    person = ctx.settings.reviewer(task.reviewer)
+    _send(session, ctx, sub, sender, "review-confirm", "review-confirm", tracking=sub.tracking, title=sub.title,
+          reviewer=person.name, decision=WORDS["return"], target=None, reason=reason, outcome="returned")
+    return Handled("applied", f"退回原因已转告报送单位{'（单位此前已收到未写原因的退回通知）' if late else ''}", sub.id)
+
+
+def tell_unreasoned(session: Session, ctx) -> int:
+    """Units whose 退回 still has no reason after `reason_wait_hours` are told anyway,
+    with whom to contact. Returns how many were told."""
+    wait = timedelta(hours=ctx.settings.review.reason_wait_hours)
+    tasks = session.exec(select(ReviewTask).where(ReviewTask.decision == "return", ReviewTask.reason.is_(None),
+                                                  ReviewTask.reason_asked_at.is_not(None),
+                                                  ReviewTask.unit_told_at.is_(None))).all()
+    told = 0
+    for task in tasks:
+        if _aware(task.reason_asked_at) + wait > ctx.now:
+            continue
+        sub = session.get(Submission, task.submission_id)
+        _tell_returned(session, ctx, sub, task, None)
+        log_event(session, "review-reason-timeout", f"{task.stage_name}: no reason after {wait}; unit told",
+                  submission_id=sub.id)
+        told += 1
+    return told
 
 
 def _body(session, sub) -> str:
@@ -250,7 +327,7 @@ def chase_reviews(session: Session, ctx) -> int:
     cal = workdays.office_calendar(settings)
     if not workdays.in_office_hours(ctx.now, settings.tz, cfg.office_hours, calendar=cal):
         return 0
-    queued = 0
+    queued = tell_unreasoned(session, ctx)
     tasks = session.exec(select(ReviewTask).where(ReviewTask.status == "open")).all()
     for task in tasks:
         if _aware(task.expires_at) <= ctx.now:

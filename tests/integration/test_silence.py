@@ -5,11 +5,12 @@ do (a revision written in the body; a bare 收到 is an acknowledgement)."""
 from __future__ import annotations
 
 import json
+from datetime import timedelta, timezone
 from email.message import EmailMessage
 from email.utils import make_msgid
 
 import pytest
-from conftest import write_config
+from conftest import move_clock, write_config
 from sqlmodel import Session, select
 from test_review import REVIEW, deliver_reply, gaojian, latest, qq_reply, send
 from typer.testing import CliRunner
@@ -149,3 +150,69 @@ def _msg(raw: bytes):
     from email import message_from_bytes, policy
 
     return message_from_bytes(raw, policy=policy.default)
+
+
+# --- a 退回 needs its reason ----------------------------------------------------------------
+
+
+def _return_without_reason(servers, robot, words: str):
+    send(servers, gaojian(), "unit1@example.test", ["skxkpb@example.test"])
+    daemon.run_once(robot)
+    forward = latest(servers, "reviewer1", "请初审")
+    deliver_reply(servers, qq_reply(forward, "reviewer1@example.test", words), "reviewer1@example.test")
+    daemon.run_once(robot)
+
+
+def _subjects(servers, user: str) -> list[str]:
+    return [_msg(r)["Subject"] for r in servers.fetch_all(user)]
+
+
+def test_a_return_without_a_reason_asks_the_reviewer_once_and_passes_the_reason_on(servers, robot, tmp_path):
+    _return_without_reason(servers, robot, "退回 （请写明原因）")  # the phone's 退回 button, sent unchanged
+    assert robot_status(robot) == "returned"
+    assert not any("退回" in s for s in _subjects(servers, "unit1"))  # the unit is not told "no reason"
+    assert not any("已记录" in s for s in _subjects(servers, "reviewer1"))  # nor the reviewer "passed on"
+    ask = latest(servers, "reviewer1", "请补充退回原因")
+    assert "没有写明退回原因" in ask.get_body(("plain",)).get_content()
+
+    deliver_reply(servers, qq_reply(ask, "reviewer1@example.test", "活动照片不够清楚，请补充两张现场照片"),
+                  "reviewer1@example.test")
+    daemon.run_once(robot)
+    returned = latest(servers, "unit1", "退回")
+    assert "活动照片不够清楚，请补充两张现场照片" in returned.get_body(("plain",)).get_content()
+    confirm = latest(servers, "reviewer1", "已记录")
+    assert "告知了退回原因" in confirm.get_body(("plain",)).get_content()
+    assert sum("请补充退回原因" in s for s in _subjects(servers, "reviewer1")) == 1  # asked once
+    assert robot.chase(robot.clock() + timedelta(days=3)) == 0  # told already: nothing more later
+    shown = json.loads(cli(robot, tmp_path, "show", robot_tracking(robot), "--json"))
+    assert [r["reason"] for r in shown["reviews"]] == ["活动照片不够清楚，请补充两张现场照片"]
+
+
+def test_a_reason_that_never_comes_tells_the_unit_whom_to_ask(servers, robot, monkeypatch):
+    _return_without_reason(servers, robot, "退回")
+    assert latest(servers, "reviewer1", "请补充退回原因")
+    asked = robot.clock()
+    move_clock(monkeypatch, asked + timedelta(hours=2))  # within reason_wait_hours (24): the unit waits
+    assert robot.chase() == 0
+    move_clock(monkeypatch, _workday_morning(asked + timedelta(hours=25)))
+    assert robot.chase() == 1
+    daemon.run_once(robot)
+    text = latest(servers, "unit1", "退回").get_body(("plain",)).get_content()
+    assert "审核人暂未写明具体原因" in text and "调宣部" in text
+    assert robot.chase() == 0  # once
+
+
+def _workday_morning(moment):
+    """The first working-day 10:00 at or after `moment` (Beijing time; Mon–Fri is enough here)."""
+    moment = moment.astimezone(timezone(timedelta(hours=8)))
+    day = moment.replace(hour=10, minute=0, second=0, microsecond=0)
+    if day < moment:
+        day += timedelta(days=1)
+    while day.weekday() >= 5:
+        day += timedelta(days=1)
+    return day
+
+
+def robot_status(rt) -> str:
+    with Session(rt.engine) as s:
+        return s.exec(select(Submission.status)).one()
