@@ -268,7 +268,15 @@ def _receipt(session, ctx: Context, sub: Submission, row, mail: Mail, files: lis
                   inbound_id=row.id)
         return
     out = plan_receipt(ctx.settings, sub, row.first_mailbox, row.size, mail, files, ctx.now)
-    outbox.enqueue(session, out, ctx.settings.outbox, ctx.now, submission_id=sub.id, inbound_id=row.id)
+    outbox.enqueue(session, out, ctx.settings.outbox, ctx.now, submission_id=sub.id, inbound_id=row.id,
+                   capped=not outbox.owed("receipt", to_roster(ctx, sub.sender)))
+
+
+def to_roster(ctx: Context, address: str) -> bool:
+    """Is this address a roster unit's (by its addresses or domains)?"""
+    from mailbot.routing import roster_unit
+
+    return roster_unit(address, ctx.directory) is not None
 
 
 def plan_receipt(settings: Settings, sub: Submission, mailbox: str, size: int, mail: Mail,

@@ -138,6 +138,19 @@ def find_unit_by_name(text: str, directory: Directory) -> UnitEntry | None:
     return None
 
 
+def roster_unit(address: str, directory: Directory) -> UnitEntry | None:
+    """The unit an address belongs to by the roster alone (its addresses or domains), or None."""
+    address = (address or "").strip().lower()
+    domain = address.rsplit("@", 1)[-1] if "@" in address else ""
+    for unit in directory.units:
+        if address and address in unit.addresses:
+            return unit
+    for unit in directory.units:
+        if domain and any(domain == d or domain.endswith("." + d) for d in unit.domains):
+            return unit
+    return None
+
+
 @dataclass(frozen=True)
 class _Found:
     unit: UnitEntry | None

@@ -312,7 +312,8 @@ def _send(session, ctx, sub, to: str, kind: str, template: str, **values) -> Non
     out = outbox.letter(kind, template, settings=settings,
                         from_department=sub.department if sub else settings.routing.default, to=to, now=ctx.now,
                         tag=sub.tracking if sub else "notice", **values)
-    outbox.enqueue(session, out, settings.outbox, ctx.now, submission_id=sub.id if sub else None)
+    outbox.enqueue(session, out, settings.outbox, ctx.now, submission_id=sub.id if sub else None,
+                   capped=not outbox.owed(kind, to_roster=False) and kind in outbox.CAPPED_KINDS)
 
 
 ACTIONS = {"ignore": _ignore, "ack": _ignore, "refuse": _refuse, "hold": _hold, "ask": _ask, "decide": _decide}

@@ -216,3 +216,35 @@ def _workday_morning(moment):
 def robot_status(rt) -> str:
     with Session(rt.engine) as s:
         return s.exec(select(Submission.status)).one()
+
+
+# --- the cap throttles only what nobody is owed --------------------------------------------
+
+
+def test_the_daily_cap_never_holds_back_receipts_owed_to_a_roster_unit(servers, make_settings, tmp_path):
+    servers.dovecot.add_user("stranger", "secret")
+    rt = daemon.Runtime.build(make_settings(servers, outbox={"daily_cap_per_sender": 2}, **REVIEW))
+    try:
+        for i in range(4):  # a county on 科普日: four 稿件 in a day
+            send(servers, gaojian(subject=f"【沂水县科协】科普日活动信息（{i + 1}）"), "unit1@example.test",
+                 ["skxkpb@example.test"])
+        for i in range(4):  # an unknown address (a loop, a flood): answered up to the cap
+            m = EmailMessage()
+            m["From"], m["To"], m["Subject"] = "stranger@example.test", "skxdxb@example.test", f"活动信息{i + 1}"
+            m["Message-ID"] = make_msgid(domain="x.example")
+            m.set_content("请查收附件。")
+            m.add_attachment(b"x", maintype="application", subtype="octet-stream", filename="a.txt")
+            send(servers, m.as_bytes(), "stranger@example.test", ["skxdxb@example.test"])
+        daemon.run_once(rt)
+        assert sum("回执" in s for s in _subjects(servers, "unit1")) == 4
+        assert sum("回执" in s for s in _subjects(servers, "stranger")) == 2
+        status = json.loads(cli(rt, tmp_path, "status", "--json"))
+        assert status["capped_total"] == 2 and all("stranger@example.test" in c["detail"] for c in status["capped"])
+        with Session(rt.engine) as s:
+            last = s.exec(select(Submission).where(Submission.sender == "stranger@example.test")
+                          .order_by(Submission.id.desc())).first()
+        shown = json.loads(cli(rt, tmp_path, "show", last.tracking, "--json"))
+        assert "outbox-cap" in [h["kind"] for h in shown["history"]]
+        assert "超过每日发送上限" in cli(rt, tmp_path, "show", last.tracking)
+    finally:
+        rt.close()
