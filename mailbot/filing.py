@@ -20,7 +20,7 @@ from sqlmodel import Session, select
 from mailbot import outbox, review, reviewing
 from mailbot.campaigns import collecting
 from mailbot.config import Settings
-from mailbot.models import Mail, Route, Staged, aware
+from mailbot.models import Handled, Mail, Route, Staged, aware
 from mailbot.office import Context
 from mailbot.read.parse import safe_name
 from mailbot.store import (
@@ -123,13 +123,23 @@ def finish_batch(session: Session) -> None:
 
 
 def handle(session: Session, ctx: Context, row: InboundMessage, mail: Mail, route: Route,
-           staged: tuple[Staged, ...]) -> None:
-    """Act on one classified message (HANDLERS by kind); other kinds are only recorded."""
+           staged: tuple[Staged, ...]) -> Handled:
+    """Act on one classified message (HANDLERS by kind); other kinds are only recorded.
+    Every message ends with an outcome a person can see (`record_outcome`)."""
     handler = HANDLERS.get(route.kind)
-    if handler is not None:
-        handler(session, ctx, row, mail, route, staged)
+    done = handler(session, ctx, row, mail, route, staged) if handler is not None else None
+    if not isinstance(done, Handled):
+        done = Handled("ignored", route.reason)
+    record_outcome(session, row, done)
     for item in staged:  # what no handler took (e.g. a reply's signature image)
         Path(item.path).unlink(missing_ok=True)
+    return done
+
+
+def record_outcome(session, row: InboundMessage, done: Handled) -> None:
+    """The message's outcome on its row, and as an event (so `show` lists every one)."""
+    row.outcome, row.outcome_reason = done.kind, done.reason
+    log_event(session, f"outcome-{done.kind}", done.reason, inbound_id=row.id, submission_id=done.submission_id)
 
 
 def file_submission(session, ctx: Context, row, mail: Mail, route: Route, staged) -> Submission:
@@ -168,6 +178,8 @@ def file_resubmission(session, ctx: Context, row, mail: Mail, route: Route, stag
     if problem is not None:
         _hold_revision(session, ctx, row, sub, mail, problem)
         return sub
+    if not staged:  # the revision is written in the body: its text is the 稿件
+        staged = (_text_as_file(ctx, row, mail, sub.revision + 1),)
     sub.revision += 1
     sub.status = "received"
     sub.updated_at = ctx.now
@@ -182,6 +194,21 @@ def file_resubmission(session, ctx: Context, row, mail: Mail, route: Route, stag
     _receipt(session, ctx, sub, row, mail, files)
     reviewing.start_stage(session, ctx, sub, 0, mail.text)
     return sub
+
+
+def _text_as_file(ctx: Context, row, mail: Mail, revision: int) -> Staged:
+    """A revision written in the body, kept as a text file like any attachment."""
+    import hashlib
+
+    from mailbot.read import quotes
+
+    data = quotes.new_text(mail.text, mail.html).encode("utf-8")
+    folder = ctx.storage / "staging" / str(row.id)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "body.txt"
+    path.write_bytes(data)
+    name = f"第{revision}版正文.txt"
+    return Staged(str(path), name, name, len(data), hashlib.sha256(data).hexdigest(), "text/plain")
 
 
 def _submission_for(session, mail: Mail, route: Route) -> Submission | None:
@@ -242,8 +269,38 @@ def note_bounce(session, ctx: Context, row, mail: Mail, route: Route, staged) ->
         outbox.mark_bounced(session, ids, route.reason)
 
 
-HANDLERS = {"submission": file_submission, "resubmission": file_resubmission, "bounce": note_bounce,
-            "reply": reviewing.handle_reply, "form": collecting.handle_form}
+def _filed(session, ctx: Context, row, mail: Mail, route: Route, staged) -> Handled:
+    sub = file_submission(session, ctx, row, mail, route, staged)
+    return Handled("filed", f"登记为稿件 {sub.tracking}", sub.id)
+
+
+def _refiled(session, ctx: Context, row, mail: Mail, route: Route, staged) -> Handled:
+    sub = file_resubmission(session, ctx, row, mail, route, staged)
+    if sub.inbound_id == row.id:
+        return Handled("filed", f"登记为稿件 {sub.tracking} 第{sub.revision}版", sub.id)
+    return Handled("needs-person", f"稿件 {sub.tracking} 的修改稿不是该单位或原发件人发来的，等待管理员确认", sub.id)
+
+
+def _bounced(session, ctx: Context, row, mail: Mail, route: Route, staged) -> Handled:
+    note_bounce(session, ctx, row, mail, route, staged)
+    return Handled("ignored", route.reason)
+
+
+def _form(session, ctx: Context, row, mail: Mail, route: Route, staged) -> Handled:
+    from mailbot.store import FormReturn
+
+    collecting.handle_form(session, ctx, row, mail, route, staged)
+    session.flush()
+    found = session.exec(select(FormReturn.campaign).where(FormReturn.inbound_id == row.id)).all()
+    stamped = session.exec(select(Event.id).where(Event.inbound_id == row.id,
+                                                  Event.kind.in_(("form-stamped", "form-scan")))).first()
+    if found or stamped:
+        return Handled("filed", f"报表已登记（{'、'.join(sorted(set(found))) or route.campaign}），已回复填报结果")
+    return Handled("needs-person", f"附件像是报表，但找不到对应的报表活动：{route.reason}")
+
+
+HANDLERS = {"submission": _filed, "resubmission": _refiled, "bounce": _bounced,
+            "reply": reviewing.handle_reply, "form": _form}
 
 
 def _title(mail: Mail) -> str:
@@ -280,7 +337,15 @@ def _receipt(session, ctx: Context, sub: Submission, row, mail: Mail, files: lis
                   inbound_id=row.id)
         return
     out = plan_receipt(ctx.settings, sub, row.first_mailbox, row.size, mail, files, ctx.now)
-    outbox.enqueue(session, out, ctx.settings.outbox, ctx.now, submission_id=sub.id, inbound_id=row.id)
+    outbox.enqueue(session, out, ctx.settings.outbox, ctx.now, submission_id=sub.id, inbound_id=row.id,
+                   capped=not outbox.owed("receipt", to_roster(ctx, sub.sender)))
+
+
+def to_roster(ctx: Context, address: str) -> bool:
+    """Is this address a roster unit's (by its addresses or domains)?"""
+    from mailbot.routing import roster_unit
+
+    return roster_unit(address, ctx.directory) is not None
 
 
 def plan_receipt(settings: Settings, sub: Submission, mailbox: str, size: int, mail: Mail,

@@ -84,7 +84,7 @@ def new_message_id(kind: str, tag: str, domain: str, token: str | None = None) -
 # by these: routing knows form/formreply (a campaign's thread), review knows review/reminder
 # (the token after the tracking number), and digest (a reply to the weekly digest).
 ID_PREFIX = {"review-request": "review", "review-reminder": "reminder", "form-reminder": "form",
-             "form-missing": "missing", "form-reply": "formreply"}
+             "form-missing": "missing", "form-reply": "formreply", "review-reason": "reminder"}
 
 
 def office_values(settings, department: str | None = None) -> dict:
@@ -233,6 +233,15 @@ def _build_direct(out: Outgoing) -> bytes:
 
 # Answers to whoever wrote to us are capped (loops, floods); mail to our own reviewers is not.
 CAPPED_KINDS = {"receipt", "review-notice", "result", "form-reply"}
+OWED_ALWAYS = {"result"}  # 退回/通过 go to the 稿件's own sender: a review decided it, no loop can
+OWED_TO_ROSTER = {"receipt", "form-reply"}  # receipts and form replies to the roster's units
+
+
+def owed(kind: str, to_roster: bool) -> bool:
+    """Is this mail owed to its recipient, so that the daily cap never holds it back?
+    Results of review always are; receipts and form replies when the recipient is a roster
+    unit. What is left capped: answers to unknown senders, and notices (loops, floods)."""
+    return kind in OWED_ALWAYS or (to_roster and kind in OWED_TO_ROSTER)
 
 
 _RECENT = "mailbot.outbox.recent"  # session.info key: (now, {address: rows in the 24 h before now})
@@ -265,13 +274,18 @@ def count_recent(session: Session, addresses, now: datetime) -> None:
 
 
 def enqueue(session: Session, out: Outgoing, cfg, now: datetime, submission_id: int | None = None,
-            inbound_id: int | None = None) -> OutboxMessage | None:
+            inbound_id: int | None = None, capped: bool | None = None) -> OutboxMessage | None:
     """Write one message to the outbox (caller commits). None when the daily cap for that
-    address is reached: a loop or a flood is stopped here, and the event is recorded."""
-    count = sent_recently(session, out.to_address, now) if out.kind in CAPPED_KINDS else 0
-    if count >= cfg.daily_cap_per_sender:
+    address is reached: a loop or a flood is stopped here, and the event is recorded.
+    `capped`: whether the cap applies (callers pass `not owed(...)`); by default, for the
+    kinds in CAPPED_KINDS."""
+    if capped is None:
+        capped = out.kind in CAPPED_KINDS
+    count = sent_recently(session, out.to_address, now) if capped else 0
+    if capped and count >= cfg.daily_cap_per_sender:
         log_event(session, "outbox-cap", f"{out.kind} to {out.to_address} not sent: {count} in 24 h "
-                                         f"(cap {cfg.daily_cap_per_sender})", inbound_id=inbound_id)
+                                         f"(cap {cfg.daily_cap_per_sender}): {out.subject}",
+                  inbound_id=inbound_id, submission_id=submission_id)
         return None
     known = session.info.get(_RECENT)
     if known is not None and known[0] == now and out.to_address.lower() in known[1]:

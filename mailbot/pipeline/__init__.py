@@ -424,6 +424,7 @@ def _tally(counts: Counts, outcome: str) -> None:
 def _quarantine(session: Session, row: InboundMessage, reason: str) -> str:
     row.status = "quarantined"
     row.reason = reason
+    row.outcome, row.outcome_reason = "needs-person", f"已隔离：{reason}"
     row.processed_at = clock.now()
     log_event(session, "quarantined", reason, inbound_id=row.id)
     return "quarantined"
@@ -442,6 +443,7 @@ def replay(engine, raws: RawStore, data: bytes, mailbox: str, processor: "Proces
         if outcome == "duplicate" and row.status == "quarantined":
             row.status = "stored"
             row.reason = None
+            row.outcome = row.outcome_reason = None
             log_event(session, "replay", f"re-processing after quarantine, from {mailbox}", inbound_id=row.id)
             outcome = "retried"
         elif outcome == "stored":
