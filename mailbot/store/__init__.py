@@ -283,6 +283,20 @@ class Event(SQLModel, table=True):
     detail: str | None = Field(default=None, sa_column=Column(Text))
 
 
+class WebUser(SQLModel, table=True):
+    """One person who may sign in to the staff console (mailbot.web.users hashes the password)."""
+
+    __tablename__ = "web_user"
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=100, unique=True)
+    role: str = Field(max_length=20)  # operator | clerk | leader
+    department: str | None = Field(default=None, max_length=50)  # a clerk's department key
+    password_hash: str = Field(max_length=300)
+    active: bool = Field(default=True)
+    created_at: datetime = Field(default_factory=clock.now)
+    last_sign_in_at: datetime | None = Field(default=None)
+
+
 # --- engine ---------------------------------------------------------------------
 
 
