@@ -6,11 +6,15 @@ from __future__ import annotations
 
 import hashlib
 import re
+import warnings
 from email.message import EmailMessage
 from pathlib import Path
 
 from sqlmodel import Session
-from starlette.testclient import TestClient
+
+with warnings.catch_warnings():  # starlette asks for httpx2; httpx is what the lock file pins
+    warnings.simplefilter("ignore")
+    from starlette.testclient import TestClient
 
 from mailbot import clock
 from mailbot.store import InboundMessage, RawStore, Submission, SubmissionFile
