@@ -48,7 +48,8 @@ class InboundMessage(SQLModel, table=True):
     """One distinct received message (deduplicated by `key`), with its processing state."""
 
     __tablename__ = "inbound_message"
-    __table_args__ = (Index("ix_inbound_message_status", "status"),)
+    __table_args__ = (Index("ix_inbound_message_status", "status"),
+                      Index("ix_inbound_message_kind_status", "kind", "status"))  # the console's needs-a-person list
     id: int | None = Field(default=None, primary_key=True)
     key: str = Field(max_length=1000, unique=True)
     message_id: str | None = Field(default=None, max_length=1000)
@@ -110,6 +111,8 @@ class Submission(SQLModel, table=True):
     """A 稿件: its tracking number stays the same through 转, 退回 and every revision."""
 
     __tablename__ = "submission"
+    __table_args__ = (Index("ix_submission_department_created", "department", "created_at"),  # the console's list
+                      Index("ix_submission_status_created", "status", "created_at"))
     id: int | None = Field(default=None, primary_key=True)
     tracking: str = Field(max_length=30, unique=True)
     department: str = Field(max_length=50, index=True)  # department key
@@ -150,6 +153,7 @@ class ReviewTask(SQLModel, table=True):
     """One reviewer's part in one stage of one revision of a 稿件, with its token."""
 
     __tablename__ = "review_task"
+    __table_args__ = (Index("ix_review_task_status_created", "status", "created_at"),)  # waiting reviews, oldest first
     id: int | None = Field(default=None, primary_key=True)
     submission_id: int = Field(foreign_key="submission.id", index=True)
     revision: int

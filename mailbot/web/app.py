@@ -74,6 +74,7 @@ def _templates(settings) -> Jinja2Templates:
     env.filters["local"] = lambda v, fmt="%Y-%m-%d %H:%M": aware(v).astimezone(tz).strftime(fmt) if v else "—"
     env.globals.update(STATUS_NAMES=STATUS_NAMES, ROLES=ROLES, settings=settings,
                        dept_name=lambda key: next((d.name for d in settings.departments if d.key == key), key or "—"),
+                       person=lambda key: next((r.name for r in settings.reviewers if r.key == key), key),
                        quote=quote)
     return templates
 

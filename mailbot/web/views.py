@@ -29,6 +29,7 @@ from mailbot.web.security import NotFound, Staff
 
 STATUSES = ("received", "reviewing", "approved", "returned", "published", "withdrawn")
 PER_PAGE = 50
+COUNT_CAP = 1000
 PERSON_KINDS = ("other",)  # parsed, but nothing the robot knows how to handle: a person reads it
 SETTLED = ("inbound-dismissed", "inbound-assigned")
 
@@ -90,12 +91,16 @@ def list_filters(query: ListQuery, staff: Staff, tz) -> list:
 def submissions(session: Session, settings, staff: Staff, query: ListQuery) -> dict:
     """One page of the list, newest first, with whom each waits on."""
     where = list_filters(query, staff, settings.tz)
-    total = session.exec(select(func.count()).select_from(Submission).where(*where)).one()
+    counted = select(Submission.id).where(*where)
+    if query.q or query.unit:  # a text search reads every title: stop counting past COUNT_CAP
+        counted = counted.limit(COUNT_CAP + 1)
+    total = session.exec(select(func.count()).select_from(counted.subquery())).one()
     rows = session.exec(select(Submission).where(*where).order_by(Submission.created_at.desc(), Submission.id.desc())
                         .offset((query.page - 1) * PER_PAGE).limit(PER_PAGE)).all()
     waiting = _waiting_on(session, settings, [s.id for s in rows])
     pages = max(1, -(-total // PER_PAGE))
-    return {"total": total, "items": rows, "waiting": waiting, "page": query.page, "pages": pages}
+    return {"total": total, "more": total > COUNT_CAP and bool(query.q or query.unit), "items": rows,
+            "waiting": waiting, "page": query.page, "pages": pages}
 
 
 def _waiting_on(session: Session, settings, ids: list[int]) -> dict[int, list[str]]:
@@ -173,9 +178,10 @@ def campaign_deadlines(settings, staff: Staff, now: datetime) -> list[dict]:
 
 def exceptions(session: Session, settings, staff: Staff) -> dict[str, list]:
     """Held replies, quarantined and needs-a-person messages, failed or uncertain mail."""
+    holds = held.held(session)
     depts = dict(session.exec(select(Submission.id, Submission.department).where(
-        Submission.id.in_([h["submission_id"] for h in held.held(session) if h["submission_id"]]))).all())
-    holds = [h for h in held.held(session) if staff.sees(depts.get(h["submission_id"]))]
+        Submission.id.in_([h["submission_id"] for h in holds if h["submission_id"]]))).all()) if holds else {}
+    holds = [h for h in holds if staff.sees(depts.get(h["submission_id"]))]
     settled = select(Event.inbound_id).where(Event.kind.in_(SETTLED), Event.inbound_id.is_not(None))
     if staff.role == "clerk":  # messages no 稿件 owns yet are the operator's
         quarantined, person = [], []
