@@ -296,6 +296,22 @@ class Outbox(_Strict):
     timeout: float = Field(default=60.0, gt=0)
 
 
+class Web(_Strict):
+    """The staff console (`mailbot web`; the daemon starts it too when `enabled`).
+
+    The session-signing key comes from the environment variable `secret_env`, else a
+    private file `web.secret` in storage, made once (never from this file)."""
+
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=1, le=65535)
+    secret_env: str = "MAILBOT_WEB_SECRET"
+    session_hours: float = Field(default=12.0, gt=0)
+    secure_cookies: bool = False  # set when the console is served over HTTPS (a reverse proxy)
+    sign_in_attempts: int = Field(default=5, ge=1)  # failed sign-ins per user and address …
+    sign_in_window_minutes: float = Field(default=15.0, gt=0)  # … within this many minutes
+
+
 class Settings(_Strict):
     """Everything the robot needs to know; `load()` builds it."""
 
@@ -330,6 +346,7 @@ class Settings(_Strict):
     forms_folder: Path = Path("config/forms")
     campaigns: list[Campaign] = Field(default_factory=list)
     digest: Digest = Field(default_factory=Digest)
+    web: Web = Field(default_factory=Web)
 
     def campaign(self, key: str) -> Campaign:
         for item in self.campaigns:

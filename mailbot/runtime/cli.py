@@ -1,5 +1,5 @@
 """The operator's command line: run, check-config, parse, replay, show, forms, export, db, demo
-(status, list and digest are in opscli.py).
+(status, list and digest are in opscli.py; web and users in webcli.py).
 
 Messages to people are Chinese; a failure prints what went wrong and what to do, and
 exits non-zero, never with a traceback (set MAILBOT_DEBUG=1 to see one).
@@ -21,6 +21,7 @@ from mailbot import clock
 from mailbot.runtime.clikit import ConfigOpt, database, err, out
 from mailbot.runtime.clikit import config_path as _config_path
 from mailbot.runtime.clikit import settings as _settings
+from mailbot.runtime import webcli
 from mailbot.runtime.opscli import ops
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="mailbot：科协稿件与报表邮件机器人")
@@ -494,6 +495,10 @@ def demo(keep: bool = typer.Option(False, "--keep", help="结束后保留演示�
     _logging(verbose=False)
     console = out if out.is_terminal else Console(highlight=False, width=140)
     demo_mod.run(storage, keep=keep, console=console)
+
+
+app.command("web")(webcli.web)
+app.add_typer(webcli.users_app, name="users")
 
 
 def main() -> None:

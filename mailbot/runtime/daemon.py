@@ -210,12 +210,30 @@ async def serve(rt: Runtime, stop: threading.Event) -> None:
         log.exception("catching up after the start failed; the scheduler's jobs will retry")
     readers = [asyncio.to_thread(mailbox_loop, rt, box, stop) for box in rt.settings.mailboxes]
     sender = asyncio.create_task(send_loop(rt, stop))
+    console = start_console(rt) if rt.settings.web.enabled else None
     try:
         await asyncio.gather(*readers)
     finally:
+        if console is not None:
+            console.should_exit = True
         jobs.shutdown(wait=False)
         rt.mail_due.set()  # let the drainer see `stop`
         await sender
+
+
+def start_console(rt: Runtime):
+    """The staff console (mailbot.web) in a thread of its own, on the robot's database; the
+    mail its actions queue wakes this drainer. Returns the uvicorn server (set should_exit)."""
+    import uvicorn
+
+    from mailbot.web.app import create_app
+
+    app = create_app(rt.settings, rt.engine, office=rt.office, now=lambda: rt.clock(), on_mail=rt.mail_due.set)
+    server = uvicorn.Server(uvicorn.Config(app, host=rt.settings.web.host, port=rt.settings.web.port,
+                                           log_level="warning"))
+    threading.Thread(target=server.run, name="web-console", daemon=True).start()
+    log.info("staff console on http://%s:%d/", rt.settings.web.host, rt.settings.web.port)
+    return server
 
 
 def run_forever(rt: Runtime) -> None:
