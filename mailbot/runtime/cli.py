@@ -61,6 +61,33 @@ def run(once: bool = typer.Option(False, "--once", help="处理完当前所有�
         raise typer.Exit(2)
 
 
+@app.command()
+def health(as_json: bool = typer.Option(False, "--json", help="输出 JSON（UTF-8），供其他程序读取"),
+           no_smtp: bool = typer.Option(False, "--no-smtp", help="不检查发信服务器"),
+           config: Path | None = ConfigOpt) -> None:
+    """检查机器人是否正常：数据库、各邮箱、发信服务器、待发邮件、定时任务、磁盘、节假日；有问题时退出码为 1。"""
+    from mailbot.runtime import health as health_mod
+    from mailbot.store import make_engine
+
+    settings = _settings(config)
+    engine = make_engine(settings.db_url)
+    now = clock.now()
+    try:
+        problems = health_mod.check(settings, engine, now, smtp=not no_smtp)
+    finally:
+        engine.dispose()
+    if as_json:
+        sys.stdout.write(json.dumps({"healthy": not problems, "checked_at": now.isoformat(timespec="seconds"),
+                                     "problems": [p.to_json() for p in problems]}, ensure_ascii=False) + "\n")
+    elif problems:
+        for problem in problems:
+            out.print(problem.message, markup=False)
+    else:
+        out.print("一切正常。")
+    if problems:
+        raise typer.Exit(1)
+
+
 @app.command("check-config")
 def check_config(config: Path | None = ConfigOpt) -> None:
     """检查配置文件，一次列出所有问题。"""
