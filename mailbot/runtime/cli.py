@@ -42,12 +42,17 @@ def _logging(verbose: bool = True) -> None:
 
 @app.command()
 def run(once: bool = typer.Option(False, "--once", help="处理完当前所有待办后退出（测试和 cron 用）"),
+        log_format: str | None = typer.Option(None, "--log-format", help="日志格式：text 或 json（默认按配置 logging.format）"),
         config: Path | None = ConfigOpt) -> None:
     """运行机器人（守护进程）；--once 只运行一轮。"""
-    from mailbot.runtime import daemon
+    from mailbot.runtime import daemon, logs
 
-    _logging()
-    rt = daemon.Runtime.build(_settings(config))
+    if log_format not in (None, "text", "json"):
+        err.print(f"--log-format 只能是 text 或 json，不能是 {log_format}")
+        raise typer.Exit(2)
+    settings = _settings(config)
+    logs.setup(settings.logging, settings.timezone, fmt=log_format)
+    rt = daemon.Runtime.build(settings)
     if not once:
         daemon.run_forever(rt)
         return
