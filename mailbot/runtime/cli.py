@@ -93,6 +93,47 @@ def health(as_json: bool = typer.Option(False, "--json", help="输出 JSON（UTF
         raise typer.Exit(1)
 
 
+@app.command()
+def backup(folder: Path = typer.Argument(..., help="备份目录（新建或空目录）"),
+           config: Path | None = ConfigOpt) -> None:
+    """备份数据库、存储目录（原始邮件、附件）和配置文件，附 sha256 清单；机器人运行时也可以备份。"""
+    from mailbot.runtime import backup as backup_mod
+    from mailbot.store import make_engine
+
+    settings = _settings(config)
+    engine = make_engine(settings.db_url)
+    try:
+        summary = backup_mod.backup(settings, _config_path(config), engine, folder, clock.now())
+    except backup_mod.BackupError as exc:
+        err.print(str(exc), markup=False)
+        raise typer.Exit(2)
+    finally:
+        engine.dispose()
+    out.print(f"备份完成：{folder}（{summary.backend} 数据库，结构版本 {summary.revision}，"
+              f"共 {summary.files} 个文件，{summary.bytes / 1048576:.1f} MB）", markup=False)
+
+
+@app.command()
+def restore(folder: Path = typer.Argument(..., help="mailbot backup 做的备份目录"),
+            force: bool = typer.Option(False, "--force", help="目标数据库或存储目录已有内容时也覆盖"),
+            config: Path | None = ConfigOpt) -> None:
+    """从备份恢复数据库和存储目录（先核对 sha256）；恢复前请先停止机器人。配置文件在备份的 config/ 里，需手工放回。"""
+    from mailbot.runtime import backup as backup_mod
+    from mailbot.store import make_engine
+
+    settings = _settings(config)
+    engine = make_engine(settings.db_url)
+    try:
+        summary = backup_mod.restore(settings, engine, folder, force=force)
+    except backup_mod.BackupError as exc:
+        err.print(str(exc), markup=False)
+        raise typer.Exit(2)
+    finally:
+        engine.dispose()
+    out.print(f"恢复完成：数据库（备份时结构版本 {summary.revision}，已升级到最新）和存储目录 {settings.storage}"
+              f"（{summary.files} 个文件）。配置文件的备份在 {folder / 'config'}。", markup=False)
+
+
 @app.command("check-config")
 def check_config(config: Path | None = ConfigOpt) -> None:
     """检查配置文件，一次列出所有问题。"""
