@@ -312,6 +312,25 @@ class Web(_Strict):
     sign_in_window_minutes: float = Field(default=15.0, gt=0)  # … within this many minutes
 
 
+class Health(_Strict):
+    """Thresholds of `mailbot health` (and the console's /healthz): past them, a problem."""
+
+    mailbox_stale_minutes: float = Field(default=15.0, gt=0)  # readers search at least every minute
+    outbox_max_pending: int = Field(default=200, ge=1)  # mail due now but not sent
+    outbox_max_age_minutes: float = Field(default=30.0, gt=0)  # the oldest mail due and not sent
+    heartbeat_stale_minutes: float = Field(default=5.0, gt=0)  # jobs record a heartbeat every minute
+    min_free_mb: int = Field(default=1024, ge=0)  # free space on the storage's file system
+    smtp_timeout: float = Field(default=10.0, gt=0)
+
+
+class Logging(_Strict):
+    """How the daemon and the CLI log: plain text or one JSON object per line."""
+
+    format: Literal["text", "json"] = "text"
+    timezone: Literal["utc", "office"] = "utc"  # timestamps in UTC or the office's zone; the record says which
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+
 class Settings(_Strict):
     """Everything the robot needs to know; `load()` builds it."""
 
@@ -347,6 +366,8 @@ class Settings(_Strict):
     campaigns: list[Campaign] = Field(default_factory=list)
     digest: Digest = Field(default_factory=Digest)
     web: Web = Field(default_factory=Web)
+    health: Health = Field(default_factory=Health)
+    logging: Logging = Field(default_factory=Logging)
 
     def campaign(self, key: str) -> Campaign:
         for item in self.campaigns:
