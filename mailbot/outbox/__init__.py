@@ -221,7 +221,7 @@ def _build_direct(out: Outgoing) -> bytes:
     html_head, html_body = _text_part(out.html, "html")
     boundary = _boundary(out).encode("ascii")
     return b"".join((
-        head, b"MIME-Version: 1.0\r\n", _fold_slow("Content-Type", f'multipart/alternative; boundary="{boundary.decode()}"'),
+        head, b"MIME-Version: 1.0\r\nContent-Type: multipart/alternative;\r\n boundary=\"", boundary, b'"\r\n',
         b"\r\n--", boundary, b"\r\n", text_head, b"\r\n", text_body,
         b"\r\n--", boundary, b"\r\n", html_head, b"MIME-Version: 1.0\r\n\r\n", html_body,
         b"\r\n--", boundary, b"--\r\n"))
