@@ -19,7 +19,7 @@ import hashlib
 import logging
 import re
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 from email.policy import SMTP
@@ -143,7 +143,7 @@ def build(out: Outgoing) -> bytes:
     byte for byte what the stdlib's EmailMessage writes for them (tests/unit/test_outbox_build.py
     compares the two) at a tenth of the cost; letters with files go the generic way."""
     if out.attachments or out.related:
-        return _build_generic(out)
+        return _build_spliced(out)
     return _build_direct(out)
 
 
@@ -160,7 +160,9 @@ def _headers(out: Outgoing) -> list[tuple[str, str]]:
     return headers + list(out.extra_headers)
 
 
-def _build_generic(out: Outgoing) -> bytes:
+def _build_generic(out: Outgoing, marks: Sequence[str] = ()) -> bytes:
+    """The message as the stdlib's EmailMessage writes it. With `marks`, the bodies of the
+    inline images, then of the attachments, are those markers instead (`_build_spliced`)."""
     msg = EmailMessage(policy=SMTP)
     for name, value in _headers(out):
         msg[name] = value
@@ -175,9 +177,43 @@ def _build_generic(out: Outgoing) -> bytes:
     for name, data, mime in out.attachments:
         maintype, _, subtype = (mime or "application/octet-stream").partition("/")
         msg.add_attachment(data, maintype=maintype, subtype=subtype or "octet-stream", filename=name)
+    if marks:
+        files = [p for p in msg.walk() if p.get("Content-Disposition")]  # images first, then attachments
+        for part, mark in zip(files, marks, strict=True):
+            part.set_payload(mark + "\n")
     for i, part in enumerate(p for p in msg.walk() if p.is_multipart()):
         part.set_boundary(_boundary(out) + (f"_{i}" if i else ""))
     return msg.as_bytes()
+
+
+_MARK = "@@mailbot-file-{}@@"
+
+
+def _build_spliced(out: Outgoing) -> bytes:
+    """Letters with files: the stdlib writes the structure and every header, each file's
+    body is a marker there, and the files' base64 is spliced in at the markers, encoded a
+    slice at a time. The same bytes as `_build_generic`; memory for a 30 MB file is the file,
+    its base64 and the message once each, not the stdlib's several copies of each."""
+    files = [data for _cid, data, _mime in out.related] + [data for _name, data, _mime in out.attachments]
+    marks = [_MARK.format(i) for i in range(len(files))]
+    light = replace(out, related=tuple((cid, b"", mime) for cid, _data, mime in out.related),
+                    attachments=tuple((name, b"", mime) for name, _data, mime in out.attachments))
+    skeleton = _build_generic(light, marks)
+    pieces: list[bytes] = []
+    rest = 0
+    for mark, data in zip(marks, files):
+        at = skeleton.index(mark.encode("ascii") + b"\r\n", rest)
+        pieces.append(skeleton[rest:at])
+        pieces += _base64_crlf(data)
+        rest = at + len(mark) + 2
+    pieces.append(skeleton[rest:])
+    return b"".join(pieces)
+
+
+def _base64_crlf(data: bytes, step: int = 57 * 1024) -> list[bytes]:
+    """base64 in 76-column CRLF lines, as the stdlib's content manager writes it, a slice at a time."""
+    view = memoryview(data)
+    return [base64.encodebytes(view[i:i + step]).replace(b"\n", b"\r\n") for i in range(0, len(data), step)]
 
 
 def _boundary(out: Outgoing) -> str:
