@@ -30,6 +30,7 @@ from typing import Sequence
 import aiosmtplib
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from sqlalchemy import func, update
+from sqlalchemy.orm import defer
 from sqlmodel import Session, select
 
 from mailbot import clock
@@ -337,7 +338,7 @@ _STALE = "发送过程中断（程序退出），无法确定对方是否已收�
 def _mark_stale(engine, now: datetime, lease: float) -> int:
     """Rows left 'sending' longer than the lease (a crash mid-send) become uncertain."""
     with Session(engine) as session:
-        stale = session.exec(select(OutboxMessage).where(
+        stale = session.exec(select(OutboxMessage).options(defer(OutboxMessage.raw)).where(
             OutboxMessage.status == "sending",
             OutboxMessage.sending_at < now - timedelta(seconds=lease))).all()
         for row in stale:
@@ -363,11 +364,14 @@ def _claim_one(engine, outbox_id: int, now: datetime) -> tuple[bytes, str] | Non
     """Mark one due row 'sending', committed before its SMTP conversation, so that only
     the message on the wire can be in doubt after a crash. None if another drainer took it."""
     with Session(engine) as session:
-        got = session.execute(update(_OUTBOX).where(
+        # no RETURNING of the bytes: SQLite would hold a 40 MB letter in a temporary table too
+        claimed = session.execute(update(_OUTBOX).where(
             _OUTBOX.c.id == outbox_id, _OUTBOX.c.status == "pending", _OUTBOX.c.next_attempt_at <= now)
-            .values(status="sending", sending_at=now, attempts=_OUTBOX.c.attempts + 1)
-            .returning(_OUTBOX.c.raw, _OUTBOX.c.to_address)).first()
+            .values(status="sending", sending_at=now, attempts=_OUTBOX.c.attempts + 1)).rowcount
         session.commit()
+        if claimed != 1:
+            return None
+        got = session.execute(select(_OUTBOX.c.raw, _OUTBOX.c.to_address).where(_OUTBOX.c.id == outbox_id)).first()
         return (got[0], got[1]) if got else None
 
 
@@ -501,6 +505,7 @@ async def drain(engine, settings, now: datetime | None = None) -> DrainCounts:
                 if mailbox not in connections:
                     connections[mailbox] = _Connection(settings, settings.mailbox(mailbox))
                 error, permanent = await connections[mailbox].send(raw, to)
+                del raw, claimed  # a 40 MB letter is not held while its outcome is written
                 outcome = _record(engine, cfg, outbox_id, stamp, error, permanent)
                 setattr(counts, outcome, getattr(counts, outcome) + 1)
     finally:
@@ -515,7 +520,7 @@ def _record(engine, cfg, outbox_id: int, now: datetime, error: str | None, perma
                 status="sent", sent_at=clock.now(), last_error=None, sending_at=None))
             session.commit()
             return "sent"
-        row = session.get(OutboxMessage, outbox_id)
+        row = session.get(OutboxMessage, outbox_id, options=[defer(OutboxMessage.raw)])  # not 40 MB again
         row.sending_at = None
         row.last_error = error
         give_up = now >= _aware(row.give_up_at)
@@ -541,7 +546,8 @@ def next_due(engine) -> datetime | None:
 
 def mark_bounced(session: Session, message_ids: list[str], why: str) -> list[int]:
     """A bounce of our own mail: the outbox rows it names become failed, visibly."""
-    rows = session.exec(select(OutboxMessage).where(OutboxMessage.message_id.in_(message_ids))).all()
+    rows = session.exec(select(OutboxMessage).options(defer(OutboxMessage.raw))
+                        .where(OutboxMessage.message_id.in_(message_ids))).all()
     for row in rows:
         row.status = "failed"
         row.last_error = f"对方邮件服务器退信：{why}"
