@@ -171,6 +171,10 @@ def keep_batch(engine, raws: RawStore, batch: list[RawMail], folder: str, state_
         try:
             with Session(engine) as session:
                 seen = _Seen(session, batch, [i[1] for i in idents])
+                # the new messages' raw files are written in threads (the writes let go of the GIL);
+                # keep() then finds each in place
+                fresh = [(raw.data, ident[3]) for raw, ident in zip(batch, idents) if seen.rows.get(ident[1]) is None]
+                list(_hashers().map(lambda item: raws.put(*item), fresh))
                 for raw, ident in zip(batch, idents):
                     _row, outcome = keep(session, raws, raw, folder, seen, ident)
                     if outcome == "stored":

@@ -122,7 +122,6 @@ class Runtime:
 def run_once(rt: Runtime) -> list[ingest.MailboxError]:
     """Process everything pending in every mailbox once, then return the mailboxes' errors."""
     errors: list[ingest.MailboxError] = []
-    rt.processor.warm()  # the parse workers start while the mailboxes log in
     rt.count(rt.processor.drain())  # left from an earlier crash
     for box in rt.settings.mailboxes:
         try:
