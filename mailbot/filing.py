@@ -229,9 +229,12 @@ def revision_problem(session, ctx: Context, sub: Submission, mail: Mail) -> str 
     """Why this message may not become a revision of `sub`, or None. Only the 稿件's own
     unit (an address or domain the roster gives it) or whoever sent revision 1 may revise
     it: the tracking number authorises nothing, and neither does a unit named in the subject
-    or the signature. A message not from exactly one sender never does."""
+    or the signature. A message not from exactly one sender never does, nor one whose DMARC or
+    DKIM check failed at the trusted server (as for a reviewer's reply)."""
     if problem := review.sender_problem(mail):
         return problem
+    if review.auth_verdict(mail.headers, ctx.settings.review.authserv_id) is False:
+        return "auth-failed"  # our own server says the From is forged: the address proves nothing
     sender = mail.from_.address.strip().lower()
     entry = next((u for u in ctx.directory.units if u.name == sub.unit), None) if sub.unit_known else None
     if entry is not None and (sender in entry.addresses or sender.rpartition("@")[2] in entry.domains):
