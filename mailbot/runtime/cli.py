@@ -483,10 +483,17 @@ def db_current(config: Path | None = ConfigOpt) -> None:
 
 @app.command()
 def demo(keep: bool = typer.Option(False, "--keep", help="结束后保留演示数据目录"),
-         storage: Path = typer.Option(Path("demo-var"), help="演示数据目录（每次重新创建）")) -> None:
+         storage: Path = typer.Option(Path("demo-var"), help="演示数据目录（每次重新创建）"),
+         office: str = typer.Option("linyi", "--office", help="演示哪个单位的配置：linyi（默认）或 bijie")) -> None:
     """演示：启动本机邮件服务器，投递样例邮件，运行机器人一轮并显示结果。"""
+    if office not in ("linyi", "bijie"):
+        err.print(f"没有名为 {office} 的演示；可用：linyi、bijie")
+        raise typer.Exit(2)
     try:  # the demo and its mail servers live in the checkout (devtools/), not in the installed package
-        from devtools import demo as demo_mod
+        if office == "bijie":
+            from devtools import demo_bijie as demo_mod
+        else:
+            from devtools import demo as demo_mod
     except ImportError:
         err.print("演示只能在源代码目录中运行：请在 mailbot 的代码目录下执行 bash scripts/demo.sh")
         raise typer.Exit(2)
