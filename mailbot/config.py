@@ -313,6 +313,7 @@ class Settings(_Strict):
     mark_processed: bool = True
     parse_workers: int = Field(default=1, ge=0, le=16)
     parse_timeout: float = Field(default=300.0, gt=0)
+    reload_check: float = Field(default=15.0, ge=0)  # seconds between looks at the config files (0: SIGHUP only)
     mailboxes: list[Mailbox] = Field(min_length=1)
     departments: list[Department] = Field(default_factory=list)
     organisation: str = "市科协"
@@ -448,6 +449,7 @@ _MESSAGES = {
     "model_type": "应为一组键值（映射）",
     "dict_type": "应为一组键值（映射）",
     "too_short": "至少需要一项",
+    "string_too_short": "太短（至少 {min_length} 个字）",
     "string_pattern_mismatch": "格式不对",
     "greater_than": "应大于 {gt}",
     "greater_than_equal": "应不小于 {ge}",
@@ -863,3 +865,37 @@ def _digest_checks(name: str, s: Settings, keys: set[str], people: set[str]) -> 
             if "@" not in item and item not in people:
                 problems.append(Problem(name, key, f"{item} 既不是邮件地址，也不是 reviewers 中的人"))
     return problems
+
+
+RESTART_KEYS = ("mailboxes", "storage", "database_url", "database_password_env", "database_password_file",
+                "parse_workers", "timezone")
+
+
+def describe_changes(old: Settings, new: Settings) -> tuple[list[str], list[str]]:
+    """What a reload changes, in words for the log: (applied, needing a restart). Units and
+    campaigns by name; other sections by key."""
+    applied: list[str] = []
+    before = {u.name: u for u in old.units}
+    after = {u.name: u for u in new.units}
+    added = [n for n in after if n not in before]
+    removed = [n for n in before if n not in after]
+    changed = [f"{n} ({', '.join(k for k in Unit.model_fields if getattr(before[n], k) != getattr(after[n], k))})"
+               for n in after if n in before and before[n] != after[n]]
+    for label, names in (("units added", added), ("units removed", removed), ("units changed", changed)):
+        if names:
+            applied.append(f"{label}: {'、'.join(names)}")
+    was = {c.key: c for c in old.campaigns}
+    now = {c.key: c for c in new.campaigns}
+    for key in now:
+        if key not in was:
+            applied.append(f"campaign added: {key} ({now[key].name})")
+        elif was[key] != now[key]:
+            fields = [k for k in Campaign.model_fields if getattr(was[key], k) != getattr(now[key], k)]
+            applied.append(f"campaign {key} changed: {', '.join(fields)}")
+    applied += [f"campaign removed: {key}" for key in was if key not in now]
+    skip = {"units", "campaigns", "roster", *RESTART_KEYS}
+    for key in Settings.model_fields:
+        if key not in skip and getattr(old, key) != getattr(new, key):
+            applied.append(f"{key} changed")
+    restart = [f"{key} changed (takes a restart)" for key in RESTART_KEYS if getattr(old, key) != getattr(new, key)]
+    return applied, restart
