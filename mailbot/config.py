@@ -167,8 +167,8 @@ class Rule(_Strict):
 
 
 class Routing(_Strict):
-    default: str = "diaoxuan"  # 其余由调宣部负责初审 (the example office's key)
-    unknown: str = "diaoxuan"  # unknown senders go here, marked as such
+    default: str | None = None  # what no rule claims (其余由…负责初审); not given: the first department
+    unknown: str | None = None  # unknown senders go here, marked as such; not given: the first department
     rules: list[Rule] = Field(default_factory=list)
 
 
@@ -342,6 +342,20 @@ class Settings(_Strict):
             if person.key == key:
                 return person
         raise KeyError(key)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _first_department_by_default(cls, data):
+        """routing.default and routing.unknown, when not given: the first department's key."""
+        if not isinstance(data, dict):
+            return data
+        depts = data.get("departments")
+        first = depts[0].get("key") if isinstance(depts, list) and depts and isinstance(depts[0], dict) else None
+        routing = data.get("routing", {})
+        if first is None or not isinstance(routing, dict):
+            return data
+        filled = {k: routing.get(k) or first for k in ("default", "unknown")}
+        return {**data, "routing": {**routing, **filled}}
 
     @field_validator("timezone")
     @classmethod
@@ -818,7 +832,7 @@ def _cross_checks(name: str, s: Settings, check_secrets: bool) -> list[Problem]:
     keys = {d.key for d in s.departments}
     if s.departments:
         for key_name, value in (("routing.default", s.routing.default), ("routing.unknown", s.routing.unknown)):
-            if value not in keys:
+            if value is not None and value not in keys:
                 problems.append(Problem(name, key_name, f"没有键或名称为 {value} 的科室"))
         for i, rule in enumerate(s.routing.rules):
             if rule.department not in keys:
