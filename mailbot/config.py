@@ -493,6 +493,28 @@ def _translate(err: dict) -> str:
     return "取值不合法"
 
 
+# PyYAML's problems, said in Chinese (the file and line are given beside).
+_YAML_PROBLEMS = (
+    ("found character '\\t'", "含有制表符（Tab）；请用空格缩进"),
+    ("mapping values are not allowed", "这里不能有冒号；值里含冒号（：或 :）时请给整个值加引号"),
+    ("could not find expected ':'", "缺少冒号；每一项应写成 键: 值"),
+    ("expected <block end>", "缩进没有对齐；同一层的项应缩进相同的空格数"),
+    ("expected ',' or ']'", "方括号 [ ] 没有闭合"),
+    ("expected ',' or '}'", "花括号 { } 没有闭合"),
+    ("found undefined alias", "出现了未定义的 * 引用；值以 * 开头时请加引号"),
+    ("found unexpected end of stream", "引号没有闭合"),
+    ("found duplicate anchor", "& 锚点重复"),
+)
+
+
+def _yaml_problem(exc: Exception) -> str:
+    problem = str(getattr(exc, "problem", "") or "")
+    for english, chinese in _YAML_PROBLEMS:
+        if english in problem:
+            return chinese
+    return "格式不对；请检查这一行的缩进、冒号和引号"
+
+
 def _key(loc: tuple, data: dict) -> str:
     out = ""
     for part in loc:
@@ -521,7 +543,7 @@ def load(path: Path | str = DEFAULT_PATH, check_secrets: bool = False) -> Settin
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"第 {mark.line + 1} 行第 {mark.column + 1} 列" if mark else ""
-        raise ConfigError([Problem(name, "", f"YAML 格式错误 {where}：{getattr(exc, 'problem', exc)}")]) from None
+        raise ConfigError([Problem(name, "", f"YAML 格式错误 {where}：{_yaml_problem(exc)}")]) from None
     if not isinstance(data, dict):
         raise ConfigError([Problem(name, "", "顶层应为一组键值（映射）")])
     problems = _secret_in_yaml(name, data)
@@ -623,7 +645,8 @@ def _campaign_checks(name: str, s: Settings) -> list[Problem]:
     templates = form_template_names(s.forms_folder)
     keys = {d.key for d in s.departments}
     categories = {u.category for u in s.units}
-    units = {label for u in s.units for label in (u.name, *u.aliases)}
+    units = {u.name for u in s.units}
+    aliases = {alias: u.name for u in s.units for alias in u.aliases}
     for i, c in enumerate(s.campaigns):
         where = f"campaigns[{i}]"
         if c.template not in templates:
@@ -640,7 +663,10 @@ def _campaign_checks(name: str, s: Settings) -> list[Problem]:
                     problems.append(Problem(name, f"{where}.audiences[{j}].categories[{k}]",
                                             f"单位名册中没有类别为 {cat} 的单位，这一类不会收到提醒"))
             for k, unit in enumerate(aud.units):
-                if unit not in units:
+                if unit in aliases:
+                    problems.append(Problem(name, f"{where}.audiences[{j}].units[{k}]",
+                                            f"{unit} 是 {aliases[unit]} 的简称；这里请写名册中的全称"))
+                elif unit not in units:
                     problems.append(Problem(name, f"{where}.audiences[{j}].units[{k}]",
                                             f"单位名册中没有 {unit}"))
             if not aud.categories and not aud.units:
@@ -746,7 +772,7 @@ def load_holidays(folder: Path) -> tuple[dict[int, HolidayNotice], list[Problem]
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             where = f"第 {mark.line + 1} 行第 {mark.column + 1} 列" if mark else ""
-            problems.append(Problem(file, "", f"YAML 格式错误 {where}：{getattr(exc, 'problem', exc)}"))
+            problems.append(Problem(file, "", f"YAML 格式错误 {where}：{_yaml_problem(exc)}"))
             continue
         except (OSError, UnicodeDecodeError) as exc:
             problems.append(Problem(file, "", f"节假日文件无法读取（{exc.__class__.__name__}）"))
