@@ -73,7 +73,7 @@ def deadlines(today: date, settings) -> tuple[date, date]:
     return first, first + timedelta(days=11)
 
 
-def settings_for(servers: MailServers, storage: Path, today: date):
+def settings_for(servers: MailServers, storage: Path, today: date, database_url: str | None = None):
     """The example office pointed at the demo servers; written beside the data and loaded
     (and so checked) as `mailbot check-config` would."""
     base = yaml.safe_load(EXAMPLE.read_text(encoding="utf-8"))
@@ -94,6 +94,8 @@ def settings_for(servers: MailServers, storage: Path, today: date):
                smtp_tls="plain", smtp_auth=False)
     base.update(storage=str(storage), roster=str(storage / "units.yaml"), forms_folder=str(example.forms_folder),
                 parse_workers=0)
+    if database_url:
+        base["database_url"] = database_url
     base.setdefault("calendar", {})["holidays_folder"] = str(example.calendar.holidays_folder or
                                                                ROOT / "config" / "holidays")
     storage.mkdir(parents=True, exist_ok=True)
@@ -313,7 +315,7 @@ def _export(rt, console: Console, out: Outcome, now: datetime) -> None:
         console.print(table)
 
 
-def run(storage: Path, keep: bool, console: Console) -> Outcome:
+def run(storage: Path, keep: bool, console: Console, database_url: str | None = None) -> Outcome:
     import os
 
     storage = storage.resolve()
@@ -324,7 +326,7 @@ def run(storage: Path, keep: bool, console: Console) -> Outcome:
     with MailServers(users=users) as servers:
         os.environ[PASSWORD_ENV] = "secret"
         today = clock.CLOCK.today(config.load(EXAMPLE).tz)
-        settings = settings_for(servers, storage, today)
+        settings = settings_for(servers, storage, today, database_url)
         rt = daemon.Runtime.build(settings)
         try:
             outcome = play(servers, rt, console, today)

@@ -7,11 +7,17 @@ the robot sends names 临沂 or one of 临沂's departments."""
 from __future__ import annotations
 
 import io
+import secrets
+from urllib.parse import quote
 
 import pytest
+from conftest import PG_URL, TEST_NOW, mailbot_main
 from rich.console import Console
+from sqlalchemy import text
 
 from devtools import demo_bijie
+from mailbot import clock
+from mailbot.store import make_engine, schema
 
 pytestmark = pytest.mark.integration
 
@@ -23,8 +29,31 @@ FORM = "毕节市科普宣传和信息管理员信息报送表"
 
 @pytest.fixture(scope="module")
 def outcome(tmp_path_factory):
+    """The campaign played once for the module, at the run's moment, on the backend under test."""
+    clock.CLOCK.set(TEST_NOW)  # module scope comes before the per-test clock fixture
+    url, admin, name = None, None, f"mbt_{secrets.token_hex(6)}"
+    if PG_URL:
+        admin = make_engine(PG_URL)
+        with admin.begin() as conn:
+            conn.execute(text(f"CREATE SCHEMA {name}"))
+        url = f"{PG_URL}{'&' if '?' in PG_URL else '?'}options={quote(f'-csearch_path={name}')}"
+        eng = make_engine(url)
+        schema.upgrade(eng)
+        eng.dispose()
     console = Console(file=io.StringIO(), width=200)
-    return demo_bijie.run(tmp_path_factory.mktemp("bijie") / "demo", keep=True, console=console)
+    try:
+        yield demo_bijie.run(tmp_path_factory.mktemp("bijie") / "demo", keep=True, console=console, database_url=url)
+    finally:
+        clock.CLOCK.reset()
+        if admin is not None:
+            with admin.begin() as conn:
+                conn.execute(text(f"DROP SCHEMA {name} CASCADE"))
+            admin.dispose()
+
+
+def test_demo_office_option_names_the_offices():
+    done = mailbot_main("demo", "--office", "nosuch")
+    assert done.returncode == 2 and "没有名为 nosuch 的演示；可用：linyi、bijie" in done.stderr
 
 
 def test_the_campaign_runs_from_the_bijie_configuration(outcome):
