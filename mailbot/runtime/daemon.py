@@ -284,7 +284,9 @@ async def serve(rt: Runtime, stop: threading.Event) -> None:
         log.exception("catching up after the start failed; the scheduler's jobs will retry")
     readers = [asyncio.to_thread(mailbox_loop, rt, box, stop) for box in rt.settings.mailboxes]
     sender = asyncio.create_task(send_loop(rt, stop))
-    watcher = asyncio.create_task(asyncio.to_thread(watch_loop, rt, stop))
+    # its own thread, not one of the loop's few to_thread workers (the readers and the drainer use those)
+    watcher = threading.Thread(target=watch_loop, args=(rt, stop), name="config-watch", daemon=True)
+    watcher.start()
     try:
         await asyncio.gather(*readers)
     finally:
@@ -292,7 +294,7 @@ async def serve(rt: Runtime, stop: threading.Event) -> None:
         rt.mail_due.set()  # let the drainer see `stop`
         rt.reload_requested.set()  # and the watcher
         await sender
-        await watcher
+        watcher.join(timeout=10)
 
 
 def run_forever(rt: Runtime) -> None:
