@@ -196,6 +196,7 @@ class Review(_Strict):
     publisher: str | None = None  # department told what is ready for the WeChat account
     chase_after_days: int = Field(default=2, ge=1)  # working days a review may wait before a reminder
     escalate_after_days: int = Field(default=2, ge=1)  # further working days before the leader is told
+    reason_wait_hours: float = Field(default=24.0, gt=0)  # a 退回 without a reason: the unit is told after this
     office_hours: str = Field(default="08:30-17:30", pattern=r"^\d\d:\d\d-\d\d:\d\d$")
     closed_days: list[Day] = Field(default_factory=list)  # the office's own closed days (also: calendar.*)
     escalate_to: list[str] = Field(default_factory=list)  # default: the last stage's reviewers
@@ -295,6 +296,41 @@ class Outbox(_Strict):
     timeout: float = Field(default=60.0, gt=0)
 
 
+class Web(_Strict):
+    """The staff console (`mailbot web`; the daemon starts it too when `enabled`).
+
+    The session-signing key comes from the environment variable `secret_env`, else a
+    private file `web.secret` in storage, made once (never from this file)."""
+
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=1, le=65535)
+    secret_env: str = "MAILBOT_WEB_SECRET"
+    session_hours: float = Field(default=12.0, gt=0)
+    secure_cookies: bool = False  # set when the console is served over HTTPS (a reverse proxy)
+    sign_in_attempts: int = Field(default=5, ge=1)  # failed sign-ins per user and address …
+    sign_in_window_minutes: float = Field(default=15.0, gt=0)  # … within this many minutes
+
+
+class Health(_Strict):
+    """Thresholds of `mailbot health` (and the console's /healthz): past them, a problem."""
+
+    mailbox_stale_minutes: float = Field(default=15.0, gt=0)  # readers search at least every minute
+    outbox_max_pending: int = Field(default=200, ge=1)  # mail due now but not sent
+    outbox_max_age_minutes: float = Field(default=30.0, gt=0)  # the oldest mail due and not sent
+    heartbeat_stale_minutes: float = Field(default=5.0, gt=0)  # jobs record a heartbeat every minute
+    min_free_mb: int = Field(default=1024, ge=0)  # free space on the storage's file system
+    smtp_timeout: float = Field(default=10.0, gt=0)
+
+
+class Logging(_Strict):
+    """How the daemon and the CLI log: plain text or one JSON object per line."""
+
+    format: Literal["text", "json"] = "text"
+    timezone: Literal["utc", "office"] = "utc"  # timestamps in UTC or the office's zone; the record says which
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+
 class Settings(_Strict):
     """Everything the robot needs to know; `load()` builds it."""
 
@@ -330,6 +366,9 @@ class Settings(_Strict):
     forms_folder: Path = Path("config/forms")
     campaigns: list[Campaign] = Field(default_factory=list)
     digest: Digest = Field(default_factory=Digest)
+    web: Web = Field(default_factory=Web)
+    health: Health = Field(default_factory=Health)
+    logging: Logging = Field(default_factory=Logging)
 
     def campaign(self, key: str) -> Campaign:
         for item in self.campaigns:
@@ -908,7 +947,7 @@ def _digest_checks(name: str, s: Settings, keys: set[str], people: set[str]) -> 
 
 
 RESTART_KEYS = ("mailboxes", "storage", "database_url", "database_password_env", "database_password_file",
-                "parse_workers", "timezone")
+                "parse_workers", "timezone", "web", "logging")
 
 
 def describe_changes(old: Settings, new: Settings) -> tuple[list[str], list[str]]:

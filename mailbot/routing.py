@@ -12,6 +12,7 @@ import unicodedata
 from dataclasses import dataclass, field, replace
 
 from mailbot import review
+from mailbot.read import quotes
 from mailbot.models import Mail, Route, mail_from_json
 
 KINDS = ("submission", "reply", "resubmission", "form", "auto_reply", "bounce", "other")
@@ -139,6 +140,19 @@ def find_unit_by_name(text: str, directory: Directory) -> UnitEntry | None:
     return None
 
 
+def roster_unit(address: str, directory: Directory) -> UnitEntry | None:
+    """The unit an address belongs to by the roster alone (its addresses or domains), or None."""
+    address = (address or "").strip().lower()
+    domain = address.rsplit("@", 1)[-1] if "@" in address else ""
+    for unit in directory.units:
+        if address and address in unit.addresses:
+            return unit
+    for unit in directory.units:
+        if domain and any(domain == d or domain.endswith("." + d) for d in unit.domains):
+            return unit
+    return None
+
+
 @dataclass(frozen=True)
 class _Found:
     unit: UnitEntry | None
@@ -260,7 +274,13 @@ def route(mail: Mail | dict, directory: Directory, mailbox: str = "") -> Route:
         if real_files or m["large_attachment_links"]:
             # who may make a revision is decided against the 稿件's unit and first sender (filing)
             return done("resubmission", f"{evidence}，并附有文件：修改稿", found, tracking=tracking)
-        return done("reply", f"{evidence}：对已有稿件的回复", found, tracking=tracking)
+        new = quotes.new_text(m["text"], m.get("html"))
+        intent = quotes.reply_intent(new)
+        if intent == "revision" and quotes.read_command(new, directory.departments.values()).decision not in (
+                "approve", "return", "reroute"):
+            return done("resubmission", f"{evidence}，正文即修改稿（没有附件）", found, tracking=tracking)
+        what = {"ack": "（确认收到）", "empty": "（没有新内容）"}.get(intent, "")
+        return done("reply", f"{evidence}：对已有稿件的回复{what}", found, tracking=tracking)
     if not has_files and not m["text"].strip():
         return done("other", "没有正文也没有附件", found)
     names = " ".join([a["filename"] for a in m["attachments"]] + [x["name"] for x in m["large_attachment_links"]])

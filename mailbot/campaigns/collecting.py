@@ -409,4 +409,7 @@ def _form_reply(session, ctx, campaign, result, ret, audience, complete: bool, f
         warnings=result["warnings"], missing_stamp=missing_stamp, missing_form=missing_form,
         stamp_required=campaign.require_stamped, on_time=ret.on_time, deadline=audience.deadline.isoformat(),
         department=dept.name, others=list(others))
-    outbox.enqueue(session, out, settings.outbox, ctx.now)
+    from mailbot.routing import roster_unit
+
+    outbox.enqueue(session, out, settings.outbox, ctx.now,
+                   capped=not outbox.owed("form-reply", roster_unit(ret.sender, ctx.directory) is not None))

@@ -1,5 +1,5 @@
 """The operator's command line: run, check-config, parse, replay, show, forms, export, db, demo
-(status, list and digest are in opscli.py).
+(status, list and digest are in opscli.py; web and users in webcli.py).
 
 Messages to people are Chinese; a failure prints what went wrong and what to do, and
 exits non-zero, never with a traceback (set MAILBOT_DEBUG=1 to see one).
@@ -21,6 +21,7 @@ from mailbot import clock
 from mailbot.runtime.clikit import ConfigOpt, database, err, out
 from mailbot.runtime.clikit import config_path as _config_path
 from mailbot.runtime.clikit import settings as _settings
+from mailbot.runtime import webcli
 from mailbot.runtime.opscli import ops
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="mailbot：科协稿件与报表邮件机器人")
@@ -42,12 +43,17 @@ def _logging(verbose: bool = True) -> None:
 
 @app.command()
 def run(once: bool = typer.Option(False, "--once", help="处理完当前所有待办后退出（测试和 cron 用）"),
+        log_format: str | None = typer.Option(None, "--log-format", help="日志格式：text 或 json（默认按配置 logging.format）"),
         config: Path | None = ConfigOpt) -> None:
     """运行机器人（守护进程）；--once 只运行一轮。"""
-    from mailbot.runtime import daemon
+    from mailbot.runtime import daemon, logs
 
-    _logging()
-    rt = daemon.Runtime.build(_settings(config))
+    if log_format not in (None, "text", "json"):
+        err.print(f"--log-format 只能是 text 或 json，不能是 {log_format}")
+        raise typer.Exit(2)
+    settings = _settings(config)
+    logs.setup(settings.logging, settings.timezone, fmt=log_format)
+    rt = daemon.Runtime.build(settings)
     rt.config_path = _config_path(config)  # reloaded on SIGHUP or when a file changes
     if not once:
         daemon.run_forever(rt)
@@ -60,6 +66,74 @@ def run(once: bool = typer.Option(False, "--once", help="处理完当前所有�
         err.print(f"[red]错误[/red]：{exc.message}")
     if errors:
         raise typer.Exit(2)
+
+
+@app.command()
+def health(as_json: bool = typer.Option(False, "--json", help="输出 JSON（UTF-8），供其他程序读取"),
+           no_smtp: bool = typer.Option(False, "--no-smtp", help="不检查发信服务器"),
+           config: Path | None = ConfigOpt) -> None:
+    """检查机器人是否正常：数据库、各邮箱、发信服务器、待发邮件、定时任务、磁盘、节假日；有问题时退出码为 1。"""
+    from mailbot.runtime import health as health_mod
+    from mailbot.store import make_engine
+
+    settings = _settings(config)
+    engine = make_engine(settings.db_url)
+    now = clock.now()
+    try:
+        problems = health_mod.check(settings, engine, now, smtp=not no_smtp)
+    finally:
+        engine.dispose()
+    if as_json:
+        sys.stdout.write(json.dumps({"healthy": not problems, "checked_at": now.isoformat(timespec="seconds"),
+                                     "problems": [p.to_json() for p in problems]}, ensure_ascii=False) + "\n")
+    elif problems:
+        for problem in problems:
+            out.print(problem.message, markup=False)
+    else:
+        out.print("一切正常。")
+    if problems:
+        raise typer.Exit(1)
+
+
+@app.command()
+def backup(folder: Path = typer.Argument(..., help="备份目录（新建或空目录）"),
+           config: Path | None = ConfigOpt) -> None:
+    """备份数据库、存储目录（原始邮件、附件）和配置文件，附 sha256 清单；机器人运行时也可以备份。"""
+    from mailbot.runtime import backup as backup_mod
+    from mailbot.store import make_engine
+
+    settings = _settings(config)
+    engine = make_engine(settings.db_url)
+    try:
+        summary = backup_mod.backup(settings, _config_path(config), engine, folder, clock.now())
+    except backup_mod.BackupError as exc:
+        err.print(str(exc), markup=False)
+        raise typer.Exit(2)
+    finally:
+        engine.dispose()
+    out.print(f"备份完成：{folder}（{summary.backend} 数据库，结构版本 {summary.revision}，"
+              f"共 {summary.files} 个文件，{summary.bytes / 1048576:.1f} MB）", markup=False)
+
+
+@app.command()
+def restore(folder: Path = typer.Argument(..., help="mailbot backup 做的备份目录"),
+            force: bool = typer.Option(False, "--force", help="目标数据库或存储目录已有内容时也覆盖"),
+            config: Path | None = ConfigOpt) -> None:
+    """从备份恢复数据库和存储目录（先核对 sha256）；恢复前请先停止机器人。配置文件在备份的 config/ 里，需手工放回。"""
+    from mailbot.runtime import backup as backup_mod
+    from mailbot.store import make_engine
+
+    settings = _settings(config)
+    engine = make_engine(settings.db_url)
+    try:
+        summary = backup_mod.restore(settings, engine, folder, force=force)
+    except backup_mod.BackupError as exc:
+        err.print(str(exc), markup=False)
+        raise typer.Exit(2)
+    finally:
+        engine.dispose()
+    out.print(f"恢复完成：数据库（备份时结构版本 {summary.revision}，已升级到最新）和存储目录 {settings.storage}"
+              f"（{summary.files} 个文件）。配置文件的备份在 {folder / 'config'}。", markup=False)
 
 
 @app.command("check-config")
@@ -606,6 +680,10 @@ def demo(keep: bool = typer.Option(False, "--keep", help="结束后保留演示�
     _logging(verbose=False)
     console = out if out.is_terminal else Console(highlight=False, width=140)
     demo_mod.run(storage, keep=keep, console=console)
+
+
+app.command("web")(webcli.web)
+app.add_typer(webcli.users_app, name="users")
 
 
 def main() -> None:

@@ -177,6 +177,7 @@ class Runtime:
 def run_once(rt: Runtime) -> list[ingest.MailboxError]:
     """Process everything pending in every mailbox once, then return the mailboxes' errors."""
     errors: list[ingest.MailboxError] = []
+    rt.processor.warm()  # the parse workers start while the mailboxes log in
     rt.count(rt.processor.drain())  # left from an earlier crash
     for box in rt.settings.mailboxes:
         try:
@@ -287,14 +288,32 @@ async def serve(rt: Runtime, stop: threading.Event) -> None:
     # its own thread, not one of the loop's few to_thread workers (the readers and the drainer use those)
     watcher = threading.Thread(target=watch_loop, args=(rt, stop), name="config-watch", daemon=True)
     watcher.start()
+    console = start_console(rt) if rt.settings.web.enabled else None
     try:
         await asyncio.gather(*readers)
     finally:
+        if console is not None:
+            console.should_exit = True
         jobs.shutdown(wait=False)
         rt.mail_due.set()  # let the drainer see `stop`
         rt.reload_requested.set()  # and the watcher
         await sender
         watcher.join(timeout=10)
+
+
+def start_console(rt: Runtime):
+    """The staff console (mailbot.web) in a thread of its own, on the robot's database; the
+    mail its actions queue wakes this drainer. Returns the uvicorn server (set should_exit)."""
+    import uvicorn
+
+    from mailbot.web.app import create_app
+
+    app = create_app(rt.settings, rt.engine, office=rt.office, now=lambda: rt.clock(), on_mail=rt.mail_due.set)
+    server = uvicorn.Server(uvicorn.Config(app, host=rt.settings.web.host, port=rt.settings.web.port,
+                                           log_level="warning"))
+    threading.Thread(target=server.run, name="web-console", daemon=True).start()
+    log.info("staff console on http://%s:%d/", rt.settings.web.host, rt.settings.web.port)
+    return server
 
 
 def run_forever(rt: Runtime) -> None:

@@ -176,6 +176,12 @@ CASES: dict[str, Case] = {
         reason="修改意见见附件", revision=1, files=["修改意见.docx"],
         attachments=(("修改意见.docx", b"PK\x03\x04 review notes", "application/vnd.openxmlformats-officedocument"
                       ".wordprocessingml.document"),))),
+    "review-returned-no-reason": Case("review-returned", lambda: mail(
+        "result", "review-returned", to="ysxkx@163.com", **SUBMISSION, greeting="沂水县科协", stage="初审",
+        reason=None, revision=1)),
+    "review-reason": Case("review-reason", lambda: mail(
+        "review-reason", to="zhangke@ly.shandong.cn", to_name="张科长", id_token=REVIEW_TOKEN, **SUBMISSION,
+        stage="初审", token=REVIEW_TOKEN, reviewer="张科长", wait_hours="24")),
     "review-approved": Case("review-approved", lambda: mail(
         "result", "review-approved", to="ysxkx@163.com", **SUBMISSION, greeting=None, publisher="调宣部")),
     "review-publish": Case("review-publish", lambda: mail(
