@@ -167,8 +167,8 @@ class Rule(_Strict):
 
 
 class Routing(_Strict):
-    default: str = "diaoxuan"  # 其余由调宣部负责初审 (the example office's key)
-    unknown: str = "diaoxuan"  # unknown senders go here, marked as such
+    default: str | None = None  # what no rule claims (其余由…负责初审); not given: the first department
+    unknown: str | None = None  # unknown senders go here, marked as such; not given: the first department
     rules: list[Rule] = Field(default_factory=list)
 
 
@@ -349,6 +349,7 @@ class Settings(_Strict):
     mark_processed: bool = True
     parse_workers: int = Field(default=1, ge=0, le=16)
     parse_timeout: float = Field(default=300.0, gt=0)
+    reload_check: float = Field(default=15.0, ge=0)  # seconds between looks at the config files (0: SIGHUP only)
     mailboxes: list[Mailbox] = Field(min_length=1)
     departments: list[Department] = Field(default_factory=list)
     organisation: str = "市科协"
@@ -380,6 +381,20 @@ class Settings(_Strict):
             if person.key == key:
                 return person
         raise KeyError(key)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _first_department_by_default(cls, data):
+        """routing.default and routing.unknown, when not given: the first department's key."""
+        if not isinstance(data, dict):
+            return data
+        depts = data.get("departments")
+        first = depts[0].get("key") if isinstance(depts, list) and depts and isinstance(depts[0], dict) else None
+        routing = data.get("routing", {})
+        if first is None or not isinstance(routing, dict):
+            return data
+        filled = {k: routing.get(k) or first for k in ("default", "unknown")}
+        return {**data, "routing": {**routing, **filled}}
 
     @field_validator("timezone")
     @classmethod
@@ -487,6 +502,7 @@ _MESSAGES = {
     "model_type": "应为一组键值（映射）",
     "dict_type": "应为一组键值（映射）",
     "too_short": "至少需要一项",
+    "string_too_short": "太短（至少 {min_length} 个字）",
     "string_pattern_mismatch": "格式不对",
     "greater_than": "应大于 {gt}",
     "greater_than_equal": "应不小于 {ge}",
@@ -514,6 +530,28 @@ def _translate(err: dict) -> str:
         except (KeyError, IndexError):
             return template
     return "取值不合法"
+
+
+# PyYAML's problems, said in Chinese (the file and line are given beside).
+_YAML_PROBLEMS = (
+    ("found character '\\t'", "含有制表符（Tab）；请用空格缩进"),
+    ("mapping values are not allowed", "这里不能有冒号；值里含冒号（：或 :）时请给整个值加引号"),
+    ("could not find expected ':'", "缺少冒号；每一项应写成 键: 值"),
+    ("expected <block end>", "缩进没有对齐；同一层的项应缩进相同的空格数"),
+    ("expected ',' or ']'", "方括号 [ ] 没有闭合"),
+    ("expected ',' or '}'", "花括号 { } 没有闭合"),
+    ("found undefined alias", "出现了未定义的 * 引用；值以 * 开头时请加引号"),
+    ("found unexpected end of stream", "引号没有闭合"),
+    ("found duplicate anchor", "& 锚点重复"),
+)
+
+
+def _yaml_problem(exc: Exception) -> str:
+    problem = str(getattr(exc, "problem", "") or "")
+    for english, chinese in _YAML_PROBLEMS:
+        if english in problem:
+            return chinese
+    return "格式不对；请检查这一行的缩进、冒号和引号"
 
 
 def _key(loc: tuple, data: dict) -> str:
@@ -544,7 +582,7 @@ def load(path: Path | str = DEFAULT_PATH, check_secrets: bool = False) -> Settin
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"第 {mark.line + 1} 行第 {mark.column + 1} 列" if mark else ""
-        raise ConfigError([Problem(name, "", f"YAML 格式错误 {where}：{getattr(exc, 'problem', exc)}")]) from None
+        raise ConfigError([Problem(name, "", f"YAML 格式错误 {where}：{_yaml_problem(exc)}")]) from None
     if not isinstance(data, dict):
         raise ConfigError([Problem(name, "", "顶层应为一组键值（映射）")])
     problems = _secret_in_yaml(name, data)
@@ -646,7 +684,8 @@ def _campaign_checks(name: str, s: Settings) -> list[Problem]:
     templates = form_template_names(s.forms_folder)
     keys = {d.key for d in s.departments}
     categories = {u.category for u in s.units}
-    units = {label for u in s.units for label in (u.name, *u.aliases)}
+    units = {u.name for u in s.units}
+    aliases = {alias: u.name for u in s.units for alias in u.aliases}
     for i, c in enumerate(s.campaigns):
         where = f"campaigns[{i}]"
         if c.template not in templates:
@@ -663,7 +702,10 @@ def _campaign_checks(name: str, s: Settings) -> list[Problem]:
                     problems.append(Problem(name, f"{where}.audiences[{j}].categories[{k}]",
                                             f"单位名册中没有类别为 {cat} 的单位，这一类不会收到提醒"))
             for k, unit in enumerate(aud.units):
-                if unit not in units:
+                if unit in aliases:
+                    problems.append(Problem(name, f"{where}.audiences[{j}].units[{k}]",
+                                            f"{unit} 是 {aliases[unit]} 的简称；这里请写名册中的全称"))
+                elif unit not in units:
                     problems.append(Problem(name, f"{where}.audiences[{j}].units[{k}]",
                                             f"单位名册中没有 {unit}"))
             if not aud.categories and not aud.units:
@@ -769,7 +811,7 @@ def load_holidays(folder: Path) -> tuple[dict[int, HolidayNotice], list[Problem]
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             where = f"第 {mark.line + 1} 行第 {mark.column + 1} 列" if mark else ""
-            problems.append(Problem(file, "", f"YAML 格式错误 {where}：{getattr(exc, 'problem', exc)}"))
+            problems.append(Problem(file, "", f"YAML 格式错误 {where}：{_yaml_problem(exc)}"))
             continue
         except (OSError, UnicodeDecodeError) as exc:
             problems.append(Problem(file, "", f"节假日文件无法读取（{exc.__class__.__name__}）"))
@@ -855,7 +897,7 @@ def _cross_checks(name: str, s: Settings, check_secrets: bool) -> list[Problem]:
     keys = {d.key for d in s.departments}
     if s.departments:
         for key_name, value in (("routing.default", s.routing.default), ("routing.unknown", s.routing.unknown)):
-            if value not in keys:
+            if value is not None and value not in keys:
                 problems.append(Problem(name, key_name, f"没有键或名称为 {value} 的科室"))
         for i, rule in enumerate(s.routing.rules):
             if rule.department not in keys:
@@ -902,3 +944,37 @@ def _digest_checks(name: str, s: Settings, keys: set[str], people: set[str]) -> 
             if "@" not in item and item not in people:
                 problems.append(Problem(name, key, f"{item} 既不是邮件地址，也不是 reviewers 中的人"))
     return problems
+
+
+RESTART_KEYS = ("mailboxes", "storage", "database_url", "database_password_env", "database_password_file",
+                "parse_workers", "timezone", "web", "logging")
+
+
+def describe_changes(old: Settings, new: Settings) -> tuple[list[str], list[str]]:
+    """What a reload changes, in words for the log: (applied, needing a restart). Units and
+    campaigns by name; other sections by key."""
+    applied: list[str] = []
+    before = {u.name: u for u in old.units}
+    after = {u.name: u for u in new.units}
+    added = [n for n in after if n not in before]
+    removed = [n for n in before if n not in after]
+    changed = [f"{n} ({', '.join(k for k in Unit.model_fields if getattr(before[n], k) != getattr(after[n], k))})"
+               for n in after if n in before and before[n] != after[n]]
+    for label, names in (("units added", added), ("units removed", removed), ("units changed", changed)):
+        if names:
+            applied.append(f"{label}: {'、'.join(names)}")
+    was = {c.key: c for c in old.campaigns}
+    now = {c.key: c for c in new.campaigns}
+    for key in now:
+        if key not in was:
+            applied.append(f"campaign added: {key} ({now[key].name})")
+        elif was[key] != now[key]:
+            fields = [k for k in Campaign.model_fields if getattr(was[key], k) != getattr(now[key], k)]
+            applied.append(f"campaign {key} changed: {', '.join(fields)}")
+    applied += [f"campaign removed: {key}" for key in was if key not in now]
+    skip = {"units", "campaigns", "roster", *RESTART_KEYS}
+    for key in Settings.model_fields:
+        if key not in skip and getattr(old, key) != getattr(new, key):
+            applied.append(f"{key} changed")
+    restart = [f"{key} changed (takes a restart)" for key in RESTART_KEYS if getattr(old, key) != getattr(new, key)]
+    return applied, restart

@@ -45,8 +45,8 @@ class Directory:
     prefixes: dict[str, str] = field(default_factory=dict)  # prefix -> key
     mailbox_department: dict[str, str] = field(default_factory=dict)  # mailbox -> key
     rules: tuple[RuleEntry, ...] = ()
-    default: str = "diaoxuan"
-    unknown: str = "diaoxuan"
+    default: str = ""  # department keys from the settings (routing.default / routing.unknown)
+    unknown: str = ""
     own_addresses: frozenset[str] = frozenset()
     mail_domain: str = "mailbot.local"
     address_department: dict[str, str] = field(default_factory=dict)  # mailbox address -> key
@@ -66,8 +66,8 @@ class Directory:
             mailbox_department={d.mailbox: d.key for d in settings.departments if d.mailbox},
             rules=tuple(RuleEntry(r.name, r.department, tuple(r.categories), tuple(r.keywords))
                         for r in settings.routing.rules),
-            default=settings.routing.default,
-            unknown=settings.routing.unknown,
+            default=settings.routing.default or "",
+            unknown=settings.routing.unknown or "",
             own_addresses=frozenset(b.email.lower() for b in settings.mailboxes),
             mail_domain=settings.mail_domain,
             address_department={b.email.lower(): d.key for d in settings.departments for b in settings.mailboxes

@@ -86,3 +86,13 @@ def test_the_database_password_comes_from_a_file(tmp_path, monkeypatch):
     case = {"yaml": "database_url: postgresql+psycopg://mailbot@db/mailbot\ndatabase_password_env: MAILBOT_DB_PW\n"}
     settings = load(_write(case, tmp_path / "b") / "mailbot.yaml", check_secrets=True)
     assert settings.db_url == "postgresql+psycopg://mailbot:env-secret@db/mailbot"
+
+
+def test_without_routing_the_first_department_takes_everything(tmp_path, monkeypatch):
+    monkeypatch.setenv("P", "secret")
+    folder = _write({"yaml": ""}, tmp_path)
+    text = (folder / "mailbot.yaml").read_text(encoding="utf-8").replace(
+        "routing: {default: diaoxuan, unknown: diaoxuan}\n", "")
+    (folder / "mailbot.yaml").write_text(text, encoding="utf-8")
+    settings = load(folder / "mailbot.yaml")
+    assert (settings.routing.default, settings.routing.unknown) == ("kepu", "kepu")
