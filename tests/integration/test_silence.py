@@ -5,6 +5,7 @@ do (a revision written in the body; a bare 收到 is an acknowledgement)."""
 from __future__ import annotations
 
 import json
+import re
 from datetime import timedelta, timezone
 from email.message import EmailMessage
 from email.utils import make_msgid
@@ -398,3 +399,51 @@ def test_operators_are_alerted_once_per_problem_and_get_a_daily_summary(servers,
         assert "请问照片要几张" not in text and "需要人工处理的来信：1 封" in text and "broken" in text
     finally:
         rt.close()
+
+
+# --- every mail threads ---------------------------------------------------------------------
+
+
+def _thread_ok(mails, first_ids: tuple[str, ...] = ()) -> None:
+    """Each mail answers the one before it in the same mailbox (In-Reply-To) and carries the
+    whole conversation (References), starting with the person's own message when there is one."""
+    seen = list(first_ids)
+    for m in mails:
+        assert m["In-Reply-To"].strip() == seen[-1], (m["Subject"], m["In-Reply-To"], seen[-1])
+        refs = re.findall(r"<[^<>]+>", m["References"])
+        assert refs == seen[-20:], (m["Subject"], refs, seen)
+        seen.append(m["Message-ID"].strip())
+
+
+def test_every_mail_about_a_gaojian_threads_for_the_unit_and_the_reviewers(servers, robot):
+    unit_mail = gaojian()
+    first_id = _msg(unit_mail)["Message-ID"]
+    send(servers, unit_mail, "unit1@example.test", ["skxkpb@example.test"])
+    daemon.run_once(robot)
+    forward = latest(servers, "reviewer1", "请初审")
+    deliver_reply(servers, qq_reply(forward, "reviewer1@example.test", "退回 请写清活动的参加人数"),
+                  "reviewer1@example.test")
+    daemon.run_once(robot)
+    returned = latest(servers, "unit1", "退回")
+    revised = text_reply(returned, "unit1@example.test", REVISED)
+    send(servers, revised, "unit1@example.test", ["skxkpb@example.test"])
+    daemon.run_once(robot)
+    forward2 = latest(servers, "reviewer1", "请初审")
+    deliver_reply(servers, qq_reply(forward2, "reviewer1@example.test", "通过"), "reviewer1@example.test")
+    daemon.run_once(robot)
+    leader = latest(servers, "leader1", "请审核")
+    deliver_reply(servers, qq_reply(leader, "leader1@example.test", "同意"), "leader1@example.test")
+    daemon.run_once(robot)
+
+    tracking = robot_tracking(robot)
+    to_unit = [_msg(r) for r in servers.fetch_all("unit1")]
+    assert [m["Subject"].startswith(f"[{tracking}]") for m in to_unit] == [True] * len(to_unit) and len(to_unit) == 4
+    # receipt, 退回, receipt of 第2版 (answers the unit's revision), 通过
+    assert to_unit[0]["In-Reply-To"] == first_id
+    assert to_unit[1]["In-Reply-To"] == to_unit[0]["Message-ID"] and first_id in to_unit[1]["References"]
+    assert to_unit[2]["In-Reply-To"] == _msg(revised)["Message-ID"]
+    assert to_unit[3]["In-Reply-To"] == to_unit[2]["Message-ID"] and first_id in to_unit[3]["References"]
+    to_reviewer = [_msg(r) for r in servers.fetch_all("reviewer1")]
+    assert all(tracking in m["Subject"] for m in to_reviewer) and len(to_reviewer) == 4  # 请初审, 已记录 ×2 …
+    _thread_ok(to_reviewer[1:], (to_reviewer[0]["Message-ID"].strip(),))
+    assert to_reviewer[0]["In-Reply-To"] is None  # the first forward starts the reviewer's thread
