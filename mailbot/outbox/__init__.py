@@ -103,6 +103,7 @@ def letter(kind: str, template: str | None = None, *, settings, to: str, now: da
            from_department: str | None = None, mailbox: str | None = None, from_name: str | None = None,
            from_address: str | None = None, to_name: str = "", id_token: str | None = None,
            answering: str | None = None, answering_refs: Sequence[str] = (),
+           thread: Sequence[str] = (), answering_subject: str | None = None,
            attachments: tuple[tuple[str, bytes, str], ...] = (),
            related: tuple[tuple[str, bytes, str], ...] = (), **values) -> Outgoing:
     """One outgoing message, rendered from templates/<template>.* (default: the kind).
@@ -120,6 +121,10 @@ def letter(kind: str, template: str | None = None, *, settings, to: str, now: da
         from_address: shown instead of the mailbox's address (a plus address for replies).
         answering, answering_refs: the Message-ID and References of the mail this answers;
             the letter is threaded under it and marked auto-replied.
+        thread: the Message-IDs of the conversation this letter continues, oldest first
+            (`thread()`): In-Reply-To is the last, References all of them.
+        answering_subject: the subject of the sender's own mail, which this letter answers
+            (回复：their subject【ours】).
         values: what the templates show: names, numbers, lists, flags; never sentences.
     """
     dept = settings.department(from_department) if from_department else None
@@ -127,6 +132,12 @@ def letter(kind: str, template: str | None = None, *, settings, to: str, now: da
     sending = dept or next((d for d in settings.departments if d.mailbox == box.name), None)
     context = {**office_values(settings, sending.key if sending else None), **values}
     subject, text, html = render(template or kind, **context)
+    if thread and not answering:
+        answering, answering_refs = thread[-1], tuple(thread[:-1])
+    if answering_subject and answering_subject.strip():
+        theirs = re.sub(r"^\s*(?:(?:re|fw|fwd|回复|答复|转发)\s*[:：]\s*)+", "", answering_subject.strip(), flags=re.I)
+        theirs = re.sub(r"\s*【[^【】]*】\s*$", "", theirs)  # our part of an earlier answer
+        subject = f"回复：{theirs}【{subject}】"
     named = TEMPLATES / f"{template or kind}.from.j2"
     if named.exists():
         from_name = " ".join(_env.get_template(named.name).render(**context).split())
@@ -266,6 +277,18 @@ def _build_direct(out: Outgoing) -> bytes:
         b"\r\n--", boundary, b"\r\n", text_head, b"\r\n", text_body,
         b"\r\n--", boundary, b"\r\n", html_head, b"MIME-Version: 1.0\r\n\r\n", html_body,
         b"\r\n--", boundary, b"--\r\n"))
+
+
+def thread(session: Session, submission_id: int | None, to: str, first: Sequence[str] = ()) -> tuple[str, ...]:
+    """The conversation a new letter about a 稿件 to `to` continues, oldest first: `first`
+    (the unit's own messages, for letters to the unit), then every earlier letter to that
+    address about the 稿件 (receipt, forwards, reminders, notices)."""
+    ids = list(first)
+    if submission_id is not None:
+        ids += session.exec(select(OutboxMessage.message_id).where(
+            OutboxMessage.submission_id == submission_id, OutboxMessage.to_address == to.strip().lower())
+            .order_by(OutboxMessage.id)).all()
+    return tuple(dict.fromkeys(i for i in ids if i))
 
 
 # Answers to whoever wrote to us are capped (loops, floods); mail to our own reviewers is not.

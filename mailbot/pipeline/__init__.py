@@ -22,7 +22,7 @@ from sqlalchemy import bindparam, insert, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
-from mailbot import clock, filing
+from mailbot import alerts, clock, filing
 from mailbot.models import Parsed, RawMail, mail_from_json
 from mailbot.office import Office
 from mailbot.pipeline import parseworker
@@ -362,7 +362,7 @@ def record_results(engine, results: list[tuple[int, Parsed]], ctx=None) -> tuple
             log.exception("recording inbound %s failed", item[0])
             with Session(engine) as session:
                 done, n = _apply(session, [(item[0], Parsed.quarantined(
-                    f"处理结果无法保存（{type(exc).__name__}: {str(exc)[:200]}）"))])
+                    f"处理结果无法保存（{type(exc).__name__}: {str(exc)[:200]}）"))], ctx)
                 session.commit()
         outcomes += done
         queued += n
@@ -395,6 +395,8 @@ def _apply(session: Session, results: list[tuple[int, Parsed]], ctx=None) -> tup
             row = session.get(InboundMessage, inbound_id)
             row.attempts += 1
             _quarantine(session, row, result.reason)
+            if ctx is not None:
+                alerts.about_message(session, ctx, row, "quarantined", result.reason)
         outcomes.append(result.status)
     if parsed:
         session.execute(_PARSED, parsed)

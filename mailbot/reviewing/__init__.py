@@ -19,6 +19,7 @@ from mailbot.models import aware as _aware
 from mailbot.read import quotes
 from mailbot.read.usable import display_name
 from mailbot.store import (
+    Event,
     InboundMessage,
     ReviewTask,
     Submission,
@@ -58,7 +59,7 @@ def start_stage(session: Session, ctx, sub: Submission, stage: int, body: str = 
         out = outbox.letter(
             "review-request", settings=settings, from_department=sub.department, from_address=reply_to,
             to=person.addresses[0], to_name=person.name, now=ctx.now, tag=sub.tracking, id_token=token,
-            attachments=attachments, tracking=sub.tracking, token=token, reply_address=reply_to,
+            thread=thread_for(session, sub, person.addresses[0]), attachments=attachments, tracking=sub.tracking, token=token, reply_address=reply_to,
             stage_name=step.name, title=sub.title, unit=sub.unit, department=dept.name,
             route_reason=sub.route_reason, revision=sub.revision, files=[display_name(f.filename, i) + (f"（无法打开：{f.problem}）" if f.problem else "")
                                        for i, f in enumerate(files, 1)], flags=flags,
@@ -242,7 +243,7 @@ def _ask_reason(session, ctx, sub, task) -> None:
     reply_to = box.email.replace("@", f"+{task.token}@") if settings.review.plus_addressing else box.email
     out = outbox.letter("review-reason", settings=settings, from_department=sub.department, from_address=reply_to,
                         to=person.addresses[0], to_name=person.name, now=ctx.now, tag=sub.tracking,
-                        id_token=task.token, tracking=sub.tracking, token=task.token, title=sub.title,
+                        id_token=task.token, thread=thread_for(session, sub, person.addresses[0]), tracking=sub.tracking, token=task.token, title=sub.title,
                         stage=task.stage_name, reviewer=person.name,
                         wait_hours=f"{settings.review.reason_wait_hours:g}")
     outbox.enqueue(session, out, settings.outbox, ctx.now, submission_id=sub.id)
@@ -308,12 +309,33 @@ def notice(session, ctx, sub, to: str, template: str, **values) -> None:
     _send(session, ctx, sub, to, "review-notice", template, tracking=sub.tracking if sub else None, **values)
 
 
+def unit_messages(session, sub) -> tuple[str, ...]:
+    """The unit's own messages that made the 稿件 (revision 1, and the latest revision)."""
+    ids = []
+    first = session.exec(select(InboundMessage.message_id).join(Event, Event.inbound_id == InboundMessage.id).where(
+        Event.submission_id == sub.id, Event.kind == "filed")).first()
+    latest = session.get(InboundMessage, sub.inbound_id)
+    for found in (first, latest.message_id if latest else None):
+        if found and found not in ids:
+            ids.append(found)
+    return tuple(ids)
+
+
+def thread_for(session, sub, to: str) -> tuple[str, ...]:
+    """What a letter about `sub` to `to` continues (the unit's thread starts with its own mail)."""
+    if sub is None:
+        return ()
+    first = unit_messages(session, sub) if to.strip().lower() == (sub.sender or "").strip().lower() else ()
+    return outbox.thread(session, sub.id, to, first)
+
+
 def _send(session, ctx, sub, to: str, kind: str, template: str, **values) -> None:
-    """A letter about a 稿件 (or, with no 稿件, about review in general) from its department."""
+    """A letter about a 稿件 (or, with no 稿件, about review in general) from its department,
+    in the thread of earlier mail about it to the same person."""
     settings = ctx.settings
     out = outbox.letter(kind, template, settings=settings,
                         from_department=sub.department if sub else settings.routing.default, to=to, now=ctx.now,
-                        tag=sub.tracking if sub else "notice", **values)
+                        tag=sub.tracking if sub else "notice", thread=thread_for(session, sub, to), **values)
     outbox.enqueue(session, out, settings.outbox, ctx.now, submission_id=sub.id if sub else None,
                    capped=not outbox.owed(kind, to_roster=False) and kind in outbox.CAPPED_KINDS)
 
@@ -360,7 +382,7 @@ def _remind(session, ctx, sub, task, about: dict) -> int:
     person = settings.reviewer(task.reviewer)
     out = outbox.letter("review-reminder", settings=settings, from_department=sub.department,
                         to=person.addresses[0], to_name=person.name, now=ctx.now, tag=sub.tracking,
-                        id_token=task.token, **about, token=task.token, reviewer=person.name)
+                        id_token=task.token, thread=thread_for(session, sub, person.addresses[0]), **about, token=task.token, reviewer=person.name)
     outbox.enqueue(session, out, settings.outbox, ctx.now, submission_id=sub.id)
     log_event(session, "review-chased", f"{task.stage_name} {task.reviewer}: {about['waited']} working days",
               submission_id=sub.id)

@@ -72,6 +72,20 @@ class Runtime:
             self.mail_due.set()
         return queued
 
+    def watch(self, now=None) -> int:
+        """Operator alerts the clock makes due: mailboxes down, sending failing, the daily summary."""
+        from sqlmodel import Session
+
+        from mailbot import alerts
+
+        with Session(self.engine) as session:
+            ctx = self.office.at(now or self.clock())
+            queued = alerts.check(session, ctx) + alerts.summary_due(session, ctx)
+            session.commit()
+        if queued:
+            self.mail_due.set()
+        return queued
+
     def digest(self, now=None, trigger: str = "schedule"):
         """Send the weekly digest if its minute has come and nobody sent it yet."""
         from mailbot.digest import digesting
@@ -198,6 +212,7 @@ def run_once(rt: Runtime) -> list[ingest.MailboxError]:
             ingest.close(client)
     rt.processor.close()  # workers end with the run; the next run starts fresh ones
     rt.chase()
+    rt.watch()
     rt.catch_up()  # run from cron: the digest goes out on the first run after its minute
     rt.send_due()
     return errors

@@ -135,4 +135,5 @@ def retry_outbox(rt) -> None:
 
 def send_reminders(rt) -> None:
     rt.chase()
+    rt.watch()  # operator alerts: mailboxes down, sending failing, the daily 待处理 summary
     rt.catch_up()  # a digest whose scheduled run failed (database away at 08:00) goes out now
