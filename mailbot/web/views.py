@@ -12,7 +12,6 @@ from sqlmodel import Session, func, or_, select
 
 from mailbot import held
 from mailbot.campaigns import deadlines
-from mailbot.digest import stats
 from mailbot.models import aware
 from mailbot.store import (
     CampaignReminder,
@@ -20,6 +19,7 @@ from mailbot.store import (
     FormReturn,
     FormRow,
     InboundMessage,
+    MailboxState,
     OutboxMessage,
     ReviewTask,
     Submission,
@@ -95,8 +95,11 @@ def submissions(session: Session, settings, staff: Staff, query: ListQuery) -> d
     if query.q or query.unit:  # a text search reads every title: stop counting past COUNT_CAP
         counted = counted.limit(COUNT_CAP + 1)
     total = session.exec(select(func.count()).select_from(counted.subquery())).one()
-    rows = session.exec(select(Submission).where(*where).order_by(Submission.created_at.desc(), Submission.id.desc())
-                        .offset((query.page - 1) * PER_PAGE).limit(PER_PAGE)).all()
+    # ids first (an index-only walk past the offset), then the page's rows
+    ids = session.exec(select(Submission.id).where(*where).order_by(Submission.created_at.desc(), Submission.id.desc())
+                       .offset((query.page - 1) * PER_PAGE).limit(PER_PAGE)).all()
+    found = {s.id: s for s in session.exec(select(Submission).where(Submission.id.in_(ids)))} if ids else {}
+    rows = [found[i] for i in ids]
     waiting = _waiting_on(session, settings, [s.id for s in rows])
     pages = max(1, -(-total // PER_PAGE))
     return {"total": total, "more": total > COUNT_CAP and bool(query.q or query.unit), "items": rows,
@@ -161,10 +164,17 @@ def home(session: Session, settings, staff: Staff, now: datetime) -> dict:
     waiting = [{"task": t, "sub": s, "who": people.get(t.reviewer, t.reviewer),
                 "days": (now - aware(t.created_at)).days} for t, s in waits]
     ex = exceptions(session, settings, staff)
-    status = stats.status(session, settings, now)
     return {"new": new, "waiting": waiting, "counts": {k: len(v) for k, v in ex.items()},
-            "mailboxes": status["mailboxes"] if staff.role != "clerk" else [],
+            "mailboxes": mailboxes(session, settings) if staff.role != "clerk" else [],
             "campaigns": campaign_deadlines(settings, staff, now)}
+
+
+def mailboxes(session: Session, settings) -> list[dict]:
+    """Each configured mailbox's last contact and last error (as `mailbot status` shows them)."""
+    boxes = {b.mailbox: b for b in session.exec(select(MailboxState))}
+    return [{"name": box.name, "address": box.email,
+             "last_contact_at": getattr(boxes.get(box.name), "last_contact_at", None),
+             "last_error": getattr(boxes.get(box.name), "last_error", None)} for box in settings.mailboxes]
 
 
 def campaign_deadlines(settings, staff: Staff, now: datetime) -> list[dict]:
