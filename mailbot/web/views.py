@@ -259,7 +259,8 @@ def board(session: Session, settings, staff: Staff, key: str, now: datetime) -> 
             per_unit.setdefault(r.unit, []).append(r)
     reminders = dict(session.exec(select(CampaignReminder.unit, func.count()).where(CampaignReminder.campaign == key)
                                   .group_by(CampaignReminder.unit)).all())
-    today = now.astimezone(settings.tz).date()
+    tz = settings.tz
+    today = now.astimezone(tz).date()
     audiences = []
     for audience in campaign.audiences:
         rows = []
@@ -267,8 +268,10 @@ def board(session: Session, settings, staff: Staff, key: str, now: datetime) -> 
             versions = per_unit.get(unit, [])
             latest = versions[-1] if versions else None
             state = "missing" if latest is None else ("valid" if latest.valid else "invalid")
-            rows.append({"unit": unit, "state": state, "versions": len(versions), "latest": latest,
-                         "reminders": reminders.get(unit, 0)})
+            rows.append({"unit": unit, "state": state, "versions": len(versions), "latest": latest is not None,
+                         "latest_id": latest.id if latest else None, "latest_version": latest.version if latest else None,
+                         "latest_at": aware(latest.received_at).astimezone(tz).strftime("%m-%d %H:%M") if latest else "",
+                         "late": latest is not None and not latest.on_time, "reminders": reminders.get(unit, 0)})
         counts = {s: sum(1 for r in rows if r["state"] == s) for s in ("valid", "invalid", "missing")}
         audiences.append({"audience": audience, "rows": rows, "counts": counts, "sent": len(rows) - counts["missing"],
                           "days": (audience.deadline - today).days})
