@@ -392,7 +392,7 @@ async def return_page(request: Request, staff: Staff) -> Response:
     with Session(console.engine) as session:
         data = views.form_return(session, console.settings, staff, int(request.path_params["return_id"]))
     template = console.office.at(console.now()).template(data["campaign"].template)
-    return render(request, "return.html", staff, **data, template=template, typed=None, problems=None)
+    return render(request, "return.html", staff, **data, template=template, typed=data["prefill"], problems=None)
 
 
 @page()
@@ -459,7 +459,8 @@ async def digest_page(request: Request, staff: Staff) -> Response:
                   else digest.period_for(console.now(), console.settings.digest, console.settings.tz))
     except ValueError:
         return render(request, "digest.html", staff, status_code=400, week=week, period=None, bad=True)
-    return render(request, "digest.html", staff, week=period.key, period=period, bad=False)
+    return render(request, "digest.html", staff, week=period.key, period=period, bad=False,
+                  last_day=period.ends_at - timedelta(seconds=1))
 
 
 @page()
@@ -564,7 +565,7 @@ def create_app(settings, engine=None, *, office: Office | None = None, now=clock
     middleware = [
         Middleware(Headers),
         Middleware(SessionMiddleware, secret_key=read_secret(settings), session_cookie="mailbot_console",
-                   max_age=int(settings.web.session_hours * 3600), same_site="strict",
+                   max_age=int(settings.web.session_hours * 3600), same_site="lax",
                    https_only=settings.web.secure_cookies),
     ]
     app = Starlette(routes=routes, middleware=middleware,

@@ -290,5 +290,9 @@ def form_return(session: Session, settings, staff: Staff, return_id: int) -> dic
     columns = result.get("columns") or (list(data[0][1]) if data else [])
     versions = session.exec(select(FormReturn).where(FormReturn.campaign == ret.campaign, FormReturn.unit == ret.unit)
                             .order_by(FormReturn.version)).all() if ret.unit else [ret]
+    prefill = [{c: "" if values.get(c) is None else str(values.get(c)) for c in columns} for _row, values in data]
+    for e in result.get("errors") or []:  # what the unit wrote where it could not be read, to correct by hand
+        if 0 < (e.get("row_index") or 0) <= len(prefill) and e.get("column") in columns and e.get("value"):
+            prefill[e["row_index"] - 1][e["column"]] = e["value"]
     return {"ret": ret, "campaign": campaign, "rows": data, "columns": columns, "result": result,
-            "versions": versions}
+            "versions": versions, "prefill": prefill}
