@@ -20,6 +20,7 @@ from mailbot import clock, ingest, outbox, pipeline
 from mailbot.config import Mailbox, Settings
 from mailbot.office import Office
 from mailbot.pipeline import Counts, sync
+from mailbot.runtime import notify
 from mailbot.store import RawStore, make_engine, schema
 
 log = logging.getLogger("mailbot.daemon")
@@ -207,11 +208,16 @@ async def serve(rt: Runtime, stop: threading.Event) -> None:
         await asyncio.to_thread(rt.chase)
     except Exception:
         log.exception("catching up after the start failed; the scheduler's jobs will retry")
-    readers = [asyncio.to_thread(mailbox_loop, rt, box, stop) for box in rt.settings.mailboxes]
+    readers = [asyncio.create_task(asyncio.to_thread(mailbox_loop, rt, box, stop)) for box in rt.settings.mailboxes]
     sender = asyncio.create_task(send_loop(rt, stop))
+    systemd = notify.Notifier()  # Type=notify: ready now; the watchdog pings come from this loop
+    systemd.ready(f"{len(readers)} mailbox(es)")
+    watchdog = asyncio.create_task(systemd.watchdog_loop(lambda: not stop.is_set()))
     try:
         await asyncio.gather(*readers)
     finally:
+        watchdog.cancel()
+        systemd.stopping()
         jobs.shutdown(wait=False)
         rt.mail_due.set()  # let the drainer see `stop`
         await sender
