@@ -11,9 +11,10 @@ ENV LANG=C.UTF-8 \
     PIP_NO_CACHE_DIR=1
 
 COPY . /src
+# /srv/mailbot is the working directory: the checkout's relative config paths (config/…, storage
+# `var`) work there as they do in the source tree.
 RUN bash /src/scripts/install-server.sh --no-systemd \
     && rm -rf /var/lib/apt/lists/* /root/.cache \
-    # the checkout's relative config paths (config/…, storage `var`) work in /srv/mailbot
     && install -d -o root -g mailbot -m 0750 /srv/mailbot \
     && ln -s /etc/mailbot /srv/mailbot/config \
     && ln -s /var/lib/mailbot /srv/mailbot/var \
