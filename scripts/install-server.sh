@@ -44,7 +44,8 @@ owner=
 if [ -n "$user" ]; then
   if ! getent passwd mailbot >/dev/null; then
     say "system user mailbot"
-    adduser --system --group --home /var/lib/mailbot --no-create-home --shell /usr/sbin/nologin mailbot >/dev/null
+    # useradd (package passwd) is in every Debian, the slim image included; adduser is not
+    useradd --system --user-group --home-dir /var/lib/mailbot --no-create-home --shell /usr/sbin/nologin mailbot
   fi
   owner=mailbot
 fi
