@@ -653,6 +653,8 @@ def _resolve_paths(data: dict, folder: Path) -> None:
         for item in items if isinstance(items, list) else []:
             if key in item:
                 item[key] = resolve(item[key])
+    if "forms_folder" not in data and (folder / "forms").is_dir():  # the templates beside the config
+        data["forms_folder"] = str((folder / "forms").resolve())
     cal = data.get("calendar")
     if isinstance(cal, dict) and cal.get("holidays_folder"):
         cal["holidays_folder"] = resolve(cal["holidays_folder"])
