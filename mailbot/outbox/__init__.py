@@ -536,6 +536,21 @@ def _record(engine, cfg, outbox_id: int, now: datetime, error: str | None, perma
         return "retry"
 
 
+def sending_state(session: Session) -> dict:
+    """What `status` shows of sending: how many letters wait, and, when the last attempts
+    failed, the last error and since when the oldest of the waiting letters has been failing."""
+    waiting = session.exec(select(func.count()).select_from(OutboxMessage)
+                           .where(OutboxMessage.status.in_(("pending", "sending")))).one()
+    failing = session.exec(select(OutboxMessage.last_error, OutboxMessage.created_at)
+                           .where(OutboxMessage.status == "pending", OutboxMessage.last_error.is_not(None))
+                           .order_by(OutboxMessage.id)).all()
+    last = session.exec(select(OutboxMessage.last_error).where(
+        OutboxMessage.status == "pending", OutboxMessage.last_error.is_not(None))
+        .order_by(OutboxMessage.id.desc()).limit(1)).first()
+    return {"ok": not failing, "waiting": waiting, "failing": len(failing), "last_error": last,
+            "failing_since": _aware(failing[0][1]) if failing else None}
+
+
 def next_due(engine) -> datetime | None:
     """When the next pending row is due (for the drainer's sleep)."""
     with Session(engine) as session:
