@@ -3,9 +3,10 @@
 outbox table in the transaction of the change that causes it, and sent by `drain()`.
 Message-ID, threading and the RFC 3834 headers are set here and nowhere else.
 
-A row is sent at most once: it is marked 'sending' (committed) before the SMTP
-conversation and 'sent' after; a row found 'sending' after a crash is 'uncertain' and
-left for the operator rather than sent again. Server down or 4xx: retried with backoff
+A row is sent at most once: it is marked 'sending' (committed) just before its SMTP
+conversation and 'sent' after, one row at a time over one connection per sending mailbox, so
+after a crash only the letter that was on the wire can be in doubt; a row found 'sending'
+after a crash is 'uncertain' and left for the operator rather than sent again. Server down or 4xx: retried with backoff
 until `give_up_after_hours`; 5xx: failed at once. All headers are UTF-8 (RFC 2047 for
 names and subjects), with our Message-ID, Auto-Submitted and X-Auto-Response-Suppress.
 """
