@@ -13,8 +13,9 @@ from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
-from sqlalchemy import bindparam, update
+from sqlalchemy import bindparam, insert, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import make_transient_to_detached
 from sqlmodel import Session, select
 
 from mailbot import alerts, outbox, review, reviewing
@@ -159,14 +160,23 @@ def file_submission(session, ctx: Context, row, mail: Mail, route: Route, staged
                      title=_title(mail), sender=_reply_address(mail), sender_name=mail.from_.name or None,
                      mailbox=row.first_mailbox, route_reason=route.reason, inbound_id=row.id, folder=folder,
                      oversized=row.size > settings.filing.max_message_bytes, created_at=ctx.now, updated_at=ctx.now)
-    session.add(sub)
-    session.flush()
+    _insert(session, sub)
     files = place_files(session, ctx.storage, sub.id, staged, folder, revision=1)
     _target_folder(session, ctx, row, route.unit)
     log_event(session, "filed", f"{tracking}: {route.reason}", inbound_id=row.id, submission_id=sub.id)
     _receipt(session, ctx, sub, row, mail, files)
     reviewing.start_stage(session, ctx, sub, 0, mail.text)
     return sub
+
+
+def _insert(session: Session, sub: Submission) -> None:
+    """INSERT the 稿件 at once for its id, then let the session track it as loaded: no flush
+    of everything pending per 稿件 (its files, events and receipt go in together at commit)."""
+    new_id = session.execute(insert(Submission).values(**sub.model_dump(exclude={"id"}))
+                             .returning(Submission.id)).scalar_one()
+    sub.id = new_id
+    make_transient_to_detached(sub)
+    session.add(sub)
 
 
 def file_resubmission(session, ctx: Context, row, mail: Mail, route: Route, staged,

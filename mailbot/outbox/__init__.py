@@ -3,9 +3,10 @@
 outbox table in the transaction of the change that causes it, and sent by `drain()`.
 Message-ID, threading and the RFC 3834 headers are set here and nowhere else.
 
-A row is sent at most once: it is marked 'sending' (committed) before the SMTP
-conversation and 'sent' after; a row found 'sending' after a crash is 'uncertain' and
-left for the operator rather than sent again. Server down or 4xx: retried with backoff
+A row is sent at most once: it is marked 'sending' (committed) just before its SMTP
+conversation and 'sent' after, one row at a time over one connection per sending mailbox, so
+after a crash only the letter that was on the wire can be in doubt; a row found 'sending'
+after a crash is 'uncertain' and left for the operator rather than sent again. Server down or 4xx: retried with backoff
 until `give_up_after_hours`; 5xx: failed at once. All headers are UTF-8 (RFC 2047 for
 names and subjects), with our Message-ID, Auto-Submitted and X-Auto-Response-Suppress.
 """
@@ -575,6 +576,21 @@ def _record(engine, cfg, outbox_id: int, now: datetime, error: str | None, perma
         log.warning("outbox %s to %s: %s; retry in %.0fs", row.id, row.to_address, error, delay)
         session.commit()
         return "retry"
+
+
+def sending_state(session: Session) -> dict:
+    """What `status` shows of sending: how many letters wait, and, when the last attempts
+    failed, the last error and since when the oldest of the waiting letters has been failing."""
+    waiting = session.exec(select(func.count()).select_from(OutboxMessage)
+                           .where(OutboxMessage.status.in_(("pending", "sending")))).one()
+    failing = session.exec(select(OutboxMessage.last_error, OutboxMessage.created_at)
+                           .where(OutboxMessage.status == "pending", OutboxMessage.last_error.is_not(None))
+                           .order_by(OutboxMessage.id)).all()
+    last = session.exec(select(OutboxMessage.last_error).where(
+        OutboxMessage.status == "pending", OutboxMessage.last_error.is_not(None))
+        .order_by(OutboxMessage.id.desc()).limit(1)).first()
+    return {"ok": not failing, "waiting": waiting, "failing": len(failing), "last_error": last,
+            "failing_since": _aware(failing[0][1]) if failing else None}
 
 
 def next_due(engine) -> datetime | None:

@@ -80,6 +80,8 @@ class _Seen:
             self.copies = {(first.mailbox, first.uidvalidity, uid) for uid in rows}
         self.rows: dict[str, _Known | None] = {}
         self._load(keys)
+        for key in keys:  # not in the database: known to be new, no query per message later
+            self.rows.setdefault(key, None)
 
     def _load(self, keys: list[str]) -> None:
         cols = (InboundMessage.key, InboundMessage.id, InboundMessage.fingerprint,

@@ -66,6 +66,10 @@ def run(once: bool = typer.Option(False, "--once", help="处理完当前所有�
         err.print(f"[red]错误[/red]：{exc.message}")
     if errors:
         raise typer.Exit(2)
+    if rt.sent.retry:  # mail still owed (the server was down or answered 4xx); refused mail shows in status
+        err.print(f"[red]错误[/red]：本轮有 {rt.sent.retry} 封邮件未能发出，会在下次运行时重试；"
+                  "请运行 mailbot status 查看原因")
+        raise typer.Exit(3)
 
 
 @app.command()

@@ -62,7 +62,7 @@ def status(as_json: bool = JsonOpt, config: Path | None = ConfigOpt) -> None:
     """机器人现在的情况：各邮箱最近联系、队列、发送失败、下次定时任务、上期周报、节假日是否已录入。"""
     from sqlmodel import Session, select
 
-    from mailbot import digest, held
+    from mailbot import digest, held, outbox
     from mailbot.digest import stats
     from mailbot.runtime import scheduler
     from mailbot.store import DigestRun
@@ -72,6 +72,7 @@ def status(as_json: bool = JsonOpt, config: Path | None = ConfigOpt) -> None:
     with Session(engine) as session:
         data = stats.status(session, settings, now)
         data["held_replies"] = len(held.held(session))
+        data["sending"] = outbox.sending_state(session)
         last = session.exec(select(DigestRun).order_by(DigestRun.id.desc())).first()
     data["jobs"] = scheduler.upcoming(engine)
     data["next_digest_at"] = digest.next_run(now, settings.digest, tz) if settings.digest.enabled else None
@@ -94,6 +95,7 @@ def _status_json(data: dict, tz) -> dict:
             "jobs": [dict(j, next_run_at=_iso(j["next_run_at"], tz), last_run_at=_iso(j["last_run_at"], tz))
                      for j in data["jobs"]],
             "next_digest_at": _iso(data["next_digest_at"], tz),
+            "sending": dict(data["sending"], failing_since=_iso(data["sending"]["failing_since"], tz)),
             "last_digest": None if last is None else dict(last, sent_at=_iso(last["sent_at"], tz))}
 
 
@@ -111,6 +113,10 @@ def _status_tables(data: dict, now: datetime, tz) -> None:
     queues.add_row("已隔离的来信", _warn(data["inbound"].get("quarantined", 0)))
     queues.add_row("待发邮件（现在该发）", f"{ob.get('pending', 0)}（{data['outbox_due']}）")
     queues.add_row("发送失败 / 不确定是否已发出", f"{_warn(ob.get('failed', 0))} / {_warn(ob.get('uncertain', 0))}")
+    sending = data["sending"]
+    if not sending["ok"]:
+        queues.add_row("发信出错", f"[red]{sending['failing']} 封自 {_local(sending['failing_since'], tz)} 起发送失败，"
+                                   f"正在重试：{sending['last_error']}[/red]")
     queues.add_row("等待审核", str(data["open_reviews"]))
     queues.add_row("待管理员确认的回复", _warn(data["held_replies"]))
     queues.add_row("需要人工处理的来信", _warn(data["needs_person_total"]))

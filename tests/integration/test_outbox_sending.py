@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 import socket
 import threading
+import time
+from datetime import timedelta
 from email import message_from_bytes, policy
 
 import pytest
@@ -135,3 +137,31 @@ def test_a_large_letter_is_streamed_intact_and_the_connection_goes_on(servers, m
     [attachment] = list(returned.iter_attachments())
     assert attachment.get_filename() == "批注.bin" and attachment.get_content() == data
     assert sorted(m["Subject"] for m in got if m is not returned) == ["第 2 封"]
+
+
+def test_an_smtp_outage_shows_in_status_and_run_once_exits_non_zero(servers, make_settings, tmp_path):
+    import json
+
+    from conftest import PASSWORD_ENV, mailbot_main, write_config
+
+    servers.append("skxkpb", (b"From: =?utf-8?b?5rKC5rC05Y6/56eR5Y2P?= <unit1@example.test>\r\nTo: skxkpb@example.test\r\n"
+                              b"Subject: =?utf-8?b?56eR5pmu5pel5rS75Yqo5L+h5oGv?=\r\nMessage-ID: <outage-1@163.example>\r\n"
+                              b"Content-Type: text/plain; charset=utf-8\r\n\r\nhello\r\n"))
+    servers.smtp.stop()
+    config = write_config(make_settings(servers, boxes=("skxkpb",)), tmp_path / "mailbot.yaml")
+    env = {PASSWORD_ENV: "secret"}
+    done = mailbot_main("run", "--once", "--config", config, env=env)
+    assert done.returncode == 3 and "1 封邮件未能发出" in done.stderr
+    status = json.loads(mailbot_main("status", "--json", "--config", config, env=env).stdout)
+    sending = status["sending"]
+    assert (sending["ok"], sending["waiting"], sending["failing"]) == (False, 1, 1)
+    assert "无法连接 SMTP 服务器" in sending["last_error"] and sending["failing_since"]
+
+    servers.smtp.start()
+    time.sleep(0.3)
+    moved = clock.now() + timedelta(hours=1)  # past the retry's backoff
+    clock.CLOCK.set(moved)
+    env[clock.ENV] = clock.CLOCK.env_value()
+    assert mailbot_main("run", "--once", "--config", config, env=env).returncode == 0
+    status = json.loads(mailbot_main("status", "--json", "--config", config, env=env).stdout)
+    assert status["sending"] == {"ok": True, "waiting": 0, "failing": 0, "last_error": None, "failing_since": None}
