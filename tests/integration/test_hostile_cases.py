@@ -158,8 +158,9 @@ def _check(rt, servers, tmp_path, expect: dict, before: dict, relayed: int, valu
     wanted = expect.get("sent", [])
     unmatched = list(sent)
     for line in wanted:
-        phrase = line["says"].replace("{tracking}", values.get("tracking", ""))
-        match = next((s for s in unmatched if line["to"] in s.to and s.says(phrase)
+        phrases = [p.replace("{tracking}", values.get("tracking", ""))
+                   for p in ([line["says"]] if isinstance(line["says"], str) else line["says"])]
+        match = next((s for s in unmatched if line["to"] in s.to and all(s.says(p) for p in phrases)
                       and all(a in s.attachments for a in line.get("attachments", ()))), None)
         assert match is not None, (name, line, [(s.to, s.subject) for s in unmatched])
         for absent in line.get("not", ()):
