@@ -74,6 +74,7 @@ def confirm(session: Session, ctx: Context, inbound_id: int, operator: str) -> s
         _drop(staged)
     log_event(session, "held-confirmed", f"operator {operator} confirmed the revision from {hold['actor']}",
               inbound_id=inbound_id, submission_id=sub.id, actor=operator)
+    row.outcome, row.outcome_reason = "filed", f"管理员 {operator} 确认后登记为稿件 {sub.tracking} 第{sub.revision}版"
     return f"已执行：登记为稿件 {sub.tracking} 的第{sub.revision}版"
 
 
@@ -135,6 +136,8 @@ def reject(session: Session, ctx: Context, inbound_id: int, operator: str, reaso
     sub = session.get(Submission, hold["submission_id"]) if hold["submission_id"] else None
     log_event(session, "held-rejected", f"operator {operator}: {reason or '-'}", inbound_id=inbound_id,
               submission_id=sub.id if sub else None, actor=operator)
+    if (row := session.get(InboundMessage, inbound_id)) is not None:
+        row.outcome, row.outcome_reason = "answered", f"管理员 {operator} 未采用：{reason or '未说明'}，已告知发件人"
     if hold["actor"] and "@" in hold["actor"]:
         what = {"revision-hold": "修改稿", "form-hold": "报表"}.get(hold["kind"], "审核意见")
         reviewing.notice(session, ctx, sub, hold["actor"], "held-rejected", what=what, reason=reason)

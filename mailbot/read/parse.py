@@ -613,7 +613,8 @@ _LARGE_ITEM = re.compile(
 _LARGE_URL = re.compile(
     r"https?://(?:wx\.mail\.qq\.com/ftn/download\?|mail\.qq\.com/cgi-bin/ftnExs_download\?|"
     r"exmail\.qq\.com/cgi-bin/ftnExs_download\?|[\w.]*mail\.163\.com/large-attachment-download/|"
-    r"[\w.]*mail\.126\.com/large-attachment-download/)[^\s\"'<>）)]+")
+    r"[\w.]*mail\.126\.com/large-attachment-download/|(?:qiye|mail)\.aliyun\.com/alimail/|"
+    r"(?:space|[\w.]*)\.dingtalk\.com/)[^\s\"'<>）)]+")
 
 
 def find_large_links(text: str, html: str) -> list[LargeAttachmentLink]:
