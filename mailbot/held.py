@@ -1,16 +1,18 @@
 """Messages waiting for a person: review replies and revisions the robot would not act on
 by itself (an address not on the reviewer's list, a DMARC/DKIM failure, more than one
-sender, files for a 稿件 from someone who is not its unit). The operator lists them
+sender, files for a 稿件 from someone who is not its unit, a form that would replace a unit's
+return from someone its earlier returns do not vouch for). The operator lists them
 (`mailbot review held`), vouches for one (`confirm`: it is applied as if the sender were
 entitled) or turns it down (`reject`, with a reason the sender is told).
 
-Each hold is an event row (`review-hold`, `revision-hold`); confirming or rejecting adds
+Each hold is an event row (`review-hold`, `revision-hold`, `form-hold`); confirming or rejecting adds
 one (`held-confirmed`, `held-rejected`) with who did it, so the history shows both.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 from sqlmodel import Session, select
@@ -27,9 +29,9 @@ from mailbot.store import (
     stage_attachments,
 )
 
-HOLDS = ("review-hold", "revision-hold")
+HOLDS = ("review-hold", "revision-hold", "form-hold")
 SETTLED = ("review-confirmed", "held-confirmed", "held-rejected")
-KINDS = {"review-hold": "审核回复", "revision-hold": "修改稿"}
+KINDS = {"review-hold": "审核回复", "revision-hold": "修改稿", "form-hold": "报表"}
 
 
 def held(session: Session) -> list[dict]:
@@ -55,13 +57,15 @@ def confirm(session: Session, ctx: Context, inbound_id: int, operator: str) -> s
     if hold is None:
         return "这封邮件不在待确认列表中"
     row = session.get(InboundMessage, inbound_id)
-    mail = parse((ctx.storage / row.raw_path).read_bytes(), sha256=row.sha256)
     if hold["kind"] == "review-hold":
         # The reply's files belong to its decision, as if it had been accepted on arrival:
         # staged from the kept message only once the decision is sure to apply, placed once
         # as the reviewer's (never a revision), and what was not taken is removed.
         return reviewing.confirm_held(session, ctx, inbound_id, operator,
-                                      files=lambda: _stage(mail, ctx, inbound_id, reviewer=True))
+                                      files=lambda: _stage(_kept(ctx, row), ctx, inbound_id, reviewer=True))
+    if hold["kind"] == "form-hold":
+        return _confirm_form(session, ctx, row, hold, operator)
+    mail = _kept(ctx, row)
     staged = _stage(mail, ctx, inbound_id)
     try:
         sub = filing.file_resubmission(session, ctx, row, mail, Route.from_json(json.loads(row.route_json)), staged,
@@ -74,6 +78,29 @@ def confirm(session: Session, ctx: Context, inbound_id: int, operator: str) -> s
     return f"已执行：登记为稿件 {sub.tracking} 的第{sub.revision}版"
 
 
+def _confirm_form(session: Session, ctx: Context, row: InboundMessage, hold: dict, operator: str) -> str:
+    """Record a held form as its unit's new return: the message is read, classified and
+    staged again exactly as on arrival (the forms are read from its files), then recorded."""
+    from mailbot.campaigns import collecting
+    from mailbot.models import mail_from_json
+    from mailbot.pipeline import parseworker
+
+    job = parseworker.make_job(ctx.settings, ctx.directory, ctx.templates, row.first_mailbox,
+                               ctx.now.astimezone(ctx.settings.tz).date(),
+                               str(ctx.storage / "staging" / f"{row.id}-confirmed"))
+    parsed = parseworker.parse_file(str(ctx.storage / row.raw_path), row.sha256, job)
+    try:
+        if parsed.route is None or parsed.route.kind != "form":
+            return "这封邮件现在读不出报表，无法登记"
+        collecting.handle_form(session, ctx, row, mail_from_json(json.loads(parsed.summary)), parsed.route,
+                               parsed.staged, vouched_by=operator)
+    finally:
+        _drop(parsed.staged)
+    log_event(session, "held-confirmed", f"operator {operator} confirmed the form from {hold['actor']}",
+              inbound_id=row.id, actor=operator)
+    return f"已执行：登记为{_form_unit(hold)}的报表"
+
+
 def _lock(session: Session, inbound_id: int) -> None:
     """Take the held message's row for this transaction, so two operators settling the same
     message one after the other see the first one's answer (PostgreSQL: FOR UPDATE; SQLite
@@ -81,17 +108,18 @@ def _lock(session: Session, inbound_id: int) -> None:
     session.exec(select(InboundMessage.id).where(InboundMessage.id == inbound_id).with_for_update()).first()
 
 
+def _kept(ctx: Context, row: InboundMessage):
+    """The held message, read again from its kept raw bytes."""
+    return parse((ctx.storage / row.raw_path).read_bytes(), sha256=row.sha256)
+
+
 def _stage(mail, ctx: Context, inbound_id: int, reviewer: bool = False) -> tuple:
     """The held message's attachments, written again from the kept raw message into a
     staging folder of their own (a reviewer's inline images stay out, as on arrival)."""
     if reviewer:
-        from dataclasses import replace
-
         mail = replace(mail, attachments=tuple(a for a in mail.attachments
                                                if not (a.disposition == "inline" and a.content_id)))
-    folder = ctx.storage / "staging" / f"{inbound_id}-confirmed"
-    staged = stage_attachments(mail, folder)
-    return staged
+    return stage_attachments(mail, ctx.storage / "staging" / f"{inbound_id}-confirmed")
 
 
 def _drop(staged) -> None:
@@ -111,6 +139,12 @@ def reject(session: Session, ctx: Context, inbound_id: int, operator: str, reaso
     if (row := session.get(InboundMessage, inbound_id)) is not None:
         row.outcome, row.outcome_reason = "answered", f"管理员 {operator} 未采用：{reason or '未说明'}，已告知发件人"
     if hold["actor"] and "@" in hold["actor"]:
-        what = "修改稿" if hold["kind"] == "revision-hold" else "审核意见"
+        what = {"revision-hold": "修改稿", "form-hold": "报表"}.get(hold["kind"], "审核意见")
         reviewing.notice(session, ctx, sub, hold["actor"], "held-rejected", what=what, reason=reason)
-    return f"已拒绝：{hold['what']}（{hold['tracking'] or '无稿件编号'}），已告知发件人"
+    about = hold["tracking"] or (_form_unit(hold) if hold["kind"] == "form-hold" else "无稿件编号")
+    return f"已拒绝：{hold['what']}（{about}），已告知发件人"
+
+
+def _form_unit(hold: dict) -> str:
+    """The unit a held form was sent for (its event's detail ends "… for <unit>")."""
+    return (hold["detail"] or "").rpartition(" for ")[2] or "未知单位"

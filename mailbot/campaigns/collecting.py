@@ -245,9 +245,12 @@ def _campaign_for(settings, template: str, mailbox: str):
     return next((c for c in matches if c.department == dept), matches[0] if matches else None)
 
 
-def handle_form(session: Session, ctx, row, mail: Mail, route: Route, staged: tuple[Staged, ...]) -> None:
+def handle_form(session: Session, ctx, row, mail: Mail, route: Route, staged: tuple[Staged, ...],
+                vouched_by: str | None = None) -> None:
     """Record each form of a message (a new version per unit), its rows with their source,
-    and answer the sender with what was recorded or exactly what is wrong."""
+    and answer the sender with what was recorded or exactly what is wrong. A form that would
+    replace a unit's return from someone the unit's earlier returns do not vouch for is held
+    (`return_problem`) unless an operator vouched for it (`vouched_by`)."""
     from pathlib import Path
 
     from mailbot.read.parse import safe_name
@@ -274,6 +277,10 @@ def handle_form(session: Session, ctx, row, mail: Mail, route: Route, staged: tu
         unit = route.unit or _header_unit(result, settings, find_unit_by_name, ctx.directory)
         previous = session.exec(select(FormReturn).where(FormReturn.campaign == campaign.key,
                                                          FormReturn.unit == unit)).all() if unit else []
+        problem = None if vouched_by else return_problem(ctx, unit, previous, mail)
+        if problem is not None:
+            _hold_form(session, ctx, row, campaign, unit, mail, problem)
+            continue
         version = len(previous) + 1
         stamped = bool(scans) or any(p.stamped for p in previous)
         file = staged[item["index"]]
@@ -312,6 +319,43 @@ def handle_form(session: Session, ctx, row, mail: Mail, route: Route, staged: tu
         _form_reply(session, ctx, campaign, result, ret, audience, complete,
                     others=[o.filename or o.safe_name for o in others], mail=mail)
         others = []  # moved with the first form
+
+
+def return_problem(ctx, unit: str | None, previous: list, mail: Mail) -> str | None:
+    """Why this message may not replace `unit`'s return, or None. The first return may come
+    from anyone (units send from personal addresses); a later one only from an address or
+    domain the roster gives the unit, or an address that sent one of its returns before: a
+    unit named in the subject, the signature or the form's header authorises nothing. A
+    message not from exactly one sender, or failing DMARC/DKIM at the trusted server, never
+    replaces a return."""
+    from mailbot import review
+
+    if unit is None or not previous:
+        return None
+    if problem := review.sender_problem(mail):
+        return problem
+    if review.auth_verdict(mail.headers, ctx.settings.review.authserv_id) is False:
+        return "auth-failed"
+    sender = mail.from_.address.strip().lower()
+    entry = next((u for u in ctx.directory.units if u.name == unit), None)
+    if entry is not None and (sender in entry.addresses or sender.rpartition("@")[2] in entry.domains):
+        return None
+    if sender in {(p.sender or "").strip().lower() for p in previous}:
+        return None
+    return "not-the-unit"
+
+
+def _hold_form(session, ctx, row, campaign, unit: str, mail: Mail, problem: str) -> None:
+    """Nothing is recorded; the operator decides (`mailbot review held` / `confirm` /
+    `reject`), and the sender is told politely that the office will look at it."""
+    sender = mail.from_.address.strip().lower()
+    log_event(session, "form-hold", f"{problem}: {sender} sent {campaign.key} for {unit}", inbound_id=row.id,
+              actor=sender)
+    if "@" in sender:
+        out = outbox.letter("form-reply", "form-held", settings=ctx.settings, from_department=campaign.department, to=sender,
+                            now=ctx.now, tag=campaign.key, code=problem, unit=unit,
+                            form=form_title(ctx, campaign.template))
+        outbox.enqueue(session, out, ctx.settings.outbox, ctx.now)
 
 
 def _stamped_copy(session, ctx, row, mail: Mail, route: Route, scans: list[Staged]) -> None:

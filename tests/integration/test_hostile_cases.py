@@ -21,10 +21,11 @@ import yaml
 from conftest import PASSWORD_ENV, mailbot_main, write_config
 from mailrig import build_mail, deliver, empty_mailboxes, module_servers, robot_mail, robot_sent  # noqa: F401
 from sqlmodel import Session, select
+from test_campaigns import CAMPAIGN
 from test_review import REVIEW
 
 from mailbot.runtime import daemon
-from mailbot.store import OutboxMessage, ReviewTask, Submission, SubmissionFile
+from mailbot.store import FormReturn, OutboxMessage, ReviewTask, Submission, SubmissionFile
 
 pytestmark = pytest.mark.integration
 CASES = yaml.safe_load((Path(__file__).parents[1] / "cases" / "hostile.yaml").read_text("utf-8"))
@@ -44,13 +45,15 @@ def _ids(cases):
 
 
 @pytest.fixture
-def robot(module_servers, make_settings):  # noqa: F811
+def robot(module_servers, make_settings, request):  # noqa: F811
     empty_mailboxes(module_servers)
     review = {**REVIEW["review"], "authserv_id": AUTHSERV}
+    case = request.node.callspec.params["case"] if hasattr(request.node, "callspec") else {}
+    campaign = CAMPAIGN if isinstance(case.get("setup"), dict) and case["setup"].get("form") else {}
     # Parsing in this process (parse_workers 0): a worker process per run costs a second of
     # CPU, and the cases are about what the robot decides, not how it spreads the parsing.
     rt = daemon.Runtime.build(make_settings(module_servers, reviewers=REVIEW["reviewers"], review=review,
-                                            parse_workers=0))
+                                            parse_workers=0, **campaign))
     yield rt
     rt.close()
 
@@ -80,6 +83,12 @@ def _set_up(servers, rt, setup: dict | None) -> dict:
     if setup == "none":
         return {}
     setup = setup or {}
+    if setup.get("form"):  # the unit's own form return for the campaign, recorded as version 1
+        first = {"from": UNIT1, "to": "skxdxb@example.test", "subject": "关注情况统计表", "body": "附件是我单位的关注情况统计表。",
+                 "files": [{"name": "关注情况统计表.xlsx", "xlsx": ["沂水县科协", 120], "type": "application/octet-stream"}]}
+        _send_case_mail(servers, rt, first, {})
+        daemon.run_once(rt)
+        return {}
     first = {"from": setup.get("by", UNIT1), "subject": setup.get("subject", "【沂水县科协】全国科普日活动信息"),
              "body": "各位老师好：我县全国科普日活动顺利举办。",
              "files": [{"name": "稿件.txt", "text": "稿件正文", "type": "application/octet-stream"}]}
@@ -99,6 +108,7 @@ def _state(rt) -> dict:
         first = subs[0] if subs else None
         tasks = s.exec(select(ReviewTask).where(ReviewTask.status == "open")).all()
         files = s.exec(select(SubmissionFile).order_by(SubmissionFile.id)).all()
+        returns = s.exec(select(FormReturn).order_by(FormReturn.id)).all()
         outbox = s.exec(select(OutboxMessage).order_by(OutboxMessage.id)).all()
         return {
             "count": len(subs),
@@ -107,7 +117,9 @@ def _state(rt) -> dict:
                 "open": sorted([t.revision, t.stage] for t in tasks if t.submission_id == first.id)},
             "folders": {sub.id: sub.folder for sub in subs},
             "files": [{"name": f.filename, "source": f.source, "revision": f.revision, "problem": bool(f.problem),
-                       "path": f.path, "submission": f.submission_id} for f in files if f.submission_id == first.id],
+                       "path": f.path, "submission": f.submission_id} for f in files
+                      if first and f.submission_id == first.id],
+            "returns": [[r.unit, r.sender, r.version, r.valid] for r in returns],
             "all_files": [(f.submission_id, f.path) for f in files],
             "outbox": [(o.message_id, o.kind, o.to_address, o.status) for o in outbox],
         }
@@ -127,6 +139,8 @@ def _check(rt, servers, tmp_path, expect: dict, before: dict, relayed: int, valu
         assert after["count"] == expect["submissions"], name
     if "submission" in expect:
         assert after["submission"] == expect["submission"], name
+    if "returns" in expect:  # the campaign's form returns: unit, sender, version, valid
+        assert after["returns"] == expect["returns"], (name, after["returns"])
     if "files" in expect:
         got = [{k: f[k] for k in ("name", "source", "revision", "problem")} for f in after["files"]]
         want = [{"source": "unit", "revision": 1, "problem": False, **f} for f in expect["files"]]
@@ -144,8 +158,9 @@ def _check(rt, servers, tmp_path, expect: dict, before: dict, relayed: int, valu
     wanted = expect.get("sent", [])
     unmatched = list(sent)
     for line in wanted:
-        phrase = line["says"].replace("{tracking}", values.get("tracking", ""))
-        match = next((s for s in unmatched if line["to"] in s.to and s.says(phrase)
+        phrases = [p.replace("{tracking}", values.get("tracking", ""))
+                   for p in ([line["says"]] if isinstance(line["says"], str) else line["says"])]
+        match = next((s for s in unmatched if line["to"] in s.to and all(s.says(p) for p in phrases)
                       and all(a in s.attachments for a in line.get("attachments", ()))), None)
         assert match is not None, (name, line, [(s.to, s.subject) for s in unmatched])
         for absent in line.get("not", ()):
@@ -203,7 +218,8 @@ def test_hostile_case(case, module_servers, robot, tmp_path):  # noqa: F811
         (hold,) = _held(robot, tmp_path)
         before, relayed = _state(robot), len(servers.smtp.received)
         cfg = write_config(robot.settings, tmp_path / "mailbot.yaml")
-        args = [op["action"], str(hold["inbound_id"]), "--by", "调宣部王", *(["--reason", op["reason"]] if "reason" in op else [])]
+        args = [op["action"], str(hold["inbound_id"]), "--by", "调宣部王",
+                *(["--reason", op["reason"]] if "reason" in op else [])]
         proc = mailbot_main("review", *args, "--config", cfg, env={PASSWORD_ENV: "secret"})
         assert proc.returncode == 0 and op["says"] in proc.stdout, proc.stdout + proc.stderr
         daemon.run_once(robot)  # sends what the operator's act queued

@@ -223,6 +223,14 @@ CASES: dict[str, Case] = {
     "form-reply-errors": Case("form-reply", lambda: form_reply(
         errors=["第2行“关注人数”：“三百多” 不是数字"], rows=2, on_time=False, others=["科普日活动信息.docx"])),
     "form-reply-no-rows": Case("form-reply", lambda: form_reply(no_rows=True)),
+    "form-held": Case("form-held", lambda: mail(
+        "form-reply", "form-held", from_department="diaoxuan", tag="guanzhu", to="li@qq.example", form=FORM["form"],
+        unit="沂水县科协", code="not-the-unit")),
+    "form-held-several-from": Case("form-held", lambda: mail(
+        "form-reply", "form-held", from_department="diaoxuan", tag="guanzhu", to="li@qq.example", form=FORM["form"],
+        unit="沂水县科协", code="several-from")),
+    "held-rejected-form": Case("held-rejected", lambda: notice("held-rejected", tracking=None, tag="notice",
+                                                               what="报表", reason="数字与县里核对不上")),
     "form-reply-scan-only": Case("form-reply", lambda: form_reply(
         unit=None, filename="关注情况统计表（盖章）.pdf", missing_form=True, stamp_required=True)),
     "digest": Case("digest", digest_mail),
