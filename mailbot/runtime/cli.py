@@ -544,7 +544,7 @@ def units_import(file: Path = typer.Argument(..., help="Excel 名册（.xlsx）�
 
 
 RosterOpt = typer.Option(None, "--roster", help="单位名册文件（默认配置中的 roster）")
-RELOAD_HINT = "运行中的机器人会在一分钟内自动读入新名册（也可 systemctl reload mailbot 立即读入）。"
+RELOAD_HINT = "运行中的机器人会在一分钟内自动读入新名册（向它发送 SIGHUP 可立即读入，例如 systemctl reload mailbot）。"
 
 
 def _roster_file(roster: Path | None, config: Path | None) -> Path:
