@@ -287,6 +287,28 @@ class Filing(_Strict):
     max_message_bytes: int = Field(default=50 * 1024 * 1024, ge=1024)
 
 
+class LargeAttachments(_Strict):
+    """超大附件 links (QQ, Exmail, 163/126, Aliyun, DingTalk) followed to the file when filed."""
+
+    fetch: bool = True
+    max_bytes: int = Field(default=1 << 30, ge=1024)  # a larger file is not downloaded (the operator is told)
+    timeout: float = Field(default=60.0, gt=0)  # seconds per request
+    retries: int = Field(default=3, ge=1, le=10)
+    retry_delay: float = Field(default=2.0, ge=0)  # seconds, growing with each attempt
+    proxy: str | None = None  # e.g. http://proxy.office.example:3128
+
+
+class Alerts(_Strict):
+    """When the operators (`operators:`) are mailed at once, and the daily 待处理 summary."""
+
+    mailbox_down_minutes: float = Field(default=15.0, gt=0)  # a mailbox that cannot log in or connect
+    sending_failed_minutes: float = Field(default=15.0, gt=0)  # mail that could not be sent
+    repeat_hours: float = Field(default=24.0, gt=0)  # the same alert again at most this often
+    max_per_hour: int = Field(default=10, ge=1)  # alert mails per hour at most (a storm is summarised)
+    summary_time: str | None = Field(default="08:30", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")  # None: no summary
+    mailbox: str | None = None  # whose SMTP account sends alerts; default: the first one not failing
+
+
 class Outbox(_Strict):
     retry_initial: float = Field(default=30.0, gt=0)
     retry_max: float = Field(default=1800.0, gt=0)
@@ -360,6 +382,9 @@ class Settings(_Strict):
     routing: Routing = Field(default_factory=Routing)
     filing: Filing = Field(default_factory=Filing)
     outbox: Outbox = Field(default_factory=Outbox)
+    large_attachments: LargeAttachments = Field(default_factory=LargeAttachments)
+    operators: list[str] = Field(default_factory=list)  # addresses told at once when something needs a person
+    alerts: Alerts = Field(default_factory=Alerts)
     reviewers: list[Reviewer] = Field(default_factory=list)
     review: Review = Field(default_factory=Review)
     calendar: Calendar = Field(default_factory=Calendar)

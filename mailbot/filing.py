@@ -17,7 +17,7 @@ from sqlalchemy import bindparam, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
-from mailbot import outbox, review, reviewing
+from mailbot import alerts, outbox, review, reviewing
 from mailbot.campaigns import collecting
 from mailbot.config import Settings
 from mailbot.models import Handled, Mail, Route, Staged, aware
@@ -131,6 +131,10 @@ def handle(session: Session, ctx: Context, row: InboundMessage, mail: Mail, rout
     if not isinstance(done, Handled):
         done = Handled("ignored", route.reason)
     record_outcome(session, row, done)
+    if done.kind == "needs-person":
+        sub = session.get(Submission, done.submission_id) if done.submission_id else None
+        alerts.about_message(session, ctx, row, "needs-person", done.reason, done.submission_id,
+                             sub.tracking if sub else None)
     for item in staged:  # what no handler took (e.g. a reply's signature image)
         Path(item.path).unlink(missing_ok=True)
     return done
@@ -229,9 +233,12 @@ def revision_problem(session, ctx: Context, sub: Submission, mail: Mail) -> str 
     """Why this message may not become a revision of `sub`, or None. Only the 稿件's own
     unit (an address or domain the roster gives it) or whoever sent revision 1 may revise
     it: the tracking number authorises nothing, and neither does a unit named in the subject
-    or the signature. A message not from exactly one sender never does."""
+    or the signature. A message not from exactly one sender never does, nor one whose DMARC or
+    DKIM check failed at the trusted server (as for a reviewer's reply)."""
     if problem := review.sender_problem(mail):
         return problem
+    if review.auth_verdict(mail.headers, ctx.settings.review.authserv_id) is False:
+        return "auth-failed"  # our own server says the From is forged: the address proves nothing
     sender = mail.from_.address.strip().lower()
     entry = next((u for u in ctx.directory.units if u.name == sub.unit), None) if sub.unit_known else None
     if entry is not None and (sender in entry.addresses or sender.rpartition("@")[2] in entry.domains):
@@ -271,14 +278,38 @@ def note_bounce(session, ctx: Context, row, mail: Mail, route: Route, staged) ->
 
 def _filed(session, ctx: Context, row, mail: Mail, route: Route, staged) -> Handled:
     sub = file_submission(session, ctx, row, mail, route, staged)
-    return Handled("filed", f"登记为稿件 {sub.tracking}", sub.id)
+    return Handled("filed", f"登记为稿件 {sub.tracking}{_links_failed(session, ctx, row, sub)}", sub.id)
 
 
 def _refiled(session, ctx: Context, row, mail: Mail, route: Route, staged) -> Handled:
     sub = file_resubmission(session, ctx, row, mail, route, staged)
     if sub.inbound_id == row.id:
-        return Handled("filed", f"登记为稿件 {sub.tracking} 第{sub.revision}版", sub.id)
+        return Handled("filed", f"登记为稿件 {sub.tracking} 第{sub.revision}版{_links_failed(session, ctx, row, sub)}",
+                       sub.id)
     return Handled("needs-person", f"稿件 {sub.tracking} 的修改稿不是该单位或原发件人发来的，等待管理员确认", sub.id)
+
+
+def _large_attachments(row) -> list[dict]:
+    """What became of the message's 超大附件 links (the parse worker's `large_attachments`)."""
+    import json
+
+    return json.loads(row.parsed_json or "{}").get("large_attachments") or []
+
+
+def _links_failed(session, ctx: Context, row, sub: Submission) -> str:
+    """Each 超大附件 link that could not be fetched: an event and an operator alert (before it
+    expires). Returns a note for the outcome."""
+    failed = [link for link in _large_attachments(row) if not link["fetched"]]
+    for link in failed:
+        name = link["name"] or link["url"] or "超大附件"
+        detail = f"{name}：{link['error']}（{link['expires'] or '到期时间不明'} 到期）"
+        log_event(session, "link-failed", detail, inbound_id=row.id, submission_id=sub.id)
+        alerts.raise_alert(session, ctx, "link-failed", f"link:{row.id}:{link['url']}", detail, tracking=sub.tracking,
+                           submission_id=sub.id, inbound_id=row.id, expires=link["expires"])
+    fetched = [link for link in _large_attachments(row) if link["fetched"]]
+    for link in fetched:
+        log_event(session, "link-fetched", link["name"] or link["url"], inbound_id=row.id, submission_id=sub.id)
+    return f"；{len(failed)} 个超大附件未能下载，已提醒管理员" if failed else ""
 
 
 def _bounced(session, ctx: Context, row, mail: Mail, route: Route, staged) -> Handled:
@@ -336,6 +367,10 @@ def _receipt(session, ctx: Context, sub: Submission, row, mail: Mail, files: lis
         log_event(session, "receipt-skipped", f"{sub.tracking}: sender address {sub.sender!r} cannot be mailed",
                   inbound_id=row.id)
         return
+    fetched = {link["url"] for link in _large_attachments(row) if link["fetched"]}
+    if fetched:  # a fetched 超大附件 is one of the files now
+        mail = replace(mail, large_attachment_links=tuple(
+            link for link in mail.large_attachment_links if link.url not in fetched))
     out = plan_receipt(ctx.settings, sub, row.first_mailbox, row.size, mail, files, ctx.now)
     outbox.enqueue(session, out, ctx.settings.outbox, ctx.now, submission_id=sub.id, inbound_id=row.id,
                    capped=not outbox.owed("receipt", to_roster(ctx, sub.sender)))

@@ -310,7 +310,7 @@ def handle_form(session: Session, ctx, row, mail: Mail, route: Route, staged: tu
         log_event(session, "form-received", f"{campaign.key} {unit or '?'} v{version}: {len(result['rows'])} rows, "
                                             f"{len(result['errors'])} errors", inbound_id=row.id)
         _form_reply(session, ctx, campaign, result, ret, audience, complete,
-                    others=[o.filename or o.safe_name for o in others])
+                    others=[o.filename or o.safe_name for o in others], mail=mail)
         others = []  # moved with the first form
 
 
@@ -364,7 +364,8 @@ def _stamped_copy(session, ctx, row, mail: Mail, route: Route, scans: list[Stage
         session.flush()
     kind = "form-stamped" if campaign.require_stamped else "form-scan"  # form-scan: to be entered by hand
     log_event(session, kind, f"{campaign.key} {unit or sender} v{ret.version}: {names}", inbound_id=row.id)
-    _form_reply(session, ctx, campaign, result, ret, audience, complete, filename=names, missing_form=latest is None)
+    _form_reply(session, ctx, campaign, result, ret, audience, complete, filename=names, missing_form=latest is None,
+                mail=mail)
 
 
 def _header_unit(result, settings, find, directory) -> str | None:
@@ -389,7 +390,7 @@ def _source(source: dict) -> str:
 
 
 def _form_reply(session, ctx, campaign, result, ret, audience, complete: bool, filename: str | None = None,
-                missing_form: bool = False, others: list[str] = ()) -> None:
+                missing_form: bool = False, others: list[str] = (), mail: Mail | None = None) -> None:
     """The answer to a form (or to a scan, `filename`): what was recorded, what is wrong or
     still missing (`missing_form`: only a scan or photo has come so far)."""
     settings = ctx.settings
@@ -403,7 +404,8 @@ def _form_reply(session, ctx, campaign, result, ret, audience, complete: bool, f
     missing_stamp = campaign.require_stamped and not ret.stamped
     out = outbox.letter(
         "form-reply", settings=settings, from_department=campaign.department, to=ret.sender, now=ctx.now,
-        tag=campaign.key, valid=ret.valid, form=result["form_type"] or form_title(ctx, campaign.template),
+        tag=campaign.key, answering=mail.message_id if mail else None, answering_refs=mail.references if mail else (),
+        answering_subject=mail.subject if mail else None, valid=ret.valid, form=result["form_type"] or form_title(ctx, campaign.template),
         rows=len(result["rows"]), version=ret.version, unit=ret.unit, filename=filename or ret.filename,
         errors=errors, no_rows=not result["rows"] and not errors and not missing_form, totals=totals,
         warnings=result["warnings"], missing_stamp=missing_stamp, missing_form=missing_form,

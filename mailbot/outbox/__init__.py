@@ -19,7 +19,7 @@ import hashlib
 import logging
 import re
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 from email.policy import SMTP
@@ -30,6 +30,7 @@ from typing import Sequence
 import aiosmtplib
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from sqlalchemy import func, update
+from sqlalchemy.orm import defer
 from sqlmodel import Session, select
 
 from mailbot import clock
@@ -102,6 +103,7 @@ def letter(kind: str, template: str | None = None, *, settings, to: str, now: da
            from_department: str | None = None, mailbox: str | None = None, from_name: str | None = None,
            from_address: str | None = None, to_name: str = "", id_token: str | None = None,
            answering: str | None = None, answering_refs: Sequence[str] = (),
+           thread: Sequence[str] = (), answering_subject: str | None = None,
            attachments: tuple[tuple[str, bytes, str], ...] = (),
            related: tuple[tuple[str, bytes, str], ...] = (), **values) -> Outgoing:
     """One outgoing message, rendered from templates/<template>.* (default: the kind).
@@ -119,6 +121,10 @@ def letter(kind: str, template: str | None = None, *, settings, to: str, now: da
         from_address: shown instead of the mailbox's address (a plus address for replies).
         answering, answering_refs: the Message-ID and References of the mail this answers;
             the letter is threaded under it and marked auto-replied.
+        thread: the Message-IDs of the conversation this letter continues, oldest first
+            (`thread()`): In-Reply-To is the last, References all of them.
+        answering_subject: the subject of the sender's own mail, which this letter answers
+            (回复：their subject【ours】).
         values: what the templates show: names, numbers, lists, flags; never sentences.
     """
     dept = settings.department(from_department) if from_department else None
@@ -126,6 +132,12 @@ def letter(kind: str, template: str | None = None, *, settings, to: str, now: da
     sending = dept or next((d for d in settings.departments if d.mailbox == box.name), None)
     context = {**office_values(settings, sending.key if sending else None), **values}
     subject, text, html = render(template or kind, **context)
+    if thread and not answering:
+        answering, answering_refs = thread[-1], tuple(thread[:-1])
+    if answering_subject and answering_subject.strip():
+        theirs = re.sub(r"^\s*(?:(?:re|fw|fwd|回复|答复|转发)\s*[:：]\s*)+", "", answering_subject.strip(), flags=re.I)
+        theirs = re.sub(r"\s*【[^【】]*】\s*$", "", theirs)  # our part of an earlier answer
+        subject = f"回复：{theirs}【{subject}】"
     named = TEMPLATES / f"{template or kind}.from.j2"
     if named.exists():
         from_name = " ".join(_env.get_template(named.name).render(**context).split())
@@ -147,7 +159,7 @@ def build(out: Outgoing) -> bytes:
     byte for byte what the stdlib's EmailMessage writes for them (tests/unit/test_outbox_build.py
     compares the two) at a tenth of the cost; letters with files go the generic way."""
     if out.attachments or out.related:
-        return _build_generic(out)
+        return _build_spliced(out)
     return _build_direct(out)
 
 
@@ -164,7 +176,9 @@ def _headers(out: Outgoing) -> list[tuple[str, str]]:
     return headers + list(out.extra_headers)
 
 
-def _build_generic(out: Outgoing) -> bytes:
+def _build_generic(out: Outgoing, marks: Sequence[str] = ()) -> bytes:
+    """The message as the stdlib's EmailMessage writes it. With `marks`, the bodies of the
+    inline images, then of the attachments, are those markers instead (`_build_spliced`)."""
     msg = EmailMessage(policy=SMTP)
     for name, value in _headers(out):
         msg[name] = value
@@ -179,9 +193,43 @@ def _build_generic(out: Outgoing) -> bytes:
     for name, data, mime in out.attachments:
         maintype, _, subtype = (mime or "application/octet-stream").partition("/")
         msg.add_attachment(data, maintype=maintype, subtype=subtype or "octet-stream", filename=name)
+    if marks:
+        files = [p for p in msg.walk() if p.get("Content-Disposition")]  # images first, then attachments
+        for part, mark in zip(files, marks, strict=True):
+            part.set_payload(mark + "\n")
     for i, part in enumerate(p for p in msg.walk() if p.is_multipart()):
         part.set_boundary(_boundary(out) + (f"_{i}" if i else ""))
     return msg.as_bytes()
+
+
+_MARK = "@@mailbot-file-{}@@"
+
+
+def _build_spliced(out: Outgoing) -> bytes:
+    """Letters with files: the stdlib writes the structure and every header, each file's
+    body is a marker there, and the files' base64 is spliced in at the markers, encoded a
+    slice at a time. The same bytes as `_build_generic`; memory for a 30 MB file is the file,
+    its base64 and the message once each, not the stdlib's several copies of each."""
+    files = [data for _cid, data, _mime in out.related] + [data for _name, data, _mime in out.attachments]
+    marks = [_MARK.format(i) for i in range(len(files))]
+    light = replace(out, related=tuple((cid, b"", mime) for cid, _data, mime in out.related),
+                    attachments=tuple((name, b"", mime) for name, _data, mime in out.attachments))
+    skeleton = _build_generic(light, marks)
+    pieces: list[bytes] = []
+    rest = 0
+    for mark, data in zip(marks, files):
+        at = skeleton.index(mark.encode("ascii") + b"\r\n", rest)
+        pieces.append(skeleton[rest:at])
+        pieces += _base64_crlf(data)
+        rest = at + len(mark) + 2
+    pieces.append(skeleton[rest:])
+    return b"".join(pieces)
+
+
+def _base64_crlf(data: bytes, step: int = 57 * 1024) -> list[bytes]:
+    """base64 in 76-column CRLF lines, as the stdlib's content manager writes it, a slice at a time."""
+    view = memoryview(data)
+    return [base64.encodebytes(view[i:i + step]).replace(b"\n", b"\r\n") for i in range(0, len(data), step)]
 
 
 def _boundary(out: Outgoing) -> str:
@@ -225,10 +273,22 @@ def _build_direct(out: Outgoing) -> bytes:
     html_head, html_body = _text_part(out.html, "html")
     boundary = _boundary(out).encode("ascii")
     return b"".join((
-        head, b"MIME-Version: 1.0\r\n", _fold_slow("Content-Type", f'multipart/alternative; boundary="{boundary.decode()}"'),
+        head, b"MIME-Version: 1.0\r\nContent-Type: multipart/alternative;\r\n boundary=\"", boundary, b'"\r\n',
         b"\r\n--", boundary, b"\r\n", text_head, b"\r\n", text_body,
         b"\r\n--", boundary, b"\r\n", html_head, b"MIME-Version: 1.0\r\n\r\n", html_body,
         b"\r\n--", boundary, b"--\r\n"))
+
+
+def thread(session: Session, submission_id: int | None, to: str, first: Sequence[str] = ()) -> tuple[str, ...]:
+    """The conversation a new letter about a 稿件 to `to` continues, oldest first: `first`
+    (the unit's own messages, for letters to the unit), then every earlier letter to that
+    address about the 稿件 (receipt, forwards, reminders, notices)."""
+    ids = list(first)
+    if submission_id is not None:
+        ids += session.exec(select(OutboxMessage.message_id).where(
+            OutboxMessage.submission_id == submission_id, OutboxMessage.to_address == to.strip().lower())
+            .order_by(OutboxMessage.id)).all()
+    return tuple(dict.fromkeys(i for i in ids if i))
 
 
 # Answers to whoever wrote to us are capped (loops, floods); mail to our own reviewers is not.
@@ -319,7 +379,7 @@ _STALE = "发送过程中断（程序退出），无法确定对方是否已收�
 def _mark_stale(engine, now: datetime, lease: float) -> int:
     """Rows left 'sending' longer than the lease (a crash mid-send) become uncertain."""
     with Session(engine) as session:
-        stale = session.exec(select(OutboxMessage).where(
+        stale = session.exec(select(OutboxMessage).options(defer(OutboxMessage.raw)).where(
             OutboxMessage.status == "sending",
             OutboxMessage.sending_at < now - timedelta(seconds=lease))).all()
         for row in stale:
@@ -345,12 +405,61 @@ def _claim_one(engine, outbox_id: int, now: datetime) -> tuple[bytes, str] | Non
     """Mark one due row 'sending', committed before its SMTP conversation, so that only
     the message on the wire can be in doubt after a crash. None if another drainer took it."""
     with Session(engine) as session:
-        got = session.execute(update(_OUTBOX).where(
+        # no RETURNING of the bytes: SQLite would hold a 40 MB letter in a temporary table too
+        claimed = session.execute(update(_OUTBOX).where(
             _OUTBOX.c.id == outbox_id, _OUTBOX.c.status == "pending", _OUTBOX.c.next_attempt_at <= now)
-            .values(status="sending", sending_at=now, attempts=_OUTBOX.c.attempts + 1)
-            .returning(_OUTBOX.c.raw, _OUTBOX.c.to_address)).first()
+            .values(status="sending", sending_at=now, attempts=_OUTBOX.c.attempts + 1)).rowcount
         session.commit()
+        if claimed != 1:
+            return None
+        got = session.execute(select(_OUTBOX.c.raw, _OUTBOX.c.to_address).where(_OUTBOX.c.id == outbox_id)).first()
         return (got[0], got[1]) if got else None
+
+
+_STREAM_FROM = 1 << 20  # letters this large go out a slice at a time (`_sendmail`)
+_SLICE = 1 << 20
+_UNCLEAN = re.compile(rb"\r(?!\n)|(?<!\r)\n|\n\.")  # a lone CR or LF, or a line starting with "."
+
+
+async def _sendmail(client: aiosmtplib.SMTP, sender: str, to: str, raw: bytes, timeout: float) -> None:
+    """Send one message over an open connection. A large one (a 稿件's files forwarded
+    to a reviewer: 40 MB) is written straight from the stored bytes, a slice at a time:
+    aiosmtplib's sendmail makes four whole copies of it first (line ends, dot-stuffing,
+    the terminator, the size). Our own letters need neither change (CRLF throughout, and no
+    line starts with "."); anything else goes through sendmail."""
+    if len(raw) < _STREAM_FROM or raw.startswith(b".") or _UNCLEAN.search(raw):
+        await client.sendmail(sender, [to], raw)
+        return
+    protocol = client.protocol
+    ends = raw.endswith(b"\r\n")
+    options = [f"SIZE={len(raw) + (0 if ends else 2)}"] if client.supports_extension("size") else []
+    try:
+        await client.mail(sender, options=options, timeout=timeout)
+        await client.rcpt(to, timeout=timeout)
+    except aiosmtplib.SMTPResponseException as exc:
+        try:
+            await client.rset(timeout=timeout)
+        except (ConnectionError, aiosmtplib.SMTPResponseException):
+            pass
+        if isinstance(exc, aiosmtplib.SMTPRecipientRefused):
+            raise aiosmtplib.SMTPRecipientsRefused([exc]) from None
+        raise
+    # DATA as aiosmtplib's execute_data_command sends it (aiosmtplib 5.1, pinned), the body sliced
+    async with protocol._command_lock:
+        protocol._response_pending = True
+        protocol.write(b"DATA\r\n")
+        start = await protocol.read_response(timeout=timeout)
+        if start.code != 354:
+            raise aiosmtplib.SMTPDataError(start.code, start.message)
+        protocol._response_pending = True
+        view = memoryview(raw)
+        for i in range(0, len(raw), _SLICE):
+            protocol.write(view[i:i + _SLICE])
+            await protocol._drain_helper()  # the transport's buffer stays below a slice or two
+        protocol.write(b".\r\n" if ends else b"\r\n.\r\n")
+        done = await protocol.read_response(timeout=timeout)
+        if done.code != 250:
+            raise aiosmtplib.SMTPDataError(done.code, done.message)
 
 
 class _Connection:
@@ -390,7 +499,7 @@ class _Connection:
                 await self.close()
                 return self.down, False
         try:
-            await self.client.sendmail(box.email, [to], raw)
+            await _sendmail(self.client, box.email, to, raw, self.settings.outbox.timeout)
         except aiosmtplib.SMTPRecipientsRefused as exc:
             codes = [r.code for r in exc.recipients]
             return (f"收件人被拒绝（{'；'.join(f'{r.code} {r.message}' for r in exc.recipients)}）",
@@ -437,6 +546,7 @@ async def drain(engine, settings, now: datetime | None = None) -> DrainCounts:
                 if mailbox not in connections:
                     connections[mailbox] = _Connection(settings, settings.mailbox(mailbox))
                 error, permanent = await connections[mailbox].send(raw, to)
+                del raw, claimed  # a 40 MB letter is not held while its outcome is written
                 outcome = _record(engine, cfg, outbox_id, stamp, error, permanent)
                 setattr(counts, outcome, getattr(counts, outcome) + 1)
     finally:
@@ -451,7 +561,7 @@ def _record(engine, cfg, outbox_id: int, now: datetime, error: str | None, perma
                 status="sent", sent_at=clock.now(), last_error=None, sending_at=None))
             session.commit()
             return "sent"
-        row = session.get(OutboxMessage, outbox_id)
+        row = session.get(OutboxMessage, outbox_id, options=[defer(OutboxMessage.raw)])  # not 40 MB again
         row.sending_at = None
         row.last_error = error
         give_up = now >= _aware(row.give_up_at)
@@ -477,7 +587,8 @@ def next_due(engine) -> datetime | None:
 
 def mark_bounced(session: Session, message_ids: list[str], why: str) -> list[int]:
     """A bounce of our own mail: the outbox rows it names become failed, visibly."""
-    rows = session.exec(select(OutboxMessage).where(OutboxMessage.message_id.in_(message_ids))).all()
+    rows = session.exec(select(OutboxMessage).options(defer(OutboxMessage.raw))
+                        .where(OutboxMessage.message_id.in_(message_ids))).all()
     for row in rows:
         row.status = "failed"
         row.last_error = f"对方邮件服务器退信：{why}"

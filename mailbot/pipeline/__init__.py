@@ -22,7 +22,7 @@ from sqlalchemy import bindparam, insert, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
-from mailbot import clock, filing
+from mailbot import alerts, clock, filing
 from mailbot.models import Parsed, RawMail, mail_from_json
 from mailbot.office import Office
 from mailbot.pipeline import parseworker
@@ -171,6 +171,10 @@ def keep_batch(engine, raws: RawStore, batch: list[RawMail], folder: str, state_
         try:
             with Session(engine) as session:
                 seen = _Seen(session, batch, [i[1] for i in idents])
+                # the new messages' raw files are written in threads (the writes let go of the GIL);
+                # keep() then finds each in place
+                fresh = [(raw.data, ident[3]) for raw, ident in zip(batch, idents) if seen.rows.get(ident[1]) is None]
+                list(_hashers().map(lambda item: raws.put(*item), fresh))
                 for raw, ident in zip(batch, idents):
                     _row, outcome = keep(session, raws, raw, folder, seen, ident)
                     if outcome == "stored":
@@ -358,7 +362,7 @@ def record_results(engine, results: list[tuple[int, Parsed]], ctx=None) -> tuple
             log.exception("recording inbound %s failed", item[0])
             with Session(engine) as session:
                 done, n = _apply(session, [(item[0], Parsed.quarantined(
-                    f"处理结果无法保存（{type(exc).__name__}: {str(exc)[:200]}）"))])
+                    f"处理结果无法保存（{type(exc).__name__}: {str(exc)[:200]}）"))], ctx)
                 session.commit()
         outcomes += done
         queued += n
@@ -391,6 +395,8 @@ def _apply(session: Session, results: list[tuple[int, Parsed]], ctx=None) -> tup
             row = session.get(InboundMessage, inbound_id)
             row.attempts += 1
             _quarantine(session, row, result.reason)
+            if ctx is not None:
+                alerts.about_message(session, ctx, row, "quarantined", result.reason)
         outcomes.append(result.status)
     if parsed:
         session.execute(_PARSED, parsed)

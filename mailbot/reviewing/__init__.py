@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import secrets
 from datetime import timedelta
+from pathlib import Path
 
 from sqlmodel import Session, select
 
@@ -18,6 +19,7 @@ from mailbot.models import aware as _aware
 from mailbot.read import quotes
 from mailbot.read.usable import display_name
 from mailbot.store import (
+    Event,
     InboundMessage,
     ReviewTask,
     Submission,
@@ -57,7 +59,7 @@ def start_stage(session: Session, ctx, sub: Submission, stage: int, body: str = 
         out = outbox.letter(
             "review-request", settings=settings, from_department=sub.department, from_address=reply_to,
             to=person.addresses[0], to_name=person.name, now=ctx.now, tag=sub.tracking, id_token=token,
-            attachments=attachments, tracking=sub.tracking, token=token, reply_address=reply_to,
+            thread=thread_for(session, sub, person.addresses[0]), attachments=attachments, tracking=sub.tracking, token=token, reply_address=reply_to,
             stage_name=step.name, title=sub.title, unit=sub.unit, department=dept.name,
             route_reason=sub.route_reason, revision=sub.revision, files=[display_name(f.filename, i) + (f"（无法打开：{f.problem}）" if f.problem else "")
                                        for i, f in enumerate(files, 1)], flags=flags,
@@ -74,8 +76,9 @@ def _changes(session, sub: Submission, files: list) -> dict[str, list[str]]:
     """The files' names since the previous revision: new, changed (same name, other
     content), the same, and gone."""
     before = {f.filename: f.sha256 for f in session.exec(select(SubmissionFile).where(
-        SubmissionFile.submission_id == sub.id, SubmissionFile.revision == sub.revision - 1)).all()}
-    after = {f.filename: f.sha256 for f in files}
+        SubmissionFile.submission_id == sub.id, SubmissionFile.revision == sub.revision - 1,
+        SubmissionFile.source == "unit")).all()}  # a reviewer's file was never the unit's to remove
+    after = {f.filename: f.sha256 for f in files if f.source == "unit"}
     return {"new": [n for n in after if n not in before],
             "changed": [n for n in after if n in before and after[n] != before[n]],
             "same": [n for n in after if n in before and after[n] == before[n]],
@@ -240,7 +243,7 @@ def _ask_reason(session, ctx, sub, task) -> None:
     reply_to = box.email.replace("@", f"+{task.token}@") if settings.review.plus_addressing else box.email
     out = outbox.letter("review-reason", settings=settings, from_department=sub.department, from_address=reply_to,
                         to=person.addresses[0], to_name=person.name, now=ctx.now, tag=sub.tracking,
-                        id_token=task.token, tracking=sub.tracking, token=task.token, title=sub.title,
+                        id_token=task.token, thread=thread_for(session, sub, person.addresses[0]), tracking=sub.tracking, token=task.token, title=sub.title,
                         stage=task.stage_name, reviewer=person.name,
                         wait_hours=f"{settings.review.reason_wait_hours:g}")
     outbox.enqueue(session, out, settings.outbox, ctx.now, submission_id=sub.id)
@@ -306,12 +309,33 @@ def notice(session, ctx, sub, to: str, template: str, **values) -> None:
     _send(session, ctx, sub, to, "review-notice", template, tracking=sub.tracking if sub else None, **values)
 
 
+def unit_messages(session, sub) -> tuple[str, ...]:
+    """The unit's own messages that made the 稿件 (revision 1, and the latest revision)."""
+    ids = []
+    first = session.exec(select(InboundMessage.message_id).join(Event, Event.inbound_id == InboundMessage.id).where(
+        Event.submission_id == sub.id, Event.kind == "filed")).first()
+    latest = session.get(InboundMessage, sub.inbound_id)
+    for found in (first, latest.message_id if latest else None):
+        if found and found not in ids:
+            ids.append(found)
+    return tuple(ids)
+
+
+def thread_for(session, sub, to: str) -> tuple[str, ...]:
+    """What a letter about `sub` to `to` continues (the unit's thread starts with its own mail)."""
+    if sub is None:
+        return ()
+    first = unit_messages(session, sub) if to.strip().lower() == (sub.sender or "").strip().lower() else ()
+    return outbox.thread(session, sub.id, to, first)
+
+
 def _send(session, ctx, sub, to: str, kind: str, template: str, **values) -> None:
-    """A letter about a 稿件 (or, with no 稿件, about review in general) from its department."""
+    """A letter about a 稿件 (or, with no 稿件, about review in general) from its department,
+    in the thread of earlier mail about it to the same person."""
     settings = ctx.settings
     out = outbox.letter(kind, template, settings=settings,
                         from_department=sub.department if sub else settings.routing.default, to=to, now=ctx.now,
-                        tag=sub.tracking if sub else "notice", **values)
+                        tag=sub.tracking if sub else "notice", thread=thread_for(session, sub, to), **values)
     outbox.enqueue(session, out, settings.outbox, ctx.now, submission_id=sub.id if sub else None,
                    capped=not outbox.owed(kind, to_roster=False) and kind in outbox.CAPPED_KINDS)
 
@@ -358,7 +382,7 @@ def _remind(session, ctx, sub, task, about: dict) -> int:
     person = settings.reviewer(task.reviewer)
     out = outbox.letter("review-reminder", settings=settings, from_department=sub.department,
                         to=person.addresses[0], to_name=person.name, now=ctx.now, tag=sub.tracking,
-                        id_token=task.token, **about, token=task.token, reviewer=person.name)
+                        id_token=task.token, thread=thread_for(session, sub, person.addresses[0]), **about, token=task.token, reviewer=person.name)
     outbox.enqueue(session, out, settings.outbox, ctx.now, submission_id=sub.id)
     log_event(session, "review-chased", f"{task.stage_name} {task.reviewer}: {about['waited']} working days",
               submission_id=sub.id)
@@ -379,9 +403,11 @@ def _escalate(session, ctx, sub, task, about: dict) -> int:
     return len(leaders)
 
 
-def confirm_held(session: Session, ctx, inbound_id: int, operator: str) -> str:
+def confirm_held(session: Session, ctx, inbound_id: int, operator: str, files=None) -> str:
     """The operator vouches for a held reply: its decision is applied as if the sender were
-    on the reviewer's list (the token must still be valid and the review still open)."""
+    on the reviewer's list (the token must still be valid and the review still open).
+    `files` returns the reply's attachments, staged; asked only when the decision applies,
+    and they are placed once, as the reviewer's (what is not taken is removed)."""
     import json
 
     row = session.get(InboundMessage, inbound_id)
@@ -399,6 +425,12 @@ def confirm_held(session: Session, ctx, inbound_id: int, operator: str) -> str:
     sender = mail.from_.address.lower()
     log_event(session, "review-confirmed", f"operator {operator} confirmed the reply from {sender}",
               inbound_id=inbound_id, submission_id=sub.id, actor=operator)
-    _decide(session, ctx, row, sub, task, command, review.Verdict("decide", command.decision), sender)
+    staged = files() if files is not None else ()
+    try:
+        _decide(session, ctx, row, sub, task, command, review.Verdict("decide", command.decision), sender,
+                files=staged)
+    finally:
+        for item in staged:
+            Path(item.path).unlink(missing_ok=True)
     row.outcome, row.outcome_reason = "applied", f"管理员 {operator} 确认后执行：{task.stage_name} {WORDS[command.decision]}"
     return f"已执行：{WORDS[command.decision]}（稿件 {sub.tracking}）"

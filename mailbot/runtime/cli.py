@@ -73,16 +73,29 @@ def health(as_json: bool = typer.Option(False, "--json", help="输出 JSON（UTF
            no_smtp: bool = typer.Option(False, "--no-smtp", help="不检查发信服务器"),
            config: Path | None = ConfigOpt) -> None:
     """检查机器人是否正常：数据库、各邮箱、发信服务器、待发邮件、定时任务、磁盘、节假日；有问题时退出码为 1。"""
+    from mailbot.config import ConfigError
     from mailbot.runtime import health as health_mod
     from mailbot.store import make_engine
 
-    settings = _settings(config)
-    engine = make_engine(settings.db_url)
     now = clock.now()
+    try:
+        settings = _settings(config)
+    except ConfigError as exc:  # unhealthy, not "cannot check": container health checks reserve exit 2
+        problems = [health_mod.Problem("config", p.key, f"配置有问题：{p}")
+                    for p in exc.problems]
+        _report_health(problems, now, as_json)
+        raise typer.Exit(1)
+    engine = make_engine(settings.db_url)
     try:
         problems = health_mod.check(settings, engine, now, smtp=not no_smtp)
     finally:
         engine.dispose()
+    _report_health(problems, now, as_json)
+    if problems:
+        raise typer.Exit(1)
+
+
+def _report_health(problems, now, as_json: bool) -> None:
     if as_json:
         sys.stdout.write(json.dumps({"healthy": not problems, "checked_at": now.isoformat(timespec="seconds"),
                                      "problems": [p.to_json() for p in problems]}, ensure_ascii=False) + "\n")
@@ -91,8 +104,6 @@ def health(as_json: bool = typer.Option(False, "--json", help="输出 JSON（UTF
             out.print(problem.message, markup=False)
     else:
         out.print("一切正常。")
-    if problems:
-        raise typer.Exit(1)
 
 
 @app.command()

@@ -22,6 +22,7 @@ from mailbot import config as config_mod
 from mailbot.config import Mailbox, Settings
 from mailbot.office import Office
 from mailbot.pipeline import Counts, sync
+from mailbot.runtime import leases, notify
 from mailbot.store import RawStore, make_engine, schema
 
 log = logging.getLogger("mailbot.daemon")
@@ -44,6 +45,7 @@ class Runtime:
     clock: object = clock.now  # "now" for processing, reminders, the digest and sending; tests move it
     config_path: Path | None = None  # where the settings came from: reloaded on SIGHUP or when it changes
     reload_requested: threading.Event = field(default_factory=threading.Event)
+    leases: object = None  # several workers: who reads which mailbox, who runs the shared jobs (serve())
 
     @classmethod
     def build(cls, settings: Settings, upgrade_sqlite: bool = True) -> "Runtime":
@@ -67,6 +69,20 @@ class Runtime:
         with Session(self.engine) as session:
             ctx = self.office.at(now or self.clock())
             queued = reviewing.chase_reviews(session, ctx) + collecting.remind(session, ctx)
+            session.commit()
+        if queued:
+            self.mail_due.set()
+        return queued
+
+    def watch(self, now=None) -> int:
+        """Operator alerts the clock makes due: mailboxes down, sending failing, the daily summary."""
+        from sqlmodel import Session
+
+        from mailbot import alerts
+
+        with Session(self.engine) as session:
+            ctx = self.office.at(now or self.clock())
+            queued = alerts.check(session, ctx) + alerts.summary_due(session, ctx)
             session.commit()
         if queued:
             self.mail_due.set()
@@ -177,7 +193,6 @@ class Runtime:
 def run_once(rt: Runtime) -> list[ingest.MailboxError]:
     """Process everything pending in every mailbox once, then return the mailboxes' errors."""
     errors: list[ingest.MailboxError] = []
-    rt.processor.warm()  # the parse workers start while the mailboxes log in
     rt.count(rt.processor.drain())  # left from an earlier crash
     for box in rt.settings.mailboxes:
         try:
@@ -199,6 +214,7 @@ def run_once(rt: Runtime) -> list[ingest.MailboxError]:
             ingest.close(client)
     rt.processor.close()  # workers end with the run; the next run starts fresh ones
     rt.chase()
+    rt.watch()
     rt.catch_up()  # run from cron: the digest goes out on the first run after its minute
     rt.send_due()
     return errors
@@ -207,7 +223,11 @@ def run_once(rt: Runtime) -> list[ingest.MailboxError]:
 def mailbox_loop(rt: Runtime, box: Mailbox, stop: threading.Event) -> None:
     """Read one mailbox until stopped: sync, wait (IDLE or poll), sync; reconnect with backoff."""
     delay = rt.settings.reconnect_initial
+    lease = f"mailbox:{box.name}"
     while not stop.is_set():
+        if rt.leases is not None and not rt.leases.take(lease):
+            stop.wait(leases.RETRY * random.uniform(0.8, 1.2))  # another worker reads it; take over when it goes
+            continue
         client = None
         try:
             client = ingest.connect(box, box.password())
@@ -275,23 +295,31 @@ async def serve(rt: Runtime, stop: threading.Event) -> None:
     """Run every mailbox reader and the outbox drainer until `stop` is set."""
     from mailbot.runtime import scheduler
 
+    if rt.leases is None:
+        rt.leases = leases.Leases(rt.engine, rt.settings.storage)
     await asyncio.to_thread(rt.processor.drain)
     rt.pokes = {box.name: threading.Event() for box in rt.settings.mailboxes}
     jobs = scheduler.start(rt)
     try:  # what fell due while the robot was down: a missed digest, reminders
-        await asyncio.to_thread(rt.catch_up)
-        await asyncio.to_thread(rt.chase)
+        if await asyncio.to_thread(rt.leases.take, "scheduler"):  # one worker catches up for all
+            await asyncio.to_thread(rt.catch_up)
+            await asyncio.to_thread(rt.chase)
     except Exception:
         log.exception("catching up after the start failed; the scheduler's jobs will retry")
-    readers = [asyncio.to_thread(mailbox_loop, rt, box, stop) for box in rt.settings.mailboxes]
+    readers = [asyncio.create_task(asyncio.to_thread(mailbox_loop, rt, box, stop)) for box in rt.settings.mailboxes]
     sender = asyncio.create_task(send_loop(rt, stop))
     # its own thread, not one of the loop's few to_thread workers (the readers and the drainer use those)
     watcher = threading.Thread(target=watch_loop, args=(rt, stop), name="config-watch", daemon=True)
     watcher.start()
     console = start_console(rt) if rt.settings.web.enabled else None
+    systemd = notify.Notifier()  # Type=notify: ready now; the watchdog pings come from this loop
+    systemd.ready(f"{len(readers)} mailbox(es)")
+    watchdog = asyncio.create_task(systemd.watchdog_loop(lambda: not stop.is_set()))
     try:
         await asyncio.gather(*readers)
     finally:
+        watchdog.cancel()
+        systemd.stopping()
         if console is not None:
             console.should_exit = True
         jobs.shutdown(wait=False)
@@ -333,6 +361,8 @@ def run_forever(rt: Runtime) -> None:
         asyncio.run(main())
     finally:
         rt.close()
+        if rt.leases is not None:
+            rt.leases.close()
     t = rt.totals
     log.info("mailbot stopped: fetched %d, stored %d, duplicates %d, parsed %d, quarantined %d, "
              "mail sent %d, failed %d", t.fetched, t.stored, t.duplicates, t.parsed, t.quarantined,

@@ -115,8 +115,8 @@ class Submission(SQLModel, table=True):
     """A 稿件: its tracking number stays the same through 转, 退回 and every revision."""
 
     __tablename__ = "submission"
-    __table_args__ = (Index("ix_submission_department_created", "department", "created_at"),  # the console's list
-                      Index("ix_submission_status_created", "status", "created_at"))
+    __table_args__ = (Index("ix_submission_department_created", "department", "created_at", "id"),  # the console's list
+                      Index("ix_submission_status_created", "status", "created_at", "id"))
     id: int | None = Field(default=None, primary_key=True)
     tracking: str = Field(max_length=30, unique=True)
     department: str = Field(max_length=50, index=True)  # department key

@@ -34,7 +34,17 @@ from mailbot.models import aware
 from mailbot.office import Office
 from mailbot.store import FormReturn, InboundMessage, OutboxMessage, WebUser
 from mailbot.web import actions, views
-from mailbot.web.security import Denied, NotFound, Staff, Throttle, check_csrf, csrf_token, inside, read_secret
+from mailbot.web.security import (
+    Denied,
+    NotFound,
+    Staff,
+    Throttle,
+    check_csrf,
+    csrf_token,
+    inside,
+    read_secret,
+    safe_next,
+)
 from mailbot.web.users import ROLES, check_password
 
 log = logging.getLogger("mailbot.web")
@@ -143,12 +153,7 @@ def _back(request: Request, url: str, code: str, **args) -> RedirectResponse:
 
 
 async def login_form(request: Request) -> Response:
-    return render(request, "login.html", None, next=_safe_next(request.query_params.get("next")))
-
-
-def _safe_next(value: str | None) -> str:
-    """Only a path on this site (no //host, no scheme)."""
-    return value if value and value.startswith("/") and not value.startswith("//") and "\\" not in value else "/"
+    return render(request, "login.html", None, next=safe_next(request.query_params.get("next")))
 
 
 async def login(request: Request) -> Response:
@@ -161,7 +166,7 @@ async def login(request: Request) -> Response:
     name, password = str(form.get("name") or "").strip()[:100], str(form.get("password") or "")[:1000]
     address = request.client.host if request.client else "-"
     now = console.now()
-    nxt = _safe_next(form.get("next"))
+    nxt = safe_next(form.get("next"))
     if console.throttle.blocked(name, address, now):
         return render(request, "login.html", None, status_code=429, error="throttled", next=nxt, name=name)
     with Session(console.engine) as session:
@@ -387,7 +392,7 @@ async def return_page(request: Request, staff: Staff) -> Response:
     with Session(console.engine) as session:
         data = views.form_return(session, console.settings, staff, int(request.path_params["return_id"]))
     template = console.office.at(console.now()).template(data["campaign"].template)
-    return render(request, "return.html", staff, **data, template=template, typed=None, problems=None)
+    return render(request, "return.html", staff, **data, template=template, typed=data["prefill"], problems=None)
 
 
 @page()
@@ -454,7 +459,8 @@ async def digest_page(request: Request, staff: Staff) -> Response:
                   else digest.period_for(console.now(), console.settings.digest, console.settings.tz))
     except ValueError:
         return render(request, "digest.html", staff, status_code=400, week=week, period=None, bad=True)
-    return render(request, "digest.html", staff, week=period.key, period=period, bad=False)
+    return render(request, "digest.html", staff, week=period.key, period=period, bad=False,
+                  last_day=period.ends_at - timedelta(seconds=1))
 
 
 @page()
@@ -559,7 +565,7 @@ def create_app(settings, engine=None, *, office: Office | None = None, now=clock
     middleware = [
         Middleware(Headers),
         Middleware(SessionMiddleware, secret_key=read_secret(settings), session_cookie="mailbot_console",
-                   max_age=int(settings.web.session_hours * 3600), same_site="strict",
+                   max_age=int(settings.web.session_hours * 3600), same_site="lax",
                    https_only=settings.web.secure_cookies),
     ]
     app = Starlette(routes=routes, middleware=middleware,

@@ -111,3 +111,12 @@ def inside(storage: Path, relative: str) -> Path:
     if not path.is_relative_to(root) or not path.is_file():
         raise NotFound(relative)
     return path
+
+
+def safe_next(value: str | None) -> str:
+    """Where to go after signing in: a path on this site only (no //host, scheme or backslash)."""
+    if not value or not value.startswith("/") or value.startswith("//") or "\\" in value:
+        return "/"
+    if any(ord(ch) < 32 for ch in value):  # a header split or a tab-smuggled //host
+        return "/"
+    return value

@@ -12,7 +12,6 @@ from sqlmodel import Session, func, or_, select
 
 from mailbot import held
 from mailbot.campaigns import deadlines
-from mailbot.digest import stats
 from mailbot.models import aware
 from mailbot.store import (
     CampaignReminder,
@@ -20,6 +19,7 @@ from mailbot.store import (
     FormReturn,
     FormRow,
     InboundMessage,
+    MailboxState,
     OutboxMessage,
     ReviewTask,
     Submission,
@@ -95,8 +95,11 @@ def submissions(session: Session, settings, staff: Staff, query: ListQuery) -> d
     if query.q or query.unit:  # a text search reads every title: stop counting past COUNT_CAP
         counted = counted.limit(COUNT_CAP + 1)
     total = session.exec(select(func.count()).select_from(counted.subquery())).one()
-    rows = session.exec(select(Submission).where(*where).order_by(Submission.created_at.desc(), Submission.id.desc())
-                        .offset((query.page - 1) * PER_PAGE).limit(PER_PAGE)).all()
+    # ids first (an index-only walk past the offset), then the page's rows
+    ids = session.exec(select(Submission.id).where(*where).order_by(Submission.created_at.desc(), Submission.id.desc())
+                       .offset((query.page - 1) * PER_PAGE).limit(PER_PAGE)).all()
+    found = {s.id: s for s in session.exec(select(Submission).where(Submission.id.in_(ids)))} if ids else {}
+    rows = [found[i] for i in ids]
     waiting = _waiting_on(session, settings, [s.id for s in rows])
     pages = max(1, -(-total // PER_PAGE))
     return {"total": total, "more": total > COUNT_CAP and bool(query.q or query.unit), "items": rows,
@@ -161,10 +164,17 @@ def home(session: Session, settings, staff: Staff, now: datetime) -> dict:
     waiting = [{"task": t, "sub": s, "who": people.get(t.reviewer, t.reviewer),
                 "days": (now - aware(t.created_at)).days} for t, s in waits]
     ex = exceptions(session, settings, staff)
-    status = stats.status(session, settings, now)
     return {"new": new, "waiting": waiting, "counts": {k: len(v) for k, v in ex.items()},
-            "mailboxes": status["mailboxes"] if staff.role != "clerk" else [],
+            "mailboxes": mailboxes(session, settings) if staff.role != "clerk" else [],
             "campaigns": campaign_deadlines(settings, staff, now)}
+
+
+def mailboxes(session: Session, settings) -> list[dict]:
+    """Each configured mailbox's last contact and last error (as `mailbot status` shows them)."""
+    boxes = {b.mailbox: b for b in session.exec(select(MailboxState))}
+    return [{"name": box.name, "address": box.email,
+             "last_contact_at": getattr(boxes.get(box.name), "last_contact_at", None),
+             "last_error": getattr(boxes.get(box.name), "last_error", None)} for box in settings.mailboxes]
 
 
 def campaign_deadlines(settings, staff: Staff, now: datetime) -> list[dict]:
@@ -249,7 +259,8 @@ def board(session: Session, settings, staff: Staff, key: str, now: datetime) -> 
             per_unit.setdefault(r.unit, []).append(r)
     reminders = dict(session.exec(select(CampaignReminder.unit, func.count()).where(CampaignReminder.campaign == key)
                                   .group_by(CampaignReminder.unit)).all())
-    today = now.astimezone(settings.tz).date()
+    tz = settings.tz
+    today = now.astimezone(tz).date()
     audiences = []
     for audience in campaign.audiences:
         rows = []
@@ -257,8 +268,10 @@ def board(session: Session, settings, staff: Staff, key: str, now: datetime) -> 
             versions = per_unit.get(unit, [])
             latest = versions[-1] if versions else None
             state = "missing" if latest is None else ("valid" if latest.valid else "invalid")
-            rows.append({"unit": unit, "state": state, "versions": len(versions), "latest": latest,
-                         "reminders": reminders.get(unit, 0)})
+            rows.append({"unit": unit, "state": state, "versions": len(versions), "latest": latest is not None,
+                         "latest_id": latest.id if latest else None, "latest_version": latest.version if latest else None,
+                         "latest_at": aware(latest.received_at).astimezone(tz).strftime("%m-%d %H:%M") if latest else "",
+                         "late": latest is not None and not latest.on_time, "reminders": reminders.get(unit, 0)})
         counts = {s: sum(1 for r in rows if r["state"] == s) for s in ("valid", "invalid", "missing")}
         audiences.append({"audience": audience, "rows": rows, "counts": counts, "sent": len(rows) - counts["missing"],
                           "days": (audience.deadline - today).days})
@@ -277,5 +290,9 @@ def form_return(session: Session, settings, staff: Staff, return_id: int) -> dic
     columns = result.get("columns") or (list(data[0][1]) if data else [])
     versions = session.exec(select(FormReturn).where(FormReturn.campaign == ret.campaign, FormReturn.unit == ret.unit)
                             .order_by(FormReturn.version)).all() if ret.unit else [ret]
+    prefill = [{c: "" if values.get(c) is None else str(values.get(c)) for c in columns} for _row, values in data]
+    for e in result.get("errors") or []:  # what the unit wrote where it could not be read, to correct by hand
+        if 0 < (e.get("row_index") or 0) <= len(prefill) and e.get("column") in columns and e.get("value"):
+            prefill[e["row_index"] - 1][e["column"]] = e["value"]
     return {"ret": ret, "campaign": campaign, "rows": data, "columns": columns, "result": result,
-            "versions": versions}
+            "versions": versions, "prefill": prefill}

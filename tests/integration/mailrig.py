@@ -19,6 +19,7 @@ from devtools.devservers import MailServers
 from mailbot.store import OutboxMessage
 
 HOSTILE_FILES = Path(__file__).parents[1] / "mail" / "hostile"
+FORMS = Path(__file__).parents[1] / "forms"
 DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
 # People the cases write as, besides the servers' default users (names only: Dovecot drops the domain).
 EXTRA_USERS = ("stranger", "colleague", "zhao", "kjg", "other", "x")
@@ -91,6 +92,8 @@ def robot_mail(engine, kind: str, to: str):
 
 
 def attachment_bytes(spec: dict) -> bytes:
+    if "form" in spec:
+        return (FORMS / spec["form"]).read_bytes()
     if "fixture" in spec:
         return (HOSTILE_FILES / spec["fixture"]).read_bytes()
     if "repeat" in spec:

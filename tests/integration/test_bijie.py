@@ -58,7 +58,9 @@ def test_demo_office_option_names_the_offices():
 
 def test_the_campaign_runs_from_the_bijie_configuration(outcome):
     assert outcome.errors == []
-    replies = outcome.replies
+    # a form reply answers the unit's own subject: 回复：<theirs>【<ours>】
+    assert all(s.startswith("回复：") and s.endswith("】") for got in outcome.replies.values() for s in got)
+    replies = {unit: [s[s.rindex("【") + 1:-1] for s in got] for unit, got in outcome.replies.items()}
     assert replies["毕节市科学技术局"] == [f"已收到《{FORM}》：记录 2 行"]
     assert replies["毕节市农学会"] == [f"已收到《{FORM}》：记录 1 行，还需盖章件", f"已收到《{FORM}》：记录 1 行"]
     assert replies["七星关区全民科学素质工作领导小组办公室"] == [f"已收到《{FORM}》：记录 3 行"]

@@ -119,3 +119,12 @@ def test_calendar_without_next_years_notice(servers, make_settings, test_clock):
     problems = health.check(rt.settings, rt.engine, test_clock.now(), smtp=False)
     assert [(p.check, p.subject) for p in problems] == [("calendar", "2027")]
     assert "2027年的节假日安排尚未录入" in problems[0].message
+
+
+def test_a_broken_config_is_unhealthy_not_a_crash(tmp_path):
+    config = tmp_path / "mailbot.yaml"
+    config.write_text("storage: x\nmailboxes: []\n", "utf-8")
+    result = mailbot_main("health", "--json", "--config", config)
+    data = json.loads(result.stdout)
+    assert result.returncode == 1 and data["healthy"] is False  # exit 2 is reserved by container health checks
+    assert data["problems"][0]["check"] == "config" and "mailboxes" in data["problems"][0]["message"]

@@ -49,9 +49,12 @@ def test_json_log_parses_and_steady_state_is_quiet(servers, make_settings, engin
     assert all(r["time"].endswith("+08:00") and r["tz"] == "Asia/Shanghai" for r in records)
     assert {"time", "tz", "level", "logger", "message"} <= set(records[0])
     messages = [r["message"] for r in records if r["level"] == "INFO"]
-    # start, one connection per mailbox, stop: nothing per job run though mailbox-poll ran every second
-    assert len(messages) == 4, messages
     assert messages[0].startswith("mailbot started") and messages[-1].startswith("mailbot stopped")
+    connected = max(i for i, m in enumerate(messages) if m.endswith(": connected"))
+    # after the start-up lines (leases, connections) only the stop: nothing per job run though
+    # mailbox-poll ran every second for 6 seconds
+    assert messages[connected + 1:] == messages[-1:], messages
+    assert len(messages) <= 8, messages
     assert not [r for r in records if r["logger"].startswith("apscheduler") and r["level"] in ("INFO", "DEBUG")]
     with Session(engine) as session:  # the scheduler did start its jobs (their runs: the DEBUG test below)
         assert session.get(SchedulerJob, "mailbox-poll").next_run_at is not None

@@ -110,3 +110,28 @@ def test_a_refused_recipient_does_not_end_the_connection(servers, make_settings,
     assert [r.status for r in rows] == ["sent", "failed", "sent"]
     assert "收件人被拒绝" in rows[1].last_error
     assert len(servers.fetch_all("unit1")) == 2
+
+
+def test_a_large_letter_is_streamed_intact_and_the_connection_goes_on(servers, make_settings, engine, forwarder):
+    """A 3 MB file (over the size from which letters go out a slice at a time) arrives byte
+    for byte, and the same connection then carries a small letter."""
+    settings = through(make_settings(servers), forwarder)
+    data = bytes(range(256)) * (3 * 4096) + b"\r\n.\r\nend"  # a "line" starting with "." inside the file
+    now = clock.now()
+    with Session(engine) as session:
+        big = outbox.letter("result", "review-returned", settings=settings, to="unit1@example.test", now=now,
+                            tag="KP-2026-0001", from_department="kepu", tracking="KP-2026-0001", title="稿件",
+                            greeting="沂水县科协", stage="初审", reason="请修改", revision=1, files=["批注.bin"],
+                            attachments=(("批注.bin", data, "application/octet-stream"),))
+        assert len(outbox.build(big)) > outbox._STREAM_FROM
+        outbox.enqueue(session, big, settings.outbox, now)
+        session.commit()
+    queue(engine, settings, "skxkpb", "unit1@example.test", 2)
+    counts = asyncio.run(outbox.drain(engine, settings))
+    assert (counts.sent, counts.failed, counts.retry) == (2, 0, 0)
+    assert forwarder.connections == 1
+    got = [message_from_bytes(raw, policy=policy.default) for raw in servers.fetch_all("unit1")]
+    [returned] = [m for m in got if m.get_content_type() == "multipart/mixed"]
+    [attachment] = list(returned.iter_attachments())
+    assert attachment.get_filename() == "批注.bin" and attachment.get_content() == data
+    assert sorted(m["Subject"] for m in got if m is not returned) == ["第 2 封"]

@@ -5,6 +5,7 @@ do (a revision written in the body; a bare 收到 is an acknowledgement)."""
 from __future__ import annotations
 
 import json
+import re
 from datetime import timedelta, timezone
 from email.message import EmailMessage
 from email.utils import make_msgid
@@ -248,3 +249,201 @@ def test_the_daily_cap_never_holds_back_receipts_owed_to_a_roster_unit(servers, 
         assert "超过每日发送上限" in cli(rt, tmp_path, "show", last.tracking)
     finally:
         rt.close()
+
+
+# --- 超大附件 links are fetched -----------------------------------------------------------
+
+VIDEO = b"\x00\x00\x00\x18ftypmp42" + b"v" * 300_000
+
+
+class _Provider:
+    """A loopback HTTP server standing in for the providers' download hosts: the robot reaches
+    it as its proxy (`large_attachments.proxy`), so the mail keeps the providers' real link
+    shapes. Pages are shaped like each provider's download page (tests/cases/download_pages.yaml)."""
+
+    PAGES = {
+        "http://mail.qq.com/cgi-bin/ftnExs_download": (
+            "text/html", '<div class="ft_name">活动视频.mp4</div><a class="btn_blue" '
+            'href="http://xdbh1.ftn.qq.com/ftn_handler/6b1f2e/?fname=video.mp4&amp;k=ok">下载</a>'),
+        "http://xdbh1.ftn.qq.com/ftn_handler/6b1f2e/": ("video/mp4", VIDEO),
+        "http://mail.163.com/large-attachment-download/index.html": (
+            "text/html", '<a class="normal-download" href="/large-attachment-download/api/download?file=Zm9v">普通下载</a>'),
+        "http://mail.163.com/large-attachment-download/api/download": ("application/octet-stream", b"PK\x03\x04photos"),
+        "http://exmail.qq.com/cgi-bin/ftnExs_download": (
+            "text/html", '<div class="ft_err">该文件已过期或已被删除</div><a href="/cgi-bin/loginpage">返回</a>'),
+    }
+
+    def __init__(self):
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+        from urllib.parse import urlsplit
+
+        pages, hits = self.PAGES, []
+        self.hits = hits
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):
+                parts = urlsplit(self.path)
+                key = f"{parts.scheme}://{parts.netloc}{parts.path}"
+                hits.append(key)
+                if key not in pages:
+                    self.send_response(404)
+                    self.end_headers()
+                    return
+                ctype, body = pages[key]
+                data = body.encode() if isinstance(body, str) else body
+                self.send_response(200)
+                self.send_header("Content-Type", ctype + ("; charset=utf-8" if ctype == "text/html" else ""))
+                if ctype != "text/html":
+                    self.send_header("Content-Disposition", "attachment; filename*=UTF-8''%E6%B4%BB%E5%8A%A8.bin")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def large_attachment_mail(links: list[tuple[str, str, str]]) -> bytes:
+    m = EmailMessage()
+    m["From"], m["To"] = "沂水县科协 <unit1@example.test>", "skxkpb@example.test"
+    m["Subject"], m["Message-ID"] = "【沂水县科协】科普日活动视频", make_msgid(domain="qq.example")
+    lines = ["各位老师好：活动视频较大，用超大附件发送。", "", "从QQ邮箱发来的超大附件", ""]
+    lines += [f"{name} ({size}, 2026年12月30日 21:59 到期)进入下载页面：{url}" for name, size, url in links]
+    m.set_content("\n".join(lines))
+    return m.as_bytes()
+
+
+@pytest.fixture
+def provider():
+    srv = _Provider()
+    yield srv
+    srv.close()
+
+
+def test_large_attachment_links_are_fetched_filed_and_forwarded_and_a_dead_one_alerts(servers, make_settings,
+                                                                                      provider):
+    servers.dovecot.add_user("admin", "secret")
+    rt = daemon.Runtime.build(make_settings(
+        servers, operators=["admin@example.test"], **REVIEW,
+        large_attachments={"proxy": provider.url, "retries": 2, "retry_delay": 0, "timeout": 5}))
+    try:
+        send(servers, large_attachment_mail([
+            ("活动视频.mp4", "300K", "http://mail.qq.com/cgi-bin/ftnExs_download?t=exs_ftn_download&k=ok&code=1"),
+            ("现场照片.zip", "1K", "http://mail.163.com/large-attachment-download/index.html?file=Zm9v"),
+            ("花絮.mp4", "2G", "http://exmail.qq.com/cgi-bin/ftnExs_download?k=gone"),
+        ]), "unit1@example.test", ["skxkpb@example.test"])
+        daemon.run_once(rt)
+        with Session(rt.engine) as s:
+            sub = s.exec(select(Submission)).one()
+            files = s.exec(select(SubmissionFile).order_by(SubmissionFile.id)).all()
+            assert [f.size for f in files] == [len(VIDEO), len(b"PK\x03\x04photos")]
+            assert (rt.settings.storage / files[0].path).read_bytes() == VIDEO
+            failed = s.exec(select(Event).where(Event.kind == "link-failed")).all()
+            assert len(failed) == 1 and "花絮.mp4" in failed[0].detail and "没有找到文件" in failed[0].detail
+        forward = latest(servers, "reviewer1", "请初审")
+        sizes = sorted(len(p.get_payload(decode=True)) for p in forward.iter_attachments())
+        assert sizes == sorted([len(VIDEO), len(b"PK\x03\x04photos")])  # forwarded like attachments
+        receipt = latest(servers, "unit1", "回执").get_body(("plain",)).get_content()
+        assert "花絮.mp4" in receipt and "活动视频.mp4" not in receipt.split("超大附件：")[-1]
+        alert = latest(servers, "admin", "超大附件未能下载")
+        body = alert.get_body(("plain",)).get_content()
+        assert sub.tracking in body and "2026年12月30日 21:59" in body
+        assert provider.hits.count("http://exmail.qq.com/cgi-bin/ftnExs_download") == 1  # no retry of a dead page
+    finally:
+        rt.close()
+
+
+# --- operator alerts ------------------------------------------------------------------------
+
+
+def test_operators_are_alerted_once_per_problem_and_get_a_daily_summary(servers, make_settings, monkeypatch):
+    servers.dovecot.add_user("admin", "secret")
+    rt = daemon.Runtime.build(make_settings(servers, boxes=("skxkpb", "skxxhb", "skxdxb", "broken"),
+                                            operators=["admin@example.test"], **REVIEW))
+    try:
+        start = rt.clock()
+        send(servers, gaojian(), "unit1@example.test", ["skxkpb@example.test"])
+        daemon.run_once(rt)  # "broken" cannot log in: not yet an alert (under mailbox_down_minutes)
+        receipt = latest(servers, "unit1", "回执")
+        send(servers, text_reply(receipt, "unit1@example.test", "请问照片要几张？文字需要多少字？"),
+             "unit1@example.test", ["skxkpb@example.test"])
+        daemon.run_once(rt)
+        assert [m["Subject"] for m in map(_msg, servers.fetch_all("admin"))] == [
+            "【临沂市科协邮件机器人】有一封来信需要人工处理"]
+        move_clock(monkeypatch, start + timedelta(minutes=20))
+        daemon.run_once(rt)
+        move_clock(monkeypatch, start + timedelta(minutes=40))
+        daemon.run_once(rt)  # still down: no second alert
+        subjects = _subjects(servers, "admin")
+        assert sum("邮箱 broken 无法登录或连接" in s for s in subjects) == 1, subjects
+        assert "有一封来信需要人工处理" in subjects[0] and len(subjects) == 2
+
+        local = start.astimezone(timezone(timedelta(hours=8)))
+        morning = local.replace(hour=8, minute=31) + timedelta(days=1)
+        move_clock(monkeypatch, morning)
+        daemon.run_once(rt)
+        move_clock(monkeypatch, morning + timedelta(hours=1))
+        daemon.run_once(rt)
+        summaries = [m for m in map(_msg, servers.fetch_all("admin")) if "待处理事项" in m["Subject"]]
+        assert len(summaries) == 1
+        text = summaries[0].get_body(("plain",)).get_content()
+        assert "请问照片要几张" not in text and "需要人工处理的来信：1 封" in text and "broken" in text
+    finally:
+        rt.close()
+
+
+# --- every mail threads ---------------------------------------------------------------------
+
+
+def _thread_ok(mails, first_ids: tuple[str, ...] = ()) -> None:
+    """Each mail answers the one before it in the same mailbox (In-Reply-To) and carries the
+    whole conversation (References), starting with the person's own message when there is one."""
+    seen = list(first_ids)
+    for m in mails:
+        assert m["In-Reply-To"].strip() == seen[-1], (m["Subject"], m["In-Reply-To"], seen[-1])
+        refs = re.findall(r"<[^<>]+>", m["References"])
+        assert refs == seen[-20:], (m["Subject"], refs, seen)
+        seen.append(m["Message-ID"].strip())
+
+
+def test_every_mail_about_a_gaojian_threads_for_the_unit_and_the_reviewers(servers, robot):
+    unit_mail = gaojian()
+    first_id = _msg(unit_mail)["Message-ID"]
+    send(servers, unit_mail, "unit1@example.test", ["skxkpb@example.test"])
+    daemon.run_once(robot)
+    forward = latest(servers, "reviewer1", "请初审")
+    deliver_reply(servers, qq_reply(forward, "reviewer1@example.test", "退回 请写清活动的参加人数"),
+                  "reviewer1@example.test")
+    daemon.run_once(robot)
+    returned = latest(servers, "unit1", "退回")
+    revised = text_reply(returned, "unit1@example.test", REVISED)
+    send(servers, revised, "unit1@example.test", ["skxkpb@example.test"])
+    daemon.run_once(robot)
+    forward2 = latest(servers, "reviewer1", "请初审")
+    deliver_reply(servers, qq_reply(forward2, "reviewer1@example.test", "通过"), "reviewer1@example.test")
+    daemon.run_once(robot)
+    leader = latest(servers, "leader1", "请审核")
+    deliver_reply(servers, qq_reply(leader, "leader1@example.test", "同意"), "leader1@example.test")
+    daemon.run_once(robot)
+
+    tracking = robot_tracking(robot)
+    to_unit = [_msg(r) for r in servers.fetch_all("unit1")]
+    assert [m["Subject"].startswith(f"[{tracking}]") for m in to_unit] == [True] * len(to_unit) and len(to_unit) == 4
+    # receipt, 退回, receipt of 第2版 (answers the unit's revision), 通过
+    assert to_unit[0]["In-Reply-To"] == first_id
+    assert to_unit[1]["In-Reply-To"] == to_unit[0]["Message-ID"] and first_id in to_unit[1]["References"]
+    assert to_unit[2]["In-Reply-To"] == _msg(revised)["Message-ID"]
+    assert to_unit[3]["In-Reply-To"] == to_unit[2]["Message-ID"] and first_id in to_unit[3]["References"]
+    to_reviewer = [_msg(r) for r in servers.fetch_all("reviewer1")]
+    assert all(tracking in m["Subject"] for m in to_reviewer) and len(to_reviewer) == 4  # 请初审, 已记录 ×2 …
+    _thread_ok(to_reviewer[1:], (to_reviewer[0]["Message-ID"].strip(),))
+    assert to_reviewer[0]["In-Reply-To"] is None  # the first forward starts the reviewer's thread

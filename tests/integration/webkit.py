@@ -4,6 +4,7 @@ raw message on disk), and a signed-in httpx client on Starlette's TestClient."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import warnings
@@ -17,7 +18,7 @@ with warnings.catch_warnings():  # starlette asks for httpx2; httpx is what the 
     from starlette.testclient import TestClient
 
 from mailbot import clock
-from mailbot.store import InboundMessage, RawStore, Submission, SubmissionFile
+from mailbot.store import InboundMessage, RawStore, Submission, SubmissionFile, WebUser
 from mailbot.web import users
 from mailbot.web.app import create_app
 
@@ -36,10 +37,16 @@ REVIEW = {
 PEOPLE = {"op": ("operator", None), "kp": ("clerk", "kepu"), "xh": ("clerk", "xuehui"), "boss": ("leader", None)}
 
 
+@functools.cache
+def password_hash() -> str:
+    """One argon2 hash of PASSWORD for every user of every test (hashing takes ~0.1–0.4 s)."""
+    return users.hash_password(PASSWORD)
+
+
 def add_people(engine) -> None:
     with Session(engine) as s:
         for name, (role, dept) in PEOPLE.items():
-            users.add_user(s, name, role, PASSWORD, dept)
+            s.add(WebUser(name=name, role=role, department=dept, password_hash=password_hash()))
         s.commit()
 
 

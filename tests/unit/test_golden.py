@@ -226,6 +226,26 @@ CASES: dict[str, Case] = {
     "form-reply-scan-only": Case("form-reply", lambda: form_reply(
         unit=None, filename="关注情况统计表（盖章）.pdf", missing_form=True, stamp_required=True)),
     "digest": Case("digest", digest_mail),
+    "alert-mailbox-down": Case("alert", lambda: mail(
+        "alert", to="admin@ly.shandong.cn", tag="mailbox-down", from_department="diaoxuan", kind_name="mailbox-down",
+        detail="邮箱 skxkpb：登录失败（授权码错误）", first_at="2026-09-20 09:10", count=3, mailbox_name="skxkpb",
+        minutes=20, inbound_id=None, tracking=None, expires=None)),
+    "alert-needs-person": Case("alert", lambda: mail(
+        "alert", to="admin@ly.shandong.cn", tag="needs-person", from_department="diaoxuan", kind_name="needs-person",
+        detail="主题中的编号 KP-2026-0042：对已有稿件的回复；内容不是审核决定也不是修改稿，请人工查看并答复",
+        first_at="2026-09-20 09:30", count=1, inbound_id=42, tracking="KP-2026-0042", expires=None,
+        sender="ysxkx@163.com", subject="回复：[KP-2026-0042] 回执")),
+    "alert-link-failed": Case("alert", lambda: mail(
+        "alert", to="admin@ly.shandong.cn", tag="link-failed", from_department="diaoxuan", kind_name="link-failed",
+        detail="活动视频.mp4：下载页面上没有找到文件（链接可能已过期，或需要登录）（2026年10月20日 21:59 到期）",
+        first_at="2026-09-20 09:30", count=1, inbound_id=42, tracking="KP-2026-0042", expires="2026年10月20日 21:59")),
+    "alert-summary": Case("alert-summary", lambda: mail(
+        "alert-summary", to="admin@ly.shandong.cn", tag="2026-09-20", from_department="diaoxuan",
+        date="2026年09月20日", total=1, pending=2, problems=["邮箱 skxkpb：登录失败（授权码错误）"],
+        waiting=[{"inbound_id": 42, "received_at": "2026-09-19 16:02", "sender": "ysxkx@163.com",
+                  "subject": "回复：[KP-2026-0042] 回执", "reason": "内容不是审核决定也不是修改稿，请人工查看并答复"}],
+        failed=[{"created_at": "2026-09-19 10:00", "kind": "receipt", "to": "a@qq.com", "error": "收件人被拒绝",
+                 "status": "failed"}])),
 }
 
 

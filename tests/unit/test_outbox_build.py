@@ -43,3 +43,19 @@ def test_build_takes_the_direct_way_only_without_files():
     assert outbox.build(plain) == outbox._build_direct(plain)
     assert outbox.build(with_file) == outbox._build_generic(with_file)
     assert b'filename="a.txt"' in outbox.build(with_file)
+
+
+FILES = [
+    ("one Chinese-named PDF", (("关于全国科普日活动的总结（修改稿）.pdf", b"%PDF-1.7\n" + bytes(range(256)) * 3, "application/pdf"),), ()),
+    ("an empty file and a text file", (("空.txt", b"", "text/plain"), ("名单.csv", "序号,单位\n1,沂水县科协\n".encode(), "text/csv")), ()),
+    ("a file bigger than one encoding slice", (("video.mp4", bytes(range(256)) * 700 + b"x", "video/mp4"),), ()),
+    ("no type given", (("data.bin", b"\x00\x01\x02", ""),), ()),
+    ("an inline chart and a workbook", (("周报.xlsx", b"PK\x03\x04" + b"\x00" * 300, "application/vnd.ms-excel"),),
+     (("chart@ly.example", b"\x89PNG\r\n\x1a\n" + b"\x01" * 500, "image/png"),)),
+]
+
+
+@pytest.mark.parametrize("name,attachments,related", FILES, ids=[f[0] for f in FILES])
+def test_letters_with_files_give_the_stdlib_bytes(name, attachments, related):
+    out = replace(outgoing({}), attachments=attachments, related=related)
+    assert outbox.build(out) == outbox._build_generic(out)

@@ -29,8 +29,8 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint('id'),
         sa.UniqueConstraint('name'),
     )
-    op.create_index('ix_submission_department_created', 'submission', ['department', 'created_at'])
-    op.create_index('ix_submission_status_created', 'submission', ['status', 'created_at'])
+    op.create_index('ix_submission_department_created', 'submission', ['department', 'created_at', 'id'])
+    op.create_index('ix_submission_status_created', 'submission', ['status', 'created_at', 'id'])
     op.create_index('ix_review_task_status_created', 'review_task', ['status', 'created_at'])
     op.create_index('ix_inbound_message_kind_status', 'inbound_message', ['kind', 'status'])
 
