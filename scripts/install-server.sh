@@ -68,8 +68,9 @@ install -m 0644 "$src/README.md" "$opt/README.md"
 
 if [ ! -e "$etc/mailbot.yaml" ]; then  # a first install: the example, to be edited
   say "example configuration in $etc (edit mailbot.yaml, put the secrets in mailbot.env)"
-  sed -e "s#^storage: var #storage: $data #" -e "s#^roster: config/units.example.yaml#roster: $etc/units.yaml#" \
-      -e "s#^forms_folder: config/forms#forms_folder: $etc/forms#" "$src/config/mailbot.example.yaml" > "$etc/mailbot.yaml"
+  # relative paths in a config are read from its folder ($etc): forms/… and holidays/ as copied below
+  sed -e "s#^storage: \.\./var #storage: $data #" -e "s#^roster: units.example.yaml#roster: units.yaml#" \
+      "$src/config/mailbot.example.yaml" > "$etc/mailbot.yaml"
   cp -r "$src/config/forms" "$src/config/holidays" "$etc/"
   cp "$src/config/units.example.yaml" "$etc/units.yaml"
   printf '%s\n' "# Secrets of mailbot, read by the systemd units and docker compose (env_file). Mode 0640." \
