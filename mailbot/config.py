@@ -643,10 +643,10 @@ def _resolve_paths(data: dict, folder: Path) -> None:
     def resolve(value):
         if not isinstance(value, str) or not value or Path(value).is_absolute():
             return value
-        beside = folder / value
+        beside = Path(os.path.normpath(folder.absolute() / value))  # `..` taken as written, links kept
         if not beside.exists() and Path(value).exists():  # an older config, written from the CWD
-            return str(Path(value).resolve())
-        return str(beside.resolve())
+            return os.path.normpath(Path(value).absolute())
+        return str(beside)
 
     for group, key in _PATH_KEYS:
         items = [data] if group is None else [i for i in (data.get(group) or []) if isinstance(i, dict)]

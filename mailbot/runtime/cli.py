@@ -158,6 +158,16 @@ def check_config(connect: bool = typer.Option(False, "--connect", help="再逐�
     from mailbot.config import warnings
 
     settings = _settings(config, check_secrets=True)
+    if settings.campaigns:  # the form templates, read as the robot reads them at start
+        from mailbot.forms import TemplateError, load_templates
+
+        try:
+            load_templates(settings.forms_folder)
+        except TemplateError as exc:
+            err.print(f"表单模板有 {len(exc.problems)} 处问题（{settings.forms_folder}）：")
+            for problem in exc.problems:
+                err.print(f"  - {problem}")
+            raise typer.Exit(2) from None
     out.print(f"配置检查通过：{_config_path(config)}")
     out.print(f"  邮箱 {len(settings.mailboxes)} 个：" + "、".join(b.name for b in settings.mailboxes))
     out.print(f"  科室 {len(settings.departments)} 个：" + "、".join(d.name for d in settings.departments))
@@ -180,7 +190,7 @@ def _connect(settings) -> None:
     checks = check_all(settings)
     for c in checks:
         mark = "[green]成功[/green]" if c.ok else "[red]失败[/red]"
-        out.print(f"  {c.mailbox} {c.service} {c.where}：{mark} {c.message}")
+        out.print(f"  {' '.join(x for x in (c.mailbox, c.service, c.where) if x)}：{mark} {c.message}")
     failed = [c for c in checks if not c.ok]
     if failed:
         err.print(f"有 {len(failed)} 项连接失败，机器人无法正常收发这些邮箱的邮件；请按上面的提示修改后再检查。")
@@ -549,7 +559,7 @@ def units_import(file: Path = typer.Argument(..., help="Excel 名册（.xlsx）�
 
 
 RosterOpt = typer.Option(None, "--roster", help="单位名册文件（默认配置中的 roster）")
-RELOAD_HINT = "运行中的机器人会在一分钟内自动读入新名册（也可 systemctl reload mailbot 立即读入）。"
+RELOAD_HINT = "运行中的机器人会在一分钟内自动读入新名册（向它发送 SIGHUP 可立即读入，例如 systemctl reload mailbot）。"
 
 
 def _roster_file(roster: Path | None, config: Path | None) -> Path:

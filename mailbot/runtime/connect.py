@@ -104,10 +104,39 @@ def check_smtp(box: Mailbox, timeout: float = 30.0) -> Check:
     return Check(box.name, "SMTP", where, False, f"邮箱 {box.name} 的发信服务器：{why}")
 
 
+def check_database(settings: Settings) -> Check:
+    """One connection to the configured database (its password from env or file)."""
+    from sqlalchemy import text
+
+    from mailbot.store import make_engine
+
+    try:
+        url = settings.db_url
+    except ConfigError as exc:
+        return Check("数据库", "", "", False, exc.problems[0].message)
+    try:
+        engine = make_engine(url)
+    except Exception as exc:  # noqa: BLE001 - a URL the driver cannot use
+        return Check("数据库", "", "", False, f"数据库地址无法使用（{exc.__class__.__name__}）")
+    where = engine.url.render_as_string(hide_password=True)
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except Exception as exc:  # noqa: BLE001 - refused, wrong password, unknown database
+        cause = getattr(exc, "orig", None) or exc
+        first = str(cause).strip().splitlines()[0][:160] if str(cause).strip() else cause.__class__.__name__
+        return Check("数据库", "", where, False, f"无法连接数据库（{first}）")
+    finally:
+        engine.dispose()
+    return Check("数据库", "", where, True, "连接成功")
+
+
 def check_all(settings: Settings) -> list[Check]:
-    """Every mailbox's IMAP and SMTP, in the config's order."""
+    """Every mailbox's IMAP and SMTP, in the config's order, then the database."""
     checks = []
     for box in settings.mailboxes:
         checks.append(check_imap(box))
         checks.append(check_smtp(box, settings.outbox.timeout))
+    if settings.database_url:  # the default SQLite file is made on first start
+        checks.append(check_database(settings))
     return checks

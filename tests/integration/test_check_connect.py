@@ -48,3 +48,29 @@ def test_connect_all_good(servers, make_settings, tmp_path):
     proc = mailbot_main("check-config", "--connect", "--config", cfg, env={PASSWORD_ENV: "secret"})
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "全部连接成功" in proc.stdout
+    assert any(line.startswith("  数据库 ") and "成功 连接成功" in line for line in proc.stdout.splitlines())
+
+
+def test_connect_names_an_unreachable_database(servers, make_settings, tmp_path):
+    settings = make_settings(servers, boxes=("skxkpb",))
+    data = settings.model_dump(mode="json", exclude_none=True)
+    data["database_url"] = f"postgresql+psycopg://mailbot@127.0.0.1:{closed_port()}/mailbot?connect_timeout=5"
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(yaml.safe_dump(data, allow_unicode=True), "utf-8")
+    proc = mailbot_main("check-config", "--connect", "--config", cfg, env={PASSWORD_ENV: "secret"})
+    assert proc.returncode == 2
+    [line] = [x for x in proc.stdout.splitlines() if x.startswith("  数据库 ")]
+    assert "失败 无法连接数据库" in line and "Traceback" not in proc.stdout + proc.stderr
+
+
+def test_a_broken_form_template_is_named(servers, make_settings, tmp_path):
+    forms = tmp_path / "forms"
+    forms.mkdir()
+    (forms / "t.yaml").write_text("name: 表\ntitle: 表\ncolumns: [姓名]\nperson_key: [手机号]\n", "utf-8")
+    settings = make_settings(servers, boxes=("skxkpb",), forms_folder=str(forms), campaigns=[
+        {"key": "c", "name": "活动", "template": "表", "department": "kepu",
+         "audiences": [{"name": "县区", "categories": ["县区科协"], "deadline": "2026-12-20"}]}])
+    cfg = write_config(settings, tmp_path / "c.yaml")
+    proc = mailbot_main("check-config", "--config", cfg, env={PASSWORD_ENV: "secret"})
+    assert proc.returncode == 2
+    assert "表单模板 t.yaml：person_key 中的“手机号”不是 columns 中的列名" in proc.stderr

@@ -42,7 +42,7 @@ def python_code(text: str) -> list[tuple[int, str]]:
 
 def template_code(text: str) -> list[tuple[int, str]]:
     """(line, text) of a Jinja template with its {# comments #} blanked (line numbers kept)."""
-    text = re.sub(r"\{#.*?#\}", lambda m: "\n" * m.group(0).count("\n"), text, flags=re.S)
+    text = re.sub(r"\{#.*?#\}|<!--.*?-->|/\*.*?\*/", lambda m: "\n" * m.group(0).count("\n"), text, flags=re.S)
     return list(enumerate(text.splitlines(), 1))
 
 
@@ -53,7 +53,8 @@ def offences(path: Path) -> list[str]:
             for line, s in parts if FOUND.search(s)]
 
 
-FILES = sorted(p for p in PACKAGE.rglob("*") if p.suffix in (".py", ".j2") and "__pycache__" not in p.parts)
+FILES = sorted(p for p in PACKAGE.rglob("*") if p.suffix in (".py", ".j2", ".html", ".css", ".js", ".mako")
+               and "__pycache__" not in p.parts)
 
 
 def test_the_scan_sees_code_and_templates():
@@ -72,6 +73,7 @@ def test_the_scan_tells_code_from_comments(source, found):
 
 @pytest.mark.parametrize("source, found", [
     ("{# 调宣部 #}\n您好", []),
+    ("<!-- 临沂 -->\n<p>您好</p>", []),
     ("请与调宣部联系", ["调宣部"]),
 ])
 def test_the_scan_tells_templates_from_their_comments(source, found):
