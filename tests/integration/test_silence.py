@@ -447,3 +447,49 @@ def test_every_mail_about_a_gaojian_threads_for_the_unit_and_the_reviewers(serve
     assert all(tracking in m["Subject"] for m in to_reviewer) and len(to_reviewer) == 4  # 请初审, 已记录 ×2 …
     _thread_ok(to_reviewer[1:], (to_reviewer[0]["Message-ID"].strip(),))
     assert to_reviewer[0]["In-Reply-To"] is None  # the first forward starts the reviewer's thread
+
+
+# --- review carries its history -------------------------------------------------------------
+
+
+def test_the_leader_sees_the_first_review_and_the_publisher_gets_the_files_and_records_publication(servers, robot,
+                                                                                                   tmp_path):
+    send(servers, gaojian(), "unit1@example.test", ["skxkpb@example.test"])
+    daemon.run_once(robot)
+    forward = latest(servers, "reviewer1", "请初审")
+    deliver_reply(servers, qq_reply(forward, "reviewer1@example.test", "通过，标题可以再短一些"), "reviewer1@example.test")
+    daemon.run_once(robot)
+    leader = latest(servers, "leader1", "请审核").get_body(("plain",)).get_content()
+    from mailbot.store import ReviewTask as _RT
+    with Session(robot.engine) as _s:
+        print("TASKS", [(t.stage, t.status, t.decision, t.revision) for t in _s.exec(select(_RT))])
+    assert "此前的审核意见" in leader and "初审（张科长" in leader and "通过——标题可以再短一些" in leader
+    deliver_reply(servers, qq_reply(latest(servers, "leader1", "请审核"), "leader1@example.test", "同意"),
+                  "leader1@example.test")
+    daemon.run_once(robot)
+    publish = latest(servers, "skxdxb", "可以发布")
+    assert [(p.get_filename(), p.get_payload(decode=True)) for p in publish.iter_attachments()] == [
+        ("稿件.txt", "稿件正文".encode())]
+    text = publish.get_body(("plain",)).get_content()
+    assert "审核（王主席" in text and "storage" not in text
+
+    answer = EmailMessage()
+    answer["From"], answer["To"] = "skxdxb@example.test", "skxdxb@example.test"
+    answer["Subject"], answer["Message-ID"] = f"回复：{publish['Subject']}", make_msgid(domain="ly.example")
+    answer["In-Reply-To"] = publish["Message-ID"]
+    answer.set_content("已在公众号发布。")
+    send(servers, answer.as_bytes(), "skxdxb@example.test", ["skxdxb@example.test"])
+    daemon.run_once(robot)
+    tracking = robot_tracking(robot)
+    shown = json.loads(cli(robot, tmp_path, "show", tracking, "--json"))
+    assert shown["submission"]["published_at"] and "published" in [h["kind"] for h in shown["history"]]
+
+    from mailbot.digest import build, stats
+
+    now = robot.clock()
+    with Session(robot.engine) as s:
+        snap = stats.snapshot(s, robot.settings, now - timedelta(days=7), now + timedelta(minutes=1))
+    assert snap.published == 1
+    from mailbot.digest import Period
+
+    del Period, build
