@@ -13,7 +13,7 @@ from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
-from sqlalchemy import update
+from sqlalchemy import bindparam, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
@@ -40,20 +40,86 @@ _TRACKING_IN_ID = re.compile(r"^<mailbot\.[a-z-]+\.([A-Z]{1,4}-\d{4}-\d{3,6})\."
 _ADDRESS = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+$")
 
 
-def allocate_tracking(session: Session, prefix: str, year: int) -> str:
-    """The next tracking number, e.g. KP-2026-0042: one atomic UPDATE … RETURNING, so
-    several workers never get the same number."""
+_POOL = "mailbot.tracking"  # session.info key: {(prefix, year): [next, last]} reserved by this transaction
+_MOVES = "mailbot.target-folders"  # session.info key: [(inbound_id, folder)] written at finish_batch
+
+
+def _bump(session: Session, prefix: str, year: int, n: int) -> int:
+    """Add n to the year's counter in one atomic UPDATE … RETURNING (the row stays locked
+    until commit, so several workers never get the same number); the new value."""
     bump = (update(TrackingCounter).where(TrackingCounter.prefix == prefix, TrackingCounter.year == year)
-            .values(value=TrackingCounter.value + 1).returning(TrackingCounter.value))
+            .values(value=TrackingCounter.value + n).returning(TrackingCounter.value))
     value = session.execute(bump).scalar_one_or_none()
     if value is None:
         try:
             with session.begin_nested():
-                session.add(TrackingCounter(prefix=prefix, year=year, value=1))
-            value = 1
+                session.add(TrackingCounter(prefix=prefix, year=year, value=n))
+            value = n
         except IntegrityError:  # another worker created the year's counter first
             value = session.execute(bump).scalar_one()
+    return value
+
+
+def allocate_tracking(session: Session, prefix: str, year: int) -> str:
+    """The next tracking number, e.g. KP-2026-0042: from the numbers this transaction
+    reserved for its batch (`reserve_tracking`), else one atomic UPDATE … RETURNING."""
+    pool = session.info.get(_POOL, {}).get((prefix, year))
+    if pool is not None and pool[0] <= pool[1]:
+        value = pool[0]
+        pool[0] += 1
+    else:
+        value = _bump(session, prefix, year, 1)
     return f"{prefix}-{year}-{value:04d}"
+
+
+def reserve_tracking(session: Session, wanted: dict[tuple[str, int], int]) -> None:
+    """Take the numbers a batch will need, one UPDATE per department and year instead of
+    one per 稿件; `release_tracking` hands back what the batch did not use, in the same
+    transaction, so the numbers stay consecutive."""
+    pool = session.info.setdefault(_POOL, {})
+    for (prefix, year), n in sorted(wanted.items()):
+        if n > 0 and (prefix, year) not in pool:
+            last = _bump(session, prefix, year, n)
+            pool[(prefix, year)] = [last - n + 1, last]
+
+
+def release_tracking(session: Session) -> None:
+    """Give back the reserved numbers left unused (the counter row is still ours: locked
+    by this transaction's UPDATE)."""
+    for (prefix, year), (next_value, last) in session.info.pop(_POOL, {}).items():
+        if next_value <= last:
+            session.execute(update(TrackingCounter).where(
+                TrackingCounter.prefix == prefix, TrackingCounter.year == year, TrackingCounter.value == last)
+                .values(value=next_value - 1))
+
+
+def prepare_batch(session: Session, ctx: Context, items: list[tuple[InboundMessage, Mail, Route]]) -> None:
+    """Before handling a batch of classified messages in one transaction: reserve the
+    tracking numbers its new 稿件 need, count the receipts' daily cap for all its senders at
+    once, and collect the server moves to write them together (`finish_batch`)."""
+    settings = ctx.settings
+    wanted: dict[tuple[str, int], int] = {}
+    senders = []
+    for row, mail, route in items:
+        if route.kind == "submission":
+            year = aware(row.received_at or ctx.now).astimezone(settings.tz).year
+            key = (settings.department(route.department).prefix, year)
+            wanted[key] = wanted.get(key, 0) + 1
+        if route.kind in ("submission", "resubmission"):
+            senders.append(_reply_address(mail))
+    reserve_tracking(session, wanted)
+    outbox.count_recent(session, senders, ctx.now)
+    session.info[_MOVES] = []
+
+
+def finish_batch(session: Session) -> None:
+    """After the batch's handlers: unused numbers back, the server moves in one statement."""
+    release_tracking(session)
+    moves = session.info.pop(_MOVES, None)
+    if moves:
+        session.execute(update(MessageCopy.__table__).where(MessageCopy.__table__.c.inbound_id == bindparam("_id"))
+                        .values(target_folder=bindparam("_folder")),
+                        [{"_id": inbound_id, "_folder": folder} for inbound_id, folder in moves])
 
 
 def handle(session: Session, ctx: Context, row: InboundMessage, mail: Mail, route: Route,
@@ -167,9 +233,12 @@ def revision_problem(session, ctx: Context, sub: Submission, mail: Mail) -> str 
     """Why this message may not become a revision of `sub`, or None. Only the 稿件's own
     unit (an address or domain the roster gives it) or whoever sent revision 1 may revise
     it: the tracking number authorises nothing, and neither does a unit named in the subject
-    or the signature. A message not from exactly one sender never does."""
+    or the signature. A message not from exactly one sender never does, nor one whose DMARC or
+    DKIM check failed at the trusted server (as for a reviewer's reply)."""
     if problem := review.sender_problem(mail):
         return problem
+    if review.auth_verdict(mail.headers, ctx.settings.review.authserv_id) is False:
+        return "auth-failed"  # our own server says the From is forged: the address proves nothing
     sender = mail.from_.address.strip().lower()
     entry = next((u for u in ctx.directory.units if u.name == sub.unit), None) if sub.unit_known else None
     if entry is not None and (sender in entry.addresses or sender.rpartition("@")[2] in entry.domains):
@@ -280,6 +349,9 @@ def _target_folder(session, ctx: Context, row, unit: str | None) -> None:
     if not cfg.move_to_unit_folder:
         return
     folder = f"{cfg.folder_prefix}/{unit or cfg.unknown_unit_folder}".replace(".", "_")
+    if (moves := session.info.get(_MOVES)) is not None:  # a batch: written together at finish_batch
+        moves.append((row.id, folder))
+        return
     session.execute(update(MessageCopy).where(MessageCopy.inbound_id == row.id).values(target_folder=folder))
 
 
@@ -327,6 +399,7 @@ def plan_receipt(settings: Settings, sub: Submission, mailbox: str, size: int, m
         answering=mail.message_id, answering_refs=mail.references,
         tracking=sub.tracking, title=sub.title, revision=sub.revision, unit=sub.unit, department=dept.name,
         received=received, greeting=sub.unit or mail.from_.name,
+        reviewed=bool(settings.review.stages.get(sub.department)),
         files=[{"name": f["name"], "size": human_size(f["size"]), "problem": f.get("problem")} for f in files],
         links=mail.large_attachment_links, oversized=sub.oversized, size=human_size(size))
 

@@ -45,12 +45,13 @@ class Directory:
     prefixes: dict[str, str] = field(default_factory=dict)  # prefix -> key
     mailbox_department: dict[str, str] = field(default_factory=dict)  # mailbox -> key
     rules: tuple[RuleEntry, ...] = ()
-    default: str = "diaoxuan"
-    unknown: str = "diaoxuan"
+    default: str = ""  # department keys from the settings (routing.default / routing.unknown)
+    unknown: str = ""
     own_addresses: frozenset[str] = frozenset()
     mail_domain: str = "mailbot.local"
     address_department: dict[str, str] = field(default_factory=dict)  # mailbox address -> key
     address_mailbox: dict[str, str] = field(default_factory=dict)  # mailbox address -> mailbox name
+    name_prefixes: tuple[str, ...] = ("市",)  # the city/region prefixes people leave out of unit names
 
     @classmethod
     def from_settings(cls, settings) -> "Directory":
@@ -65,13 +66,14 @@ class Directory:
             mailbox_department={d.mailbox: d.key for d in settings.departments if d.mailbox},
             rules=tuple(RuleEntry(r.name, r.department, tuple(r.categories), tuple(r.keywords))
                         for r in settings.routing.rules),
-            default=settings.routing.default,
-            unknown=settings.routing.unknown,
+            default=settings.routing.default or "",
+            unknown=settings.routing.unknown or "",
             own_addresses=frozenset(b.email.lower() for b in settings.mailboxes),
             mail_domain=settings.mail_domain,
             address_department={b.email.lower(): d.key for d in settings.departments for b in settings.mailboxes
                                 if d.mailbox == b.name},
             address_mailbox={b.email.lower(): b.name for b in settings.mailboxes},
+            name_prefixes=settings.office.prefixes,
         )
 
 
@@ -110,7 +112,7 @@ def clean_title(subject: str) -> str:
 # --- units -------------------------------------------------------------------------
 
 
-def _variants(unit: UnitEntry) -> set[str]:
+def _variants(unit: UnitEntry, prefixes: tuple[str, ...] = ("市",)) -> set[str]:
     """The names people write for a unit: its name, aliases, and the usual short forms."""
     out = set()
     for label in (unit.name, *unit.aliases):
@@ -118,7 +120,7 @@ def _variants(unit: UnitEntry) -> set[str]:
         out.add(label)
         short = label.replace("科学技术协会", "科协")
         out.add(short)
-        for prefix in ("临沂市", "毕节市", "市"):
+        for prefix in prefixes:
             if short.startswith(prefix) and len(short) > len(prefix) + 3:
                 out.add(short[len(prefix):])
         out.add(re.sub(r"^(.{2,4}?)[县区市](科协|农技协|老科协)$", r"\1\2", short))
@@ -126,7 +128,7 @@ def _variants(unit: UnitEntry) -> set[str]:
 
 
 def _name_index(directory: Directory) -> list[tuple[str, UnitEntry]]:
-    pairs = [(v, u) for u in directory.units for v in _variants(u)]
+    pairs = [(v, u) for u in directory.units for v in _variants(u, directory.name_prefixes)]
     return sorted(pairs, key=lambda p: -len(p[0]))  # longest first: 沂水县科协 before 水县科协
 
 

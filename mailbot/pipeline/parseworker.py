@@ -37,6 +37,12 @@ def watch_parent() -> None:
     threading.Thread(target=watch, daemon=True, name="watch-parent").start()
 
 
+def warm() -> None:
+    """Import what parsing a first message would (the robot starts its workers early)."""
+    from mailbot import review  # noqa: F401
+    from mailbot.read import quotes  # noqa: F401
+
+
 def parse_file(path: str, sha256: str, job: dict | None = None) -> Parsed:
     """Parse, classify (with a job) and stage one stored message. Never raises: a message
     that cannot be read comes back quarantined, with the reason for the operator."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import secrets
 from datetime import timedelta
+from pathlib import Path
 
 from sqlmodel import Session, select
 
@@ -111,8 +112,9 @@ def _changes(session, sub: Submission, files: list) -> dict[str, list[str]]:
     """The files' names since the previous revision: new, changed (same name, other
     content), the same, and gone."""
     before = {f.filename: f.sha256 for f in session.exec(select(SubmissionFile).where(
-        SubmissionFile.submission_id == sub.id, SubmissionFile.revision == sub.revision - 1)).all()}
-    after = {f.filename: f.sha256 for f in files}
+        SubmissionFile.submission_id == sub.id, SubmissionFile.revision == sub.revision - 1,
+        SubmissionFile.source == "unit")).all()}  # a reviewer's file was never the unit's to remove
+    after = {f.filename: f.sha256 for f in files if f.source == "unit"}
     return {"new": [n for n in after if n not in before],
             "changed": [n for n in after if n in before and after[n] != before[n]],
             "same": [n for n in after if n in before and after[n] == before[n]],
@@ -462,9 +464,11 @@ def _escalate(session, ctx, sub, task, about: dict) -> int:
     return len(leaders)
 
 
-def confirm_held(session: Session, ctx, inbound_id: int, operator: str) -> str:
+def confirm_held(session: Session, ctx, inbound_id: int, operator: str, files=None) -> str:
     """The operator vouches for a held reply: its decision is applied as if the sender were
-    on the reviewer's list (the token must still be valid and the review still open)."""
+    on the reviewer's list (the token must still be valid and the review still open).
+    `files` returns the reply's attachments, staged; asked only when the decision applies,
+    and they are placed once, as the reviewer's (what is not taken is removed)."""
     import json
 
     row = session.get(InboundMessage, inbound_id)
@@ -482,6 +486,12 @@ def confirm_held(session: Session, ctx, inbound_id: int, operator: str) -> str:
     sender = mail.from_.address.lower()
     log_event(session, "review-confirmed", f"operator {operator} confirmed the reply from {sender}",
               inbound_id=inbound_id, submission_id=sub.id, actor=operator)
-    _decide(session, ctx, row, sub, task, command, review.Verdict("decide", command.decision), sender)
+    staged = files() if files is not None else ()
+    try:
+        _decide(session, ctx, row, sub, task, command, review.Verdict("decide", command.decision), sender,
+                files=staged)
+    finally:
+        for item in staged:
+            Path(item.path).unlink(missing_ok=True)
     row.outcome, row.outcome_reason = "applied", f"管理员 {operator} 确认后执行：{task.stage_name} {WORDS[command.decision]}"
     return f"已执行：{WORDS[command.decision]}（稿件 {sub.tracking}）"

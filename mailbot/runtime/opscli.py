@@ -168,7 +168,7 @@ def _warn(count: int) -> str:
 
 @ops.command("list")
 def list_(state: str | None = typer.Option(None, "--status", "-s", help="待审 / 审核中 / 已登记 / 已通过 / 已退回"),
-          dept: str | None = typer.Option(None, "--dept", "-d", help="科室名称、键或编号前缀，例如 科普部"),
+          dept: str | None = typer.Option(None, "--dept", "-d", help="科室名称、键或编号前缀，例如 kp"),
           unit: str | None = typer.Option(None, "--unit", "-u", help="单位名称（包含即可）"),
           since: str | None = typer.Option(None, "--since", help="只看这一天以后收到的，例如 2026-11-01"),
           limit: int = typer.Option(50, "--limit", "-n", help="最多显示多少篇"),
