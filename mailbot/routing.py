@@ -257,9 +257,11 @@ def route(mail: Mail | dict, directory: Directory, mailbox: str = "") -> Route:
         return done("auto_reply", f"自动回复（{m.get('auto_reply_reason') or '自动回复标记'}），不作处理")
     if m.get("mailing_list"):
         return done("other", "邮件列表的群发邮件（List-Id 等标记），不作处理")
-    if sender.lower() in directory.own_addresses:
-        return done("other", f"发件人 {sender} 是本机器人使用的邮箱，不作处理")
     tracking = find_tracking(subject, directory)
+    if sender.lower() in directory.own_addresses:
+        if tracking and quotes.says_published(quotes.new_text(m["text"], m.get("html"))):
+            return done("reply", f"主题中的编号 {tracking}：发布确认（已发布）", tracking=tracking)
+        return done("other", f"发件人 {sender} 是本机器人使用的邮箱，不作处理")
     refs = [r for r in [m.get("in_reply_to") or "", *m.get("references", [])] if r]
     threaded = any(_is_ours(r, directory) for r in refs)
     found = find_unit(sender, subject, m.get("unit_signature"), directory)

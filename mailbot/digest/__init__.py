@@ -116,6 +116,8 @@ def build(snap, period: Period, settings, now: datetime, late: bool = False) -> 
                   note=f"待单位修改 {snap.returned_open}" if snap.returned_open else "审核决定"),
              dict(label="等待审核", value=snap.waiting_total,
                   note=f"最久 {waiting[0]['days']} 天" if waiting else "无积压")]
+    if snap.published:
+        cards.insert(3, dict(label="已发布", value=snap.published, note="公众号"))
     if snap.department is None:
         cards.append(dict(label="发送失败", value=snap.failures_total, note="本周邮件"))
         if snap.needs_person_total:

@@ -50,6 +50,7 @@ class Snapshot:
     failures_total: int = 0
     failures: list[dict] = field(default_factory=list)
     needs_person_total: int = 0  # received messages waiting for a person (office scope only)
+    published: int = 0  # 稿件 the publisher answered 已发布 in the period
     totals: dict[str, int] = field(default_factory=dict)  # all time, by status
 
 
@@ -71,6 +72,8 @@ def snapshot(session: Session, settings, starts: datetime, ends: datetime, depar
                           .where(Submission.created_at >= starts, Submission.created_at < ends, *sub_scope)
                           .order_by(Submission.created_at))]
     _decisions(session, snap, sub_scope, starts, ends)
+    snap.published = session.exec(select(func.count()).select_from(Submission).where(
+        Submission.published_at >= starts, Submission.published_at < ends, *sub_scope)).one()
     _waiting(session, snap, settings, sub_scope, ends)
     snap.week_starts = [ends - timedelta(weeks=weeks - i) for i in range(weeks)]
     snap.weekly = _weekly(session, sub_scope, snap.week_starts, ends)

@@ -8,8 +8,10 @@ same commit as the stored rows. Only after that commit is a message flagged or m
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
 from imapclient import IMAPClient
+from sqlalchemy import and_, or_, update
 from sqlmodel import Session, select
 
 from mailbot import clock, ingest
@@ -112,13 +114,20 @@ def _fetch_failed(engine, box: Mailbox, uidvalidity: int, uid: int, why: str) ->
 
 def apply_server_actions(client: IMAPClient, box: Mailbox, folder: Folder, engine, mark: bool = True) -> None:
     """After the commit: flag processed copies, move filed ones to their unit's folder and
-    quarantined ones to the quarantine folder. Nothing is deleted without a copy elsewhere."""
+    quarantined ones to the quarantine folder. Nothing is deleted without a copy elsewhere.
+
+    Each copy is first claimed (one committed UPDATE … WHERE still pending), so of several
+    workers on one database exactly one moves it: two concurrent MOVEs of one UID would
+    leave two copies in the target folder. A claim left by a worker that died is taken over
+    after CLAIM_LEASE."""
+    ids = _claim_copies(engine, box, folder)
+    if not ids:
+        return
     with Session(engine) as session:
         rows = session.exec(
             select(MessageCopy, InboundMessage.status)
             .join(InboundMessage, MessageCopy.inbound_id == InboundMessage.id)
-            .where(MessageCopy.mailbox == box.name, MessageCopy.uidvalidity == folder.uidvalidity,
-                   MessageCopy.server_action == "pending", InboundMessage.status != "stored")).all()
+            .where(MessageCopy.id.in_(ids))).all()
         moves: dict[str, list[int]] = {}
         stay = []
         for copy, status in rows:
@@ -138,6 +147,29 @@ def apply_server_actions(client: IMAPClient, box: Mailbox, folder: Folder, engin
         session.commit()
 
 
+
+
+CLAIM_LEASE = timedelta(minutes=10)
+
+
+def _claim_copies(engine, box: Mailbox, folder: Folder) -> list[int]:
+    """Claim this folder's processed copies still waiting for their server action; return
+    the ids this worker now owns (none another worker holds)."""
+    now = clock.now()
+    waiting = or_(MessageCopy.server_action == "pending",
+                  and_(MessageCopy.server_action == "claimed", MessageCopy.claimed_at < now - CLAIM_LEASE))
+    with Session(engine) as session:
+        candidates = session.exec(
+            select(MessageCopy.id).join(InboundMessage, MessageCopy.inbound_id == InboundMessage.id)
+            .where(MessageCopy.mailbox == box.name, MessageCopy.uidvalidity == folder.uidvalidity, waiting,
+                   InboundMessage.status != "stored")).all()
+        if not candidates:
+            return []
+        owned = session.execute(update(MessageCopy).where(MessageCopy.id.in_(candidates), waiting)
+                                .values(server_action="claimed", claimed_at=now)
+                                .returning(MessageCopy.id)).scalars().all()
+        session.commit()
+        return list(owned)
 
 
 def last_uid(engine, box: Mailbox) -> int:

@@ -506,3 +506,26 @@ def reply_intent(text: str) -> str:
     if lead and len(_NOT_WORD.sub("", plain[lead.end():])) >= REVISION_MIN or len(words) >= REVISION_LONG:
         return "revision"
     return "question"
+
+
+_PUBLISHED = re.compile(r"^(?:[^\n]{0,8}?[,，:：]\s*)?(?:已经?|均已|现已)(?:在公众号|在微信公众号|在网站)?(?:发布|推送|刊发|刊登|上线|发出)"
+                        r"|^(?:发布|推送)(?:了|完成|完毕)")
+
+
+def says_published(text: str) -> bool:
+    """The publisher's answer to a 可以发布 mail: 已发布 / 已推送 / 已在公众号发布 … at the start
+    of the new text, not a question (已发布了吗？)."""
+    plain = _nfkc(text or "")
+    first = next((line for line in plain.split("\n") if line.strip()), "")
+    return bool(_PUBLISHED.search(first)) and not re.search(r"[吗?？]", first)
+
+
+_APPROVE_LEAD = re.compile(r"^\s*(?:通过|同意|可以|OK|好的?|没问题)[\s,，。.!！;；:：]*", re.I)
+
+
+def approval_words(text: str) -> str | None:
+    """What an approving reviewer wrote besides 通过 (通过，标题可以再短一些 → 标题可以再短一些),
+    for the next stage and the publisher; None when nothing."""
+    lines = [line for line in (text or "").strip().split("\n") if not _quoted(line)]
+    words = _APPROVE_LEAD.sub("", "\n".join(lines).strip(), count=1).strip()
+    return words[:500] or None

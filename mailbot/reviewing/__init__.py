@@ -52,6 +52,7 @@ def start_stage(session: Session, ctx, sub: Submission, stage: int, body: str = 
     attachments = tuple((f.filename, (ctx.storage / f.path).read_bytes(), f.content_type) for f in files)
     flags = review.attention_flags([sub.title, body, *[f.filename for f in files]])
     previous = _changes(session, sub, files) if sub.revision > 1 else None
+    history = decisions_so_far(session, settings, sub, before_stage=stage)
     for who in step.reviewers:
         person = settings.reviewer(who)
         token = review.make_token(ctx.secret, sub.tracking, sub.revision, stage, who, secrets.token_hex(8))
@@ -63,13 +64,48 @@ def start_stage(session: Session, ctx, sub: Submission, stage: int, body: str = 
             stage_name=step.name, title=sub.title, unit=sub.unit, department=dept.name,
             route_reason=sub.route_reason, revision=sub.revision, files=[display_name(f.filename, i) + (f"（无法打开：{f.problem}）" if f.problem else "")
                                        for i, f in enumerate(files, 1)], flags=flags,
-            previous=previous, body=body[:5000], reviewer=person.name)
+            previous=previous, history=history, body=body[:5000], reviewer=person.name)
         session.add(ReviewTask(submission_id=sub.id, revision=sub.revision, department=sub.department, stage=stage,
                                stage_name=step.name, reviewer=who, token=token, message_id=out.message_id,
                                expires_at=ctx.now + timedelta(days=settings.review.token_days), created_at=ctx.now))
         outbox.enqueue(session, out, settings.outbox, ctx.now, submission_id=sub.id)
     log_event(session, "review-started", f"{sub.tracking} r{sub.revision} {step.name}: {'、'.join(step.reviewers)}",
               submission_id=sub.id)
+
+
+def decisions_so_far(session, settings, sub: Submission, before_stage: int | None = None) -> list[dict]:
+    """Each earlier stage's decision on this revision, with the reviewer's words, in order."""
+    tasks = session.exec(select(ReviewTask).where(ReviewTask.submission_id == sub.id,
+                                                  ReviewTask.revision == sub.revision,
+                                                  ReviewTask.status == "decided")
+                         .order_by(ReviewTask.stage, ReviewTask.decided_at, ReviewTask.id)).all()
+    return [{"stage": t.stage_name, "reviewer": settings.reviewer(t.reviewer).name, "decision": WORDS[t.decision],
+             "reason": t.reason, "at": _aware(t.decided_at).astimezone(settings.tz).strftime("%m月%d日 %H:%M")}
+            for t in tasks if t.decision in WORDS and (before_stage is None or t.stage < before_stage)]
+
+
+def _publish_files(session, ctx, sub: Submission) -> tuple[list[dict], tuple, bool]:
+    """The approved revision's files for the publisher: attached when small enough, else listed."""
+    from mailbot.filing import human_size
+
+    files = session.exec(select(SubmissionFile).where(SubmissionFile.submission_id == sub.id,
+                                                      SubmissionFile.revision == sub.revision)
+                         .order_by(SubmissionFile.id)).all()
+    listed = [{"name": display_name(f.filename, i), "size": human_size(f.size)} for i, f in enumerate(files, 1)]
+    attach = sum(f.size for f in files) <= ctx.settings.review.publish_attach_max_bytes
+    data = tuple((f.filename, (ctx.storage / f.path).read_bytes(), f.content_type) for f in files) if attach else ()
+    return listed, data, attach
+
+
+def record_published(session, ctx, row, sub: Submission, sender: str) -> Handled:
+    """The publisher's 已发布: the 稿件's publication, once (the digest counts it)."""
+    if sub.status != "approved":
+        return Handled("needs-person", f"{sub.tracking} 还没有审核通过，却收到“已发布”，请人工核实", sub.id)
+    if sub.published_at is not None:
+        return Handled("ignored", f"{sub.tracking} 此前已记录为已发布", sub.id)
+    sub.published_at = ctx.now
+    log_event(session, "published", f"{sub.tracking} 已发布", inbound_id=row.id, submission_id=sub.id, actor=sender)
+    return Handled("applied", f"记录稿件 {sub.tracking} 已发布", sub.id)
 
 
 def _changes(session, sub: Submission, files: list) -> dict[str, list[str]]:
@@ -99,6 +135,11 @@ def handle_reply(session: Session, ctx, row: InboundMessage, mail: Mail, route: 
     if review.answers_digest(mail):
         notice(session, ctx, None, sender, "digest-reply")
         return Handled("answered", "回复的是领导周报，已告知周报邮箱不收回复")
+    new = quotes.new_text(mail.text, mail.html)
+    if route.tracking and quotes.says_published(new) and _may_publish(ctx, sender):
+        sub = session.exec(select(Submission).where(Submission.tracking == route.tracking)).first()
+        if sub is not None:
+            return record_published(session, ctx, row, sub, sender)
     tokens = review.find_tokens(mail)
     task = session.exec(select(ReviewTask).where(ReviewTask.token.in_(tokens))).first() if tokens else None
     sub = session.get(Submission, task.submission_id) if task else None
@@ -127,6 +168,14 @@ def handle_reply(session: Session, ctx, row: InboundMessage, mail: Mail, route: 
         return _unit_reply(session, row, mail, route)
     kind, why = OUTCOMES[verdict.action]
     return Handled(kind, why.format(code=verdict.code), sub_id)
+
+
+def _may_publish(ctx, sender: str) -> bool:
+    """The publisher's own mailbox (its staff answer from it) or a reviewer may say 已发布."""
+    settings = ctx.settings
+    own = {b.email.lower() for b in settings.mailboxes}
+    people = {a.lower() for r in settings.reviewers for a in r.addresses}
+    return sender in own or sender in people
 
 
 def _unit_reply(session, row, mail: Mail, route: Route) -> Handled:
@@ -166,6 +215,8 @@ def _decide(session, ctx, row, sub, task, command, verdict, sender, files=()) ->
     placed = place_files(session, ctx.storage, sub.id, kept, f"{sub.folder}/审核意见-v{task.revision}-{task.stage + 1}",
                          task.revision, source="reviewer") if kept else []
     task.status, task.decision, task.reason = "decided", command.decision, command.reason
+    if command.decision == "approve" and not command.reason:  # the approver's words travel with the 稿件
+        task.reason = quotes.approval_words(quotes.new_text(mail_text(session, row)[0], mail_text(session, row)[1]))
     task.decided_by, task.decided_at, task.inbound_id = sender, ctx.now, row.id
     stages = settings.review.stages.get(sub.department, [])
     step = stages[task.stage] if task.stage < len(stages) else None
@@ -220,8 +271,10 @@ def _apply_outcome(session, ctx, sub, task, command, outcome, placed=()) -> dict
     _send(session, ctx, sub, sub.sender, "result", "review-approved", **unit, publisher=publisher)
     if publisher:
         _, box = _dept_box(settings, settings.review.publisher)
+        listed, data, attached = _publish_files(session, ctx, sub)
         _send(session, ctx, sub, box.email, "publish-ready", "review-publish", tracking=sub.tracking,
-              title=sub.title, unit=sub.unit, folder=sub.folder, publisher=publisher)
+              title=sub.title, unit=sub.unit, folder=sub.folder, publisher=publisher, files=listed,
+              attached=attached, attachments=data, history=decisions_so_far(session, settings, sub))
     return {"publisher": publisher}
 
 
@@ -232,6 +285,14 @@ def _tell_returned(session, ctx, sub, task, reason: str | None, placed=()) -> No
           reason=reason, revision=sub.revision, files=[f["name"] for f in placed],
           attachments=tuple((f["name"], f["path"].read_bytes(), f["content_type"]) for f in placed))
     task.unit_told_at = ctx.now
+
+
+def mail_text(session, row) -> tuple[str, str | None]:
+    """(text, html) of a stored message, from its parse summary."""
+    import json
+
+    data = json.loads(row.parsed_json) if row is not None and row.parsed_json else {}
+    return data.get("text") or "", data.get("html")
 
 
 def _ask_reason(session, ctx, sub, task) -> None:

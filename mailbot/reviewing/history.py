@@ -14,7 +14,10 @@ EVENTS = {"filed": "登记", "resubmitted": "收到修改稿", "review-started":
           "outbox-failed": "发送失败", "outbox-cap": "超过每日发送上限（未发出）",
           "outcome-filed": "结果：已登记", "outcome-answered": "结果：已答复", "outcome-applied": "结果：已执行",
           "outcome-ignored": "结果：无需处理", "outcome-needs-person": "结果：需要人工处理",
-          "alert": "已提醒管理员", "revision-hold": "修改稿待确认"}
+          "alert": "已提醒管理员", "revision-hold": "修改稿待确认", "published": "已发布",
+          "review-reason-asked": "请审核人补充退回原因", "review-reason": "审核人补充退回原因",
+          "review-reason-timeout": "未等到退回原因，已通知单位", "link-failed": "超大附件未能下载",
+          "link-fetched": "超大附件已下载"}
 
 
 def _iso(value) -> str | None:
@@ -36,7 +39,8 @@ def submission_history(engine, settings, tracking: str) -> dict | None:
             "submission": {"tracking": sub.tracking, "title": sub.title, "unit": sub.unit, "unit_known": sub.unit_known,
                            "department": sub.department, "department_name": dept, "status": sub.status,
                            "revision": sub.revision, "stage": sub.stage, "sender": sub.sender,
-                           "route_reason": sub.route_reason, "folder": sub.folder, "created_at": _iso(sub.created_at)},
+                           "route_reason": sub.route_reason, "folder": sub.folder, "created_at": _iso(sub.created_at),
+                           "published_at": _iso(sub.published_at)},
             "reviews": [{"revision": t.revision, "stage": t.stage_name, "reviewer": t.reviewer, "status": t.status,
                          "decision": t.decision, "reason": t.reason, "decided_by": t.decided_by,
                          "decided_at": _iso(t.decided_at)} for t in tasks],

@@ -94,7 +94,8 @@ class MessageCopy(SQLModel, table=True):
     uid: int = Field(sa_type=BigInteger)
     sha256: str | None = Field(default=None, max_length=64)
     duplicate: bool = Field(default=False)
-    server_action: str = Field(default="pending", max_length=20)  # pending | done | failed | none
+    server_action: str = Field(default="pending", max_length=20)  # pending | claimed | done | failed | none
+    claimed_at: datetime | None = Field(default=None)  # a worker took the server action (one worker per copy)
     server_note: str | None = Field(default=None, sa_column=Column(Text))
     target_folder: str | None = Field(default=None, max_length=300)  # filing: move here after commit
     created_at: datetime = Field(default_factory=clock.now)

@@ -447,3 +447,153 @@ def test_every_mail_about_a_gaojian_threads_for_the_unit_and_the_reviewers(serve
     assert all(tracking in m["Subject"] for m in to_reviewer) and len(to_reviewer) == 4  # 请初审, 已记录 ×2 …
     _thread_ok(to_reviewer[1:], (to_reviewer[0]["Message-ID"].strip(),))
     assert to_reviewer[0]["In-Reply-To"] is None  # the first forward starts the reviewer's thread
+
+
+# --- review carries its history -------------------------------------------------------------
+
+
+def test_the_leader_sees_the_first_review_and_the_publisher_gets_the_files_and_records_publication(servers, robot,
+                                                                                                   tmp_path):
+    send(servers, gaojian(), "unit1@example.test", ["skxkpb@example.test"])
+    daemon.run_once(robot)
+    forward = latest(servers, "reviewer1", "请初审")
+    deliver_reply(servers, qq_reply(forward, "reviewer1@example.test", "通过，标题可以再短一些"), "reviewer1@example.test")
+    daemon.run_once(robot)
+    leader = latest(servers, "leader1", "请审核").get_body(("plain",)).get_content()
+    from mailbot.store import ReviewTask as _RT
+    with Session(robot.engine) as _s:
+        print("TASKS", [(t.stage, t.status, t.decision, t.revision) for t in _s.exec(select(_RT))])
+    assert "此前的审核意见" in leader and "初审（张科长" in leader and "通过——标题可以再短一些" in leader
+    deliver_reply(servers, qq_reply(latest(servers, "leader1", "请审核"), "leader1@example.test", "同意"),
+                  "leader1@example.test")
+    daemon.run_once(robot)
+    publish = latest(servers, "skxdxb", "可以发布")
+    assert [(p.get_filename(), p.get_payload(decode=True)) for p in publish.iter_attachments()] == [
+        ("稿件.txt", "稿件正文".encode())]
+    text = publish.get_body(("plain",)).get_content()
+    assert "审核（王主席" in text and "storage" not in text
+
+    answer = EmailMessage()
+    answer["From"], answer["To"] = "skxdxb@example.test", "skxdxb@example.test"
+    answer["Subject"], answer["Message-ID"] = f"回复：{publish['Subject']}", make_msgid(domain="ly.example")
+    answer["In-Reply-To"] = publish["Message-ID"]
+    answer.set_content("已在公众号发布。")
+    send(servers, answer.as_bytes(), "skxdxb@example.test", ["skxdxb@example.test"])
+    daemon.run_once(robot)
+    tracking = robot_tracking(robot)
+    shown = json.loads(cli(robot, tmp_path, "show", tracking, "--json"))
+    assert shown["submission"]["published_at"] and "published" in [h["kind"] for h in shown["history"]]
+
+    from mailbot.digest import build, stats
+
+    now = robot.clock()
+    with Session(robot.engine) as s:
+        snap = stats.snapshot(s, robot.settings, now - timedelta(days=7), now + timedelta(minutes=1))
+    assert snap.published == 1
+    from mailbot.digest import Period
+
+    del Period, build
+
+
+# --- two workers never copy a message twice into a server folder ----------------------------
+
+
+def test_two_robots_file_each_message_once_into_the_units_server_folder(servers, make_settings, tmp_path):
+    """Two `mailbot run --once` on one database (PostgreSQL with MAILBOT_TEST_DATABASE_URL) and
+    300 messages: each message ends in 稿件/<unit> exactly once, none is left in INBOX."""
+    import os
+    import subprocess
+
+    from conftest import PASSWORD_ENV, mailbot_cmd
+
+    total = 300
+    with servers.imap("skxkpb") as imap:
+        for i in range(total):
+            m = EmailMessage()
+            m["From"], m["To"] = "沂水县科协 <unit1@example.test>", "skxkpb@example.test"
+            m["Subject"], m["Message-ID"] = f"科普活动稿件 {i}", f"<copy-{i}@unit.example>"
+            m.set_content("请审核。")
+            imap.append("INBOX", m.as_bytes())
+    settings = make_settings(servers, boxes=("skxkpb",), parse_workers=0, batch_size=10,
+                             outbox={"daily_cap_per_sender": 1000})
+    cfg = write_config(settings, tmp_path / "two.yaml")
+    env = {**os.environ, PASSWORD_ENV: "secret"}
+    procs = [subprocess.Popen([*mailbot_cmd(), "run", "--once", "--config", str(cfg)], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outs = [p.communicate(timeout=600) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs
+    with servers.imap("skxkpb") as imap:
+        imap.select_folder("稿件/沂水县科协", readonly=True)
+        found = imap.fetch(imap.search("ALL"), ["BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)]"])
+        ids = [re.search(rb"<[^>]+>", v[b"BODY[HEADER.FIELDS (MESSAGE-ID)]"]).group(0) for v in found.values()]
+        imap.select_folder("INBOX", readonly=True)
+        left = imap.search("ALL")
+    assert len(ids) == len(set(ids)) == total, f"{len(ids) - len(set(ids))} copied twice"
+    assert left == []
+
+
+def test_two_workers_applying_server_actions_at_the_same_moment_move_each_copy_once(servers, make_settings):
+    """The race itself, made to happen: two workers with their own IMAP sessions take the same
+    processed copies' server actions at the same instant (a barrier); each copy is claimed by
+    one of them, so 稿件/<unit> holds every message once."""
+    import threading
+
+    from mailbot import ingest, pipeline
+    from mailbot.pipeline import sync
+
+    total = 60
+    with servers.imap("skxkpb") as imap:
+        for i in range(total):
+            m = EmailMessage()
+            m["From"], m["To"] = "unit1@example.test", "skxkpb@example.test"
+            m["Subject"], m["Message-ID"] = f"同时移动 {i}", f"<race-{i}@unit.example>"
+            m.set_content("请审核。")
+            imap.append("INBOX", m.as_bytes())
+    rt = daemon.Runtime.build(make_settings(servers, boxes=("skxkpb",), parse_workers=0))
+    try:
+        box = rt.settings.mailbox("skxkpb")
+        client = ingest.connect(box, box.password())
+        folder = ingest.open_folder(client, box)
+        got = ingest.fetch(client, box, folder.uidvalidity, ingest.new_uids(client, 0), [])
+        pipeline.keep_batch(rt.engine, rt.raws, got, box.folder, lambda session: None)
+        rt.processor.drain()  # stored and filed: the server actions are all pending
+        ingest.close(client)
+        # a worker that has claimed the copies (and is moving them) is never joined by a second
+        held = sync._claim_copies(rt.engine, box, folder)
+        assert len(held) == total and sync._claim_copies(rt.engine, box, folder) == []
+        with Session(rt.engine) as s:  # …until its claim is older than the lease (it died)
+            from mailbot.store import MessageCopy
+
+            for copy in s.exec(select(MessageCopy)):
+                copy.claimed_at = robot_now(rt) - sync.CLAIM_LEASE - timedelta(seconds=1)
+            s.commit()
+        barrier, errors = threading.Barrier(2), []
+
+        def worker():
+            conn = ingest.connect(box, box.password())
+            try:
+                opened = ingest.open_folder(conn, box)
+                barrier.wait()
+                sync.apply_server_actions(conn, box, opened, rt.engine)
+            except Exception as exc:  # reported below
+                errors.append(exc)
+            finally:
+                ingest.close(conn)
+
+        threads = [threading.Thread(target=worker) for _ in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+        assert errors == []
+        with servers.imap("skxkpb") as imap:
+            imap.select_folder("稿件/沂水县科协", readonly=True)
+            found = imap.fetch(imap.search("ALL"), ["BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)]"])
+            ids = [re.search(rb"<[^>]+>", v[b"BODY[HEADER.FIELDS (MESSAGE-ID)]"]).group(0) for v in found.values()]
+        assert len(ids) == len(set(ids)) == total, f"{len(ids) - len(set(ids))} copied twice"
+    finally:
+        rt.close()
+
+
+def robot_now(rt):
+    return rt.clock()

@@ -87,7 +87,7 @@ def receipt(revision: int = 1, unit: str | None = "沂水县科协", links=(), o
 SUBMISSION = {"tracking": "KP-2026-0042", "title": "全国科普日活动信息", "unit": "沂水县科协"}
 
 
-def review_request() -> outbox.Outgoing:
+def review_request(**extra) -> outbox.Outgoing:
     reply = f"skxkpb+{REVIEW_TOKEN}@ly.shandong.cn"
     return mail("review-request", from_address=reply, to="zhangke@ly.shandong.cn", to_name="张科长",
                 id_token=REVIEW_TOKEN, attachments=(("活动总结.docx", b"docx bytes", "application/octet-stream"),),
@@ -95,7 +95,7 @@ def review_request() -> outbox.Outgoing:
                 route_reason="发件域名 ysxkx@163.com → 沂水县科协（县区科协）→ 科普部", revision=2,
                 files=["活动总结.docx", "现场照片.jpg"], flags=["含“内部”字样"],
                 previous={"new": ["现场照片.jpg"], "changed": ["活动总结.docx"], "same": [], "gone": ["旧稿.doc"]},
-                body="各位老师好：\n我县全国科普日活动顺利举办，详见附件。", reviewer="张科长")
+                body="各位老师好：\n我县全国科普日活动顺利举办，详见附件。", reviewer="张科长", **extra)
 
 
 def confirm(outcome: str, decision: str = "通过", **values) -> outbox.Outgoing:
@@ -184,6 +184,16 @@ CASES: dict[str, Case] = {
         stage="初审", token=REVIEW_TOKEN, reviewer="张科长", wait_hours="24")),
     "review-approved": Case("review-approved", lambda: mail(
         "result", "review-approved", to="ysxkx@163.com", **SUBMISSION, greeting=None, publisher="调宣部")),
+    "review-request-with-history": Case("review-request", lambda: review_request(history=[
+        {"stage": "初审", "reviewer": "张科长", "decision": "通过", "reason": "写得不错，标题可再短一些",
+         "at": "09月20日 09:10"}])),
+    "review-publish-with-files": Case("review-publish", lambda: mail(
+        "publish-ready", "review-publish", to="skxdxb@ly.shandong.cn", **SUBMISSION,
+        folder="2026/科普部/沂水县科协/KP-2026-0042", publisher="调宣部", attached=True,
+        files=[{"name": "关于全国科普日活动的总结.docx", "size": "24.0 KB"}],
+        history=[{"stage": "初审", "reviewer": "张科长", "decision": "通过", "reason": None, "at": "09月20日 09:10"},
+                 {"stage": "审核", "reviewer": "王主席", "decision": "通过", "reason": "同意", "at": "09月20日 09:25"}],
+        attachments=(("关于全国科普日活动的总结.docx", b"PK\x03\x04 docx", "application/octet-stream"),))),
     "review-publish": Case("review-publish", lambda: mail(
         "publish-ready", "review-publish", to="skxdxb@ly.shandong.cn", **SUBMISSION,
         folder="2026/科普部/沂水县科协/KP-2026-0042", publisher="调宣部")),

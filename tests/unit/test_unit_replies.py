@@ -16,3 +16,13 @@ CASES = yaml.safe_load((Path(__file__).resolve().parents[1] / "cases" / "unit_re
 @pytest.mark.parametrize("case", CASES, ids=[c["name"] for c in CASES])
 def test_reply_intent(case):
     assert reply_intent(new_text(case["text"])) == case["expect"]
+
+
+PUBLISHED = yaml.safe_load((Path(__file__).resolve().parents[1] / "cases" / "published.yaml").read_text(encoding="utf-8"))
+
+
+@pytest.mark.parametrize("case", PUBLISHED, ids=[c["name"] for c in PUBLISHED])
+def test_says_published(case):
+    from mailbot.read.quotes import says_published
+
+    assert says_published(new_text(case["text"])) is case["expect"]
