@@ -160,3 +160,34 @@ def test_healthz_answers_without_sign_in_when_the_database_is_reachable(console,
     r = c.get("/healthz")
     assert r.status_code == 200 and r.text == "ok"
     assert "mailbot_console" not in r.headers.get("set-cookie", "")
+
+
+def test_the_operator_replays_a_quarantined_message_and_dismisses_another_with_a_reason(console, engine):
+    from mailbot.store import InboundMessage
+
+    with Session(engine) as s:
+        stuck = add_inbound(s, console.storage, raw_mail("你好", sender="someone@elsewhere.example"), status="quarantined",
+                            kind=None, reason="worker crashed")
+        other = add_inbound(s, console.storage, raw_mail("请问报表什么时候交"), kind="other")
+        s.commit()
+        stuck_id, other_id = stuck.id, other.id
+    clerk, clerk_token = signed_in(console, engine, "kp")  # messages no 稿件 owns are the operator's
+    assert clerk.get(f"/inbound/{stuck_id}").status_code == 404
+    assert clerk.post(f"/inbound/{stuck_id}/replay", data={"csrf": clerk_token}).status_code == 404
+    c, token = signed_in(console, engine, "op")
+    page = c.get("/exceptions").text
+    assert "无法处理的来信（1）" in page and "需要人看的来信（1）" in page
+    r = c.post(f"/inbound/{stuck_id}/replay", data={"csrf": token})
+    assert r.status_code == 303
+    with Session(engine) as s:
+        assert s.get(InboundMessage, stuck_id).status == "parsed"
+        assert s.exec(select(Event).where(Event.kind == "inbound-replayed")).one().actor == "op"
+    assert "已重新处理" in c.get(f"/inbound/{stuck_id}").text
+    assert "请写明" in c.get(c.post(f"/inbound/{other_id}/dismiss", data={"csrf": token, "reason": " "})
+                            .headers["location"]).text
+    c.post(f"/inbound/{other_id}/dismiss", data={"csrf": token, "reason": "已电话答复"})
+    with Session(engine) as s:
+        dismissed = s.exec(select(Event).where(Event.kind == "inbound-dismissed")).one()
+        assert (dismissed.inbound_id, dismissed.actor, dismissed.detail) == (other_id, "op", "已电话答复")
+    page = c.get("/exceptions").text
+    assert "无法处理的来信（0）" in page and "需要人看的来信（0）" in page

@@ -65,9 +65,13 @@ def raw_mail(subject: str, sender: str = "unit1@example.test", html: str | None 
 
 def add_inbound(session: Session, storage: Path, data: bytes, status: str = "parsed", kind: str = "submission",
                 reason: str | None = None) -> InboundMessage:
+    from mailbot.read import parse
+
+    message_id, key, fingerprint = parse.read_key(data)  # as the pipeline keeps it, so a replay finds it
     sha = hashlib.sha256(data).hexdigest()
     rel = RawStore(storage).put(data, sha)
-    row = InboundMessage(key=sha, sha256=sha, fingerprint=sha, size=len(data), raw_path=rel, first_mailbox="skxkpb",
+    row = InboundMessage(key=key, message_id=message_id, sha256=sha, fingerprint=fingerprint, size=len(data),
+                         raw_path=rel, first_mailbox="skxkpb",
                          status=status, kind=kind, reason=reason, subject="来信", from_address="unit1@example.test")
     session.add(row)
     session.flush()
