@@ -164,7 +164,7 @@ def home(session: Session, settings, staff: Staff, now: datetime) -> dict:
     waiting = [{"task": t, "sub": s, "who": people.get(t.reviewer, t.reviewer),
                 "days": (now - aware(t.created_at)).days} for t, s in waits]
     ex = exceptions(session, settings, staff)
-    return {"new": new, "waiting": waiting, "counts": {k: len(v) for k, v in ex.items()},
+    return {"new": new, "waiting": waiting, "counts": {k: len(v) for k, v in ex.items()}, "today": today.date(),
             "mailboxes": mailboxes(session, settings) if staff.role != "clerk" else [],
             "campaigns": campaign_deadlines(settings, staff, now)}
 
