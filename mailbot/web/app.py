@@ -16,6 +16,7 @@ from datetime import timedelta
 from pathlib import Path
 from urllib.parse import quote
 
+from markupsafe import Markup
 from sqlalchemy import text
 from sqlmodel import Session
 from starlette.applications import Starlette
@@ -61,6 +62,7 @@ class Console:
         self.settings, self.engine, self.office, self.now = settings, engine, office, now
         self.throttle = Throttle(settings.web.sign_in_attempts, timedelta(minutes=settings.web.sign_in_window_minutes))
         self.on_mail = on_mail
+        self.boards: dict[tuple, Markup] = {}  # campaign boards' bodies by what they show (campaign_board)
 
     def context(self):
         return self.office.at(self.now())
@@ -358,10 +360,21 @@ async def campaign_list(request: Request, staff: Staff) -> Response:
 
 @page()
 async def campaign_board(request: Request, staff: Staff) -> Response:
+    """The board; its 1,000-row body is rendered again only when a return or reminder changed
+    it, or the day did (checked against the database on every request)."""
     console: Console = request.app.state.console
+    campaign = views.find_campaign(console.settings, staff, request.path_params["key"])
+    now = console.now()
     with Session(console.engine) as session:
-        data = views.board(session, console.settings, staff, request.path_params["key"], console.now())
-    return render(request, "board.html", staff, **data)
+        version = (campaign.key, views.board_version(session, campaign.key), now.astimezone(console.settings.tz).date())
+        body = console.boards.get(version)
+        if body is None:
+            data = views.board(session, console.settings, staff, campaign.key, now)
+            templates: Jinja2Templates = request.app.state.templates
+            body = Markup(templates.get_template("_board_audiences.html").render(**data))
+            console.boards = {k: v for k, v in console.boards.items() if k[0] != campaign.key}  # one per campaign
+            console.boards[version] = body
+    return render(request, "board.html", staff, campaign=campaign, audiences_html=body)
 
 
 @page()

@@ -8,6 +8,7 @@ import json
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
+from sqlalchemy import Integer, cast
 from sqlmodel import Session, func, or_, select
 
 from mailbot import held
@@ -276,6 +277,16 @@ def board(session: Session, settings, staff: Staff, key: str, now: datetime) -> 
         audiences.append({"audience": audience, "rows": rows, "counts": counts, "sent": len(rows) - counts["missing"],
                           "days": (audience.deadline - today).days})
     return {"campaign": campaign, "audiences": audiences}
+
+
+def board_version(session: Session, key: str) -> tuple:
+    """What the board's rows depend on, read cheaply: the returns (count, newest, how many are
+    valid or stamped: a scan arriving later changes those in place) and the reminders sent."""
+    returns = session.exec(select(func.count(), func.max(FormReturn.id), func.sum(cast(FormReturn.valid, Integer)),
+                                  func.sum(cast(FormReturn.stamped, Integer))).where(FormReturn.campaign == key)).one()
+    reminders = session.exec(select(func.count(), func.max(CampaignReminder.id))
+                             .where(CampaignReminder.campaign == key)).one()
+    return (*returns, *reminders)
 
 
 def form_return(session: Session, settings, staff: Staff, return_id: int) -> dict:

@@ -191,3 +191,28 @@ def test_the_operator_replays_a_quarantined_message_and_dismisses_another_with_a
         assert (dismissed.inbound_id, dismissed.actor, dismissed.detail) == (other_id, "op", "已电话答复")
     page = c.get("/exceptions").text
     assert "无法处理的来信（0）" in page and "需要人看的来信（0）" in page
+
+
+def test_the_board_shows_a_return_made_valid_in_place(make_settings, engine):
+    """A stamped scan arriving later turns the latest return valid without a new row: the
+    board (whose body is kept between requests) shows it at once."""
+    from mailbot.store import FormReturn
+    from test_campaigns import CAMPAIGN
+
+    settings = make_settings(_NoServers(), **REVIEW, **CAMPAIGN)
+    add_people(engine)
+    with Session(engine) as s:
+        row = add_inbound(s, settings.storage, raw_mail("关注情况统计表"), kind="form")
+        s.add(FormReturn(campaign="guanzhu", unit="沂水县科协", sender="unit1@example.test", inbound_id=row.id,
+                         filename="表.xlsx", format="xlsx", valid=False, result_json="{}"))
+        s.commit()
+    c, _ = signed_in(settings, engine, "op")
+    assert "有效 <b>0</b> · 有问题 <b>1</b>" in c.get("/campaigns/guanzhu").text
+    with Session(engine) as s:
+        ret = s.exec(select(FormReturn)).one()
+        ret.valid, ret.stamped = True, True
+        s.add(ret)
+        s.commit()
+    assert "有效 <b>1</b> · 有问题 <b>0</b>" in c.get("/campaigns/guanzhu").text
+    kp, _ = signed_in(settings, engine, "kp")  # the campaign is 调宣部's
+    assert kp.get("/campaigns/guanzhu").status_code == 404
