@@ -281,7 +281,7 @@ async def inbound(request: Request, staff: Staff) -> Response:
     console: Console = request.app.state.console
     with Session(console.engine) as session:
         data = views.inbound_message(session, staff, int(request.path_params["inbound_id"]), console.settings.storage)
-    return render(request, "message.html", staff, **data)
+    return render(request, "message.html", staff, **data, units=console.settings.units)
 
 
 @page(write=True)
@@ -304,6 +304,14 @@ async def inbound_action(request: Request, staff: Staff) -> Response:
             response = _back(request, f"/inbound/{inbound_id}" if code != "dismissed" else "/exceptions", code)
         elif action == "replay" and staff.role == "operator":
             return await _replay(request, console, staff, row)
+        elif action == "file" and staff.role == "operator":
+            templates: Jinja2Templates = request.app.state.templates
+            reason = templates.get_template("assigned-reason.txt").render(who=staff.name).strip()
+            code, tracking = actions.file_as_submission(session, console.context(), staff, row,
+                                                        str(form.get("unit") or "").strip(),
+                                                        str(form.get("department") or ""), reason)
+            session.commit()
+            response = _back(request, f"/subs/{tracking}" if tracking else f"/inbound/{inbound_id}", code)
         else:
             raise NotFound(action)
     response.background = BackgroundTask(console.send_mail)

@@ -233,9 +233,11 @@ def inbound_message(session: Session, staff: Staff, inbound_id: int, storage) ->
     except UnreadableMessage:
         text, html_only, files = "", False, []
     events = session.exec(select(Event).where(Event.inbound_id == row.id).order_by(Event.id)).all()
+    settled = any(e.kind in SETTLED for e in events)
     return {"row": row, "text": text, "html_only": html_only, "files": files, "hold": hold, "events": events,
-            "source": data[:200_000].decode("utf-8", "replace"), "cut": len(data) > 200_000,
-            "settled": any(e.kind in SETTLED for e in events)}
+            "source": data[:200_000].decode("utf-8", "replace"), "cut": len(data) > 200_000, "settled": settled,
+            "actionable": not settled and sub is None and hold is None
+            and (row.status == "quarantined" or row.kind in PERSON_KINDS)}
 
 
 # --- campaigns ---------------------------------------------------------------------------

@@ -216,3 +216,30 @@ def test_the_board_shows_a_return_made_valid_in_place(make_settings, engine):
     assert "有效 <b>1</b> · 有问题 <b>0</b>" in c.get("/campaigns/guanzhu").text
     kp, _ = signed_in(settings, engine, "kp")  # the campaign is 调宣部's
     assert kp.get("/campaigns/guanzhu").status_code == 404
+
+
+def test_the_operator_files_a_needs_a_person_message_as_a_submission(console, engine):
+    from mailbot.store import OutboxMessage, ReviewTask
+
+    with Session(engine) as s:
+        row = add_inbound(s, console.storage, raw_mail("科普活动简讯", sender="someone@elsewhere.example"), kind="other")
+        s.commit()
+        inbound_id = row.id
+    c, token = signed_in(console, engine, "op")
+    assert "这是稿件，登记并送审" in c.get(f"/inbound/{inbound_id}").text
+    bad = c.post(f"/inbound/{inbound_id}/file", data={"csrf": token, "unit": "不存在的单位", "department": "kepu"})
+    assert "名册中没有这个单位" in c.get(bad.headers["location"]).text
+    r = c.post(f"/inbound/{inbound_id}/file", data={"csrf": token, "unit": "沂水县科协", "department": "kepu"})
+    assert r.status_code == 303 and r.headers["location"] == "/subs/KP-2026-0002"
+    with Session(engine) as s:
+        sub = s.exec(select(Submission).where(Submission.tracking == "KP-2026-0002")).one()
+        assert (sub.unit, sub.department, sub.status, sub.inbound_id) == ("沂水县科协", "kepu", "reviewing", inbound_id)
+        assert "由op在管理台指定" in sub.route_reason
+        assert [t.reviewer for t in s.exec(select(ReviewTask).where(ReviewTask.submission_id == sub.id))] == ["zhang"]
+        assert {m.kind for m in s.exec(select(OutboxMessage).where(OutboxMessage.submission_id == sub.id))} == {
+            "receipt", "review-request"}
+        assert s.exec(select(Event).where(Event.kind == "inbound-assigned")).one().actor == "op"
+    assert "需要人看的来信（0）" in c.get("/exceptions").text
+    assert "这是稿件，登记并送审" not in c.get(f"/inbound/{inbound_id}").text
+    again = c.post(f"/inbound/{inbound_id}/file", data={"csrf": token, "unit": "", "department": "kepu"})
+    assert "没有需要改动" in c.get(again.headers["location"]).text

@@ -11,14 +11,14 @@ import warnings
 from email.message import EmailMessage
 from pathlib import Path
 
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 with warnings.catch_warnings():  # starlette asks for httpx2; httpx is what the lock file pins
     warnings.simplefilter("ignore")
     from starlette.testclient import TestClient
 
 from mailbot import clock
-from mailbot.store import InboundMessage, RawStore, Submission, SubmissionFile, WebUser
+from mailbot.store import InboundMessage, RawStore, Submission, SubmissionFile, TrackingCounter, WebUser
 from mailbot.web import users
 from mailbot.web.app import create_app
 
@@ -89,6 +89,12 @@ def add_submission(engine, storage: Path, tracking: str, department: str, title:
                          created_at=clock.now(), updated_at=clock.now())
         s.add(sub)
         s.flush()
+        prefix, year, number = tracking.split("-")  # as filing.allocate_tracking would have counted it
+        counter = s.exec(select(TrackingCounter).where(TrackingCounter.prefix == prefix,
+                                                       TrackingCounter.year == int(year))).first()
+        counter = counter or TrackingCounter(prefix=prefix, year=int(year), value=0)
+        counter.value = max(counter.value, int(number))
+        s.add(counter)
         for name, (data, ctype) in (files or {"稿件.txt": (b"text", "text/plain")}).items():
             (storage / folder).mkdir(parents=True, exist_ok=True)
             (storage / folder / name).write_bytes(data)
