@@ -34,6 +34,11 @@ if ! command -v chromium >/dev/null 2>&1; then
   apt_install chromium
 fi
 
+# `mailbot backup` of a PostgreSQL database, and its test, use pg_dump/pg_restore.
+if ! command -v pg_dump >/dev/null 2>&1; then
+  apt_install postgresql-client
+fi
+
 if [ ! -x .venv/bin/python ]; then
   # Debian's python3 has no venv/ensurepip until python3-venv is installed.
   if ! python3 -m venv .venv >/dev/null 2>&1; then
@@ -44,9 +49,11 @@ if [ ! -x .venv/bin/python ]; then
 fi
 
 stamp=.venv/.mailbot-installed
-if [ ! -f "$stamp" ] || [ requirements.lock -nt "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
-  echo "setup: installing Python dependencies from requirements.lock"
-  .venv/bin/python -m pip install -q --disable-pip-version-check -r requirements.lock
+if [ ! -f "$stamp" ] || [ requirements.lock -nt "$stamp" ] || [ requirements-test.lock -nt "$stamp" ] \
+   || [ pyproject.toml -nt "$stamp" ]; then
+  echo "setup: installing Python dependencies from requirements.lock and requirements-test.lock (hashes checked)"
+  .venv/bin/python -m pip install -q --disable-pip-version-check --require-hashes -r requirements.lock \
+    -r requirements-test.lock
   .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps -e .
   touch "$stamp"
 fi

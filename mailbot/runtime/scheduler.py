@@ -7,21 +7,25 @@
 | reminders        | 5 minutes             | review chasers, campaign reminders, and a digest      |
 |                  |                       | whose scheduled run failed                            |
 | weekly-digest    | 30 seconds            | the leaders' digest at its minute, or late (补发)      |
+| leases           | 5 seconds             | check the lease connection; take the scheduler lease  |
 
 The scheduler only wakes work; what is due is decided by the one clock (mailbot.clock), so
 the scheduler's own wall-clock time never picks a date and a test or MAILBOT_NOW moves it
 all. Nothing is lost with the jobs at a restart: a missed digest is caught up from
 `digest_run`, reminders from their claim rows. Each job is a closure over the daemon's
 Runtime (no global); after each run it leaves a heartbeat in `scheduler_job` (at most once
-a minute per job) for `mailbot status`. Several workers may run the same jobs: what a job
-does is claimed in the database (digest_run, campaign_reminder …), so it happens once.
+a minute per job) for `mailbot status`. Several workers: the jobs that only wake this worker's
+own threads (mailbox-poll, outbox-retry) run in each; the shared ones (reminders, the digest)
+only in the worker holding the `scheduler` lease (mailbot.runtime.leases), which the `leases`
+job takes over within seconds when its holder dies. What a job does is also claimed in the
+database (digest_run, campaign_reminder …), so it happens once even at a handover.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Callable
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -29,12 +33,18 @@ from apscheduler.triggers.interval import IntervalTrigger
 from sqlmodel import Session, select
 
 from mailbot import digest, outbox
+from mailbot.runtime import leases
 from mailbot.store import SchedulerJob
 
 log = logging.getLogger("mailbot.scheduler")
 NAMES = {"mailbox-poll": "轮询邮箱", "outbox-retry": "重发邮件", "reminders": "审核与报表提醒",
-         "weekly-digest": "领导周报"}
-BEAT_EVERY = timedelta(minutes=1)  # a job's heartbeat row is written at most this often
+         "weekly-digest": "领导周报", "leases": "多进程分工"}
+SHARED = {"reminders", "weekly-digest"}  # run by the worker holding the `scheduler` lease only
+BEAT_EVERY = timedelta(minutes=1)
+# Every worker's triggers fire in the same phase (multiples of the interval since this moment), so
+# when the scheduler lease changes hands, the new holder's next run falls in the next period, never
+# twice in one.
+PHASE = datetime(2026, 1, 1, tzinfo=timezone.utc)  # a job's heartbeat row is written at most this often
 
 
 @dataclass(frozen=True)
@@ -53,6 +63,7 @@ def specs(rt) -> list[JobSpec]:
         return lambda now: now + timedelta(seconds=seconds)
 
     found = [JobSpec("mailbox-poll", settings.poll_interval, rt.poke, every(settings.poll_interval)),
+             JobSpec("leases", leases.RETRY, lambda: keep_leases(rt), every(leases.RETRY)),
              JobSpec("outbox-retry", 10, lambda: retry_outbox(rt), every(10)),
              JobSpec("reminders", 300, lambda: send_reminders(rt), every(300))]
     if settings.digest.enabled:
@@ -86,6 +97,10 @@ class Heartbeat:
 
     def wrap(self, spec: JobSpec) -> Callable[[], None]:
         def job() -> None:
+            if spec.id in SHARED and self.rt.leases is not None:
+                if not self.rt.leases.take("scheduler"):
+                    return  # another worker runs the shared jobs
+                log.debug("%s: running here (scheduler lease)", spec.id)
             try:
                 spec.run()
             except Exception as exc:
@@ -102,7 +117,8 @@ def start(rt) -> AsyncIOScheduler:
     scheduler = AsyncIOScheduler(timezone=rt.settings.tz, job_defaults={"coalesce": True, "max_instances": 1})
     heart = Heartbeat(rt)
     for spec in specs(rt):
-        scheduler.add_job(heart.wrap(spec), IntervalTrigger(seconds=spec.every, timezone=rt.settings.tz),
+        trigger = IntervalTrigger(seconds=spec.every, start_date=PHASE, timezone=rt.settings.tz)
+        scheduler.add_job(heart.wrap(spec), trigger,
                           id=spec.id, name=NAMES[spec.id], misfire_grace_time=max(30, int(spec.every)))
         heart.beat(spec, force=True)  # known to `status` from the start
     scheduler.start()
@@ -133,6 +149,14 @@ def retry_outbox(rt) -> None:
         rt.mail_due.set()
 
 
+def keep_leases(rt) -> None:
+    """Notice a lost lease connection; take the scheduler lease when its holder is gone."""
+    if rt.leases is not None:
+        rt.leases.check()
+        rt.leases.take("scheduler")
+
+
 def send_reminders(rt) -> None:
     rt.chase()
+    rt.watch()  # operator alerts: mailboxes down, sending failing, the daily 待处理 summary
     rt.catch_up()  # a digest whose scheduled run failed (database away at 08:00) goes out now

@@ -73,6 +73,10 @@ class InboundMessage(SQLModel, table=True):
     attempts: int = Field(default=0)
     received_at: datetime = Field(default_factory=clock.now)
     processed_at: datetime | None = Field(default=None)
+    # what became of it, in words a person reads (models.OUTCOMES): filed | answered | applied |
+    # ignored | needs-person; quarantined rows say needs-person too
+    outcome: str | None = Field(default=None, max_length=20, index=True)
+    outcome_reason: str | None = Field(default=None, sa_column=Column(Text))
 
 
 class MessageCopy(SQLModel, table=True):
@@ -129,6 +133,7 @@ class Submission(SQLModel, table=True):
     folder: str = Field(max_length=500)  # attachments on disk, relative to storage
     oversized: bool = Field(default=False)
     stage: int = Field(default=0)  # index of the review stage it is in
+    published_at: datetime | None = Field(default=None)  # the publisher answered 已发布
     created_at: datetime = Field(default_factory=clock.now, index=True)
     updated_at: datetime = Field(default_factory=clock.now)
 
@@ -171,6 +176,8 @@ class ReviewTask(SQLModel, table=True):
     message_id: str | None = Field(default=None, max_length=300)  # our forward
     chased_at: datetime | None = Field(default=None)
     escalated_at: datetime | None = Field(default=None)
+    reason_asked_at: datetime | None = Field(default=None)  # 退回 without a reason: asked once
+    unit_told_at: datetime | None = Field(default=None)  # …and the unit told (with it, or without after a wait)
     expires_at: datetime
     created_at: datetime = Field(default_factory=clock.now)
 
@@ -271,6 +278,22 @@ class SchedulerJob(SQLModel, table=True):
     next_run_at: datetime | None = Field(default=None)
     last_error: str | None = Field(default=None, sa_column=Column(Text))
     updated_at: datetime = Field(default_factory=clock.now)
+
+
+class OperatorAlert(SQLModel, table=True):
+    """One condition the operators were (or are to be) told about, by key: deduplicated
+    (one row per key) and rate-limited (`sent_at`: when the last mail about it went)."""
+
+    __tablename__ = "operator_alert"
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(max_length=300, unique=True)  # e.g. mailbox-down:skxkpb, quarantined:42
+    kind: str = Field(max_length=50, index=True)
+    detail: str | None = Field(default=None, sa_column=Column(Text))
+    first_at: datetime = Field(default_factory=clock.now)
+    last_at: datetime = Field(default_factory=clock.now)
+    sent_at: datetime | None = Field(default=None)
+    count: int = Field(default=1)
+    resolved_at: datetime | None = Field(default=None)
 
 
 class Event(SQLModel, table=True):

@@ -1,7 +1,7 @@
 """the staff console's users (web_user) and indexes for its lists and boards
 
 Revision ID: web0009
-Revises: 0008
+Revises: silence_0009
 Create Date: 2026-12-06 18:15:00
 """
 
@@ -10,7 +10,7 @@ import sqlmodel
 from alembic import op
 
 revision = 'web0009'
-down_revision = '0008'
+down_revision = 'silence_0009'
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,32 @@
+# The mailbot image: Debian 12 slim, the same install as a bare server (scripts/install-server.sh:
+# LibreOffice nogui, the Chinese font, pg_dump, a hash-checked virtualenv in /opt/mailbot), run as
+# the unprivileged `mailbot` user. Everything is installed at build time: the container needs no
+# network at start (only the mail servers and the database at run time).
+#   docker build -t mailbot .         then see docker-compose.yml
+FROM debian:bookworm-slim
+
+ENV LANG=C.UTF-8 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1
+
+COPY . /src
+# /srv/mailbot is the working directory: the checkout's relative config paths (config/…, storage
+# `var`) work there as they do in the source tree.
+RUN bash /src/scripts/install-server.sh --no-systemd \
+    && rm -rf /var/lib/apt/lists/* /root/.cache \
+    && install -d -o root -g mailbot -m 0750 /srv/mailbot \
+    && ln -s /etc/mailbot /srv/mailbot/config \
+    && ln -s /var/lib/mailbot /srv/mailbot/var \
+    && rm -rf /src
+
+ENV PATH=/opt/mailbot/bin:$PATH \
+    MAILBOT_CONFIG=/srv/mailbot/config/mailbot.yaml \
+    HOME=/var/lib/mailbot
+WORKDIR /srv/mailbot
+USER mailbot
+VOLUME ["/var/lib/mailbot"]
+
+# One Chinese line per problem in `docker inspect`; exit 1 marks the container unhealthy.
+HEALTHCHECK --interval=60s --timeout=30s --start-period=120s --retries=3 CMD ["mailbot", "health"]
+CMD ["mailbot", "run", "--log-format", "json"]
