@@ -137,9 +137,12 @@ def page(write: bool = False):
 
 def render(request: Request, view: str, staff: Staff | None, status_code: int = 200, **values) -> Response:
     templates: Jinja2Templates = request.app.state.templates
-    flash = request.session.pop("flash", None)
-    return templates.TemplateResponse(request, view, {"staff": staff, "csrf": csrf_token(request.session),
-                                                      "flash": flash, **values}, status_code=status_code)
+    # The error page outside the session middleware (a crash reaches the outermost handler) has no session.
+    session = request.scope.get("session")
+    flash = session.pop("flash", None) if session is not None else None
+    csrf = csrf_token(session) if session is not None else ""
+    return templates.TemplateResponse(request, view, {"staff": staff, "csrf": csrf, "flash": flash, **values},
+                                      status_code=status_code)
 
 
 def _error(request: Request, status: int, code: str, staff: Staff | None = None) -> Response:

@@ -8,7 +8,7 @@ import pytest
 from sqlmodel import Session, select
 
 from mailbot.store import Event, Submission, SubmissionFile
-from webkit import REVIEW, add_inbound, add_people, add_submission, client, raw_mail, sign_in, signed_in
+from webkit import REVIEW, TestClient, add_inbound, add_people, add_submission, client, raw_mail, sign_in, signed_in
 
 pytestmark = pytest.mark.integration
 
@@ -243,3 +243,17 @@ def test_the_operator_files_a_needs_a_person_message_as_a_submission(console, en
     assert "这是稿件，登记并送审" not in c.get(f"/inbound/{inbound_id}").text
     again = c.post(f"/inbound/{inbound_id}/file", data={"csrf": token, "unit": "", "department": "kepu"})
     assert "没有需要改动" in c.get(again.headers["location"]).text
+
+
+def test_a_crash_is_a_polite_page_not_a_stack_trace(console, engine, monkeypatch):
+    from mailbot.web import views
+
+    def broken(*_args, **_kwargs):
+        raise RuntimeError("database on fire")
+
+    monkeypatch.setattr(views, "submissions", broken)
+    c, _ = signed_in(console, engine, "op")
+    quiet = TestClient(c.app, base_url="http://testserver", raise_server_exceptions=False, cookies=c.cookies)
+    r = quiet.get("/subs")
+    assert r.status_code == 500 and "出现了意外错误" in r.text
+    assert "Traceback" not in r.text and "database on fire" not in r.text
