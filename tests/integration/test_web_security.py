@@ -8,7 +8,7 @@ import pytest
 from sqlmodel import Session, select
 
 from mailbot.store import Event, Submission, SubmissionFile
-from webkit import REVIEW, add_inbound, add_people, add_submission, client, raw_mail, sign_in, signed_in
+from webkit import REVIEW, TestClient, add_inbound, add_people, add_submission, client, raw_mail, sign_in, signed_in
 
 pytestmark = pytest.mark.integration
 
@@ -160,3 +160,100 @@ def test_healthz_answers_without_sign_in_when_the_database_is_reachable(console,
     r = c.get("/healthz")
     assert r.status_code == 200 and r.text == "ok"
     assert "mailbot_console" not in r.headers.get("set-cookie", "")
+
+
+def test_the_operator_replays_a_quarantined_message_and_dismisses_another_with_a_reason(console, engine):
+    from mailbot.store import InboundMessage
+
+    with Session(engine) as s:
+        stuck = add_inbound(s, console.storage, raw_mail("你好", sender="someone@elsewhere.example"), status="quarantined",
+                            kind=None, reason="worker crashed")
+        other = add_inbound(s, console.storage, raw_mail("请问报表什么时候交"), kind="other")
+        s.commit()
+        stuck_id, other_id = stuck.id, other.id
+    clerk, clerk_token = signed_in(console, engine, "kp")  # messages no 稿件 owns are the operator's
+    assert clerk.get(f"/inbound/{stuck_id}").status_code == 404
+    assert clerk.post(f"/inbound/{stuck_id}/replay", data={"csrf": clerk_token}).status_code == 404
+    c, token = signed_in(console, engine, "op")
+    page = c.get("/exceptions").text
+    assert "无法处理的来信（1）" in page and "需要人看的来信（1）" in page
+    r = c.post(f"/inbound/{stuck_id}/replay", data={"csrf": token})
+    assert r.status_code == 303
+    with Session(engine) as s:
+        assert s.get(InboundMessage, stuck_id).status == "parsed"
+        assert s.exec(select(Event).where(Event.kind == "inbound-replayed")).one().actor == "op"
+    assert "已重新处理" in c.get(f"/inbound/{stuck_id}").text
+    assert "请写明" in c.get(c.post(f"/inbound/{other_id}/dismiss", data={"csrf": token, "reason": " "})
+                            .headers["location"]).text
+    c.post(f"/inbound/{other_id}/dismiss", data={"csrf": token, "reason": "已电话答复"})
+    with Session(engine) as s:
+        dismissed = s.exec(select(Event).where(Event.kind == "inbound-dismissed")).one()
+        assert (dismissed.inbound_id, dismissed.actor, dismissed.detail) == (other_id, "op", "已电话答复")
+    page = c.get("/exceptions").text
+    assert "无法处理的来信（0）" in page and "需要人看的来信（0）" in page
+
+
+def test_the_board_shows_a_return_made_valid_in_place(make_settings, engine):
+    """A stamped scan arriving later turns the latest return valid without a new row: the
+    board (whose body is kept between requests) shows it at once."""
+    from mailbot.store import FormReturn
+    from test_campaigns import CAMPAIGN
+
+    settings = make_settings(_NoServers(), **REVIEW, **CAMPAIGN)
+    add_people(engine)
+    with Session(engine) as s:
+        row = add_inbound(s, settings.storage, raw_mail("关注情况统计表"), kind="form")
+        s.add(FormReturn(campaign="guanzhu", unit="沂水县科协", sender="unit1@example.test", inbound_id=row.id,
+                         filename="表.xlsx", format="xlsx", valid=False, result_json="{}"))
+        s.commit()
+    c, _ = signed_in(settings, engine, "op")
+    assert "有效 <b>0</b> · 有问题 <b>1</b>" in c.get("/campaigns/guanzhu").text
+    with Session(engine) as s:
+        ret = s.exec(select(FormReturn)).one()
+        ret.valid, ret.stamped = True, True
+        s.add(ret)
+        s.commit()
+    assert "有效 <b>1</b> · 有问题 <b>0</b>" in c.get("/campaigns/guanzhu").text
+    kp, _ = signed_in(settings, engine, "kp")  # the campaign is 调宣部's
+    assert kp.get("/campaigns/guanzhu").status_code == 404
+
+
+def test_the_operator_files_a_needs_a_person_message_as_a_submission(console, engine):
+    from mailbot.store import OutboxMessage, ReviewTask
+
+    with Session(engine) as s:
+        row = add_inbound(s, console.storage, raw_mail("科普活动简讯", sender="someone@elsewhere.example"), kind="other")
+        s.commit()
+        inbound_id = row.id
+    c, token = signed_in(console, engine, "op")
+    assert "这是稿件，登记并送审" in c.get(f"/inbound/{inbound_id}").text
+    bad = c.post(f"/inbound/{inbound_id}/file", data={"csrf": token, "unit": "不存在的单位", "department": "kepu"})
+    assert "名册中没有这个单位" in c.get(bad.headers["location"]).text
+    r = c.post(f"/inbound/{inbound_id}/file", data={"csrf": token, "unit": "沂水县科协", "department": "kepu"})
+    assert r.status_code == 303 and r.headers["location"] == "/subs/KP-2026-0002"
+    with Session(engine) as s:
+        sub = s.exec(select(Submission).where(Submission.tracking == "KP-2026-0002")).one()
+        assert (sub.unit, sub.department, sub.status, sub.inbound_id) == ("沂水县科协", "kepu", "reviewing", inbound_id)
+        assert "由op在管理台指定" in sub.route_reason
+        assert [t.reviewer for t in s.exec(select(ReviewTask).where(ReviewTask.submission_id == sub.id))] == ["zhang"]
+        assert {m.kind for m in s.exec(select(OutboxMessage).where(OutboxMessage.submission_id == sub.id))} == {
+            "receipt", "review-request"}
+        assert s.exec(select(Event).where(Event.kind == "inbound-assigned")).one().actor == "op"
+    assert "需要人看的来信（0）" in c.get("/exceptions").text
+    assert "这是稿件，登记并送审" not in c.get(f"/inbound/{inbound_id}").text
+    again = c.post(f"/inbound/{inbound_id}/file", data={"csrf": token, "unit": "", "department": "kepu"})
+    assert "没有需要改动" in c.get(again.headers["location"]).text
+
+
+def test_a_crash_is_a_polite_page_not_a_stack_trace(console, engine, monkeypatch):
+    from mailbot.web import views
+
+    def broken(*_args, **_kwargs):
+        raise RuntimeError("database on fire")
+
+    monkeypatch.setattr(views, "submissions", broken)
+    c, _ = signed_in(console, engine, "op")
+    quiet = TestClient(c.app, base_url="http://testserver", raise_server_exceptions=False, cookies=c.cookies)
+    r = quiet.get("/subs")
+    assert r.status_code == 500 and "出现了意外错误" in r.text
+    assert "Traceback" not in r.text and "database on fire" not in r.text

@@ -11,14 +11,14 @@ import warnings
 from email.message import EmailMessage
 from pathlib import Path
 
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 with warnings.catch_warnings():  # starlette asks for httpx2; httpx is what the lock file pins
     warnings.simplefilter("ignore")
     from starlette.testclient import TestClient
 
 from mailbot import clock
-from mailbot.store import InboundMessage, RawStore, Submission, SubmissionFile, WebUser
+from mailbot.store import InboundMessage, RawStore, Submission, SubmissionFile, TrackingCounter, WebUser
 from mailbot.web import users
 from mailbot.web.app import create_app
 
@@ -65,9 +65,13 @@ def raw_mail(subject: str, sender: str = "unit1@example.test", html: str | None 
 
 def add_inbound(session: Session, storage: Path, data: bytes, status: str = "parsed", kind: str = "submission",
                 reason: str | None = None) -> InboundMessage:
+    from mailbot.read import parse
+
+    message_id, key, fingerprint = parse.read_key(data)  # as the pipeline keeps it, so a replay finds it
     sha = hashlib.sha256(data).hexdigest()
     rel = RawStore(storage).put(data, sha)
-    row = InboundMessage(key=sha, sha256=sha, fingerprint=sha, size=len(data), raw_path=rel, first_mailbox="skxkpb",
+    row = InboundMessage(key=key, message_id=message_id, sha256=sha, fingerprint=fingerprint, size=len(data),
+                         raw_path=rel, first_mailbox="skxkpb",
                          status=status, kind=kind, reason=reason, subject="来信", from_address="unit1@example.test")
     session.add(row)
     session.flush()
@@ -85,6 +89,12 @@ def add_submission(engine, storage: Path, tracking: str, department: str, title:
                          created_at=clock.now(), updated_at=clock.now())
         s.add(sub)
         s.flush()
+        prefix, year, number = tracking.split("-")  # as filing.allocate_tracking would have counted it
+        counter = s.exec(select(TrackingCounter).where(TrackingCounter.prefix == prefix,
+                                                       TrackingCounter.year == int(year))).first()
+        counter = counter or TrackingCounter(prefix=prefix, year=int(year), value=0)
+        counter.value = max(counter.value, int(number))
+        s.add(counter)
         for name, (data, ctype) in (files or {"稿件.txt": (b"text", "text/plain")}).items():
             (storage / folder).mkdir(parents=True, exist_ok=True)
             (storage / folder / name).write_bytes(data)
