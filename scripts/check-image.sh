@@ -28,12 +28,12 @@ mailbot health --no-smtp; echo "health exit $? (1 expected: no daemon has run ye
 
 if podman run --rm --network none docker.io/library/debian:bookworm-slim true 2>/dev/null; then
   # shellcheck disable=SC2086
-  podman build --network host ${PODMAN_BUILD_ARGS:-} -t "$tag" .
+  podman build --format docker --network host ${PODMAN_BUILD_ARGS:-} -t "$tag" .
   podman run --rm --network none -v "$work:/work" -v "$work:/var/lib/mailbot" "$tag" sh -c "$checks"
 else
   echo "check-image: podman cannot run containers here; building with --isolation chroot, checking in a chroot"
   # shellcheck disable=SC2086
-  podman build --isolation chroot --network host ${PODMAN_BUILD_ARGS:-} -t "$tag" .
+  podman build --format docker --isolation chroot --network host ${PODMAN_BUILD_ARGS:-} -t "$tag" .
   mnt=$(podman image mount "$tag")
   mount --bind "$work" "$mnt/tmp"
   mount --bind "$work" "$mnt/var/lib/mailbot"
