@@ -31,7 +31,7 @@ import sys
 import tempfile
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import psutil
@@ -223,7 +223,8 @@ class SmtpSink:
         self.bytes = 0
         self.port = free_ports(1)[0]  # aiosmtpd connects to its own port to finish starting: no port 0
         self._controller = Controller(self, hostname="127.0.0.1", port=self.port, server_hostname="bench-sink",
-                                      enable_SMTPUTF8=True, ready_timeout=15.0)
+                                      enable_SMTPUTF8=True, ready_timeout=15.0,
+                                      data_size_limit=200 << 20)  # the --huge paths send 43 MB letters
 
     async def handle_DATA(self, server, session, envelope) -> str:
         self.messages += 1
@@ -238,9 +239,10 @@ class SmtpSink:
         self._controller.stop()
 
 
-def write_config(srv: MailServers, sink: SmtpSink, storage: Path, user: str, path: Path) -> Path:
+def write_config(srv: MailServers, sink: SmtpSink, storage: Path, user: str, path: Path, **extra) -> Path:
     """One mailbox (receipts to the SMTP sink); the office's three departments and routing rules
-    (bench/robotconfig.py), checked as `mailbot check-config` checks them before the robot runs."""
+    (bench/robotconfig.py), checked as `mailbot check-config` checks them before the robot runs.
+    `extra`: more config keys (the --huge paths add a roster, reviewers and a campaign)."""
     data = {
         "storage": str(storage),  # database_url unset: SQLite at <storage>/mailbot.db, the default
         "mailboxes": [{"name": user, "host": srv.host, "port": srv.imap_port, "tls": "plain",
@@ -248,6 +250,7 @@ def write_config(srv: MailServers, sink: SmtpSink, storage: Path, user: str, pat
                        "smtp_host": "127.0.0.1", "smtp_port": sink.port, "smtp_tls": "plain", "smtp_auth": False}],
         "departments": robotconfig.departments([user]),
         "routing": robotconfig.ROUTING,
+        **extra,
     }
     return robotconfig.write(data, path)
 
@@ -369,6 +372,149 @@ def verify(db: Path, expected: int, expected_bytes: int, sink: SmtpSink) -> dict
     if sink.messages != sent + other_outbox:
         fail(f"the SMTP sink got {sink.messages} messages; the outbox says {sent + other_outbox} were sent")
     return result
+
+
+# --- 2c. --huge: the four ways a 30 MB file comes in -----------------------------------
+
+HUGE_UNIT = "沂水县科协"
+HUGE_SENDER = "ysxkx@ysxkx.bench.example"
+REVIEWER = "reviewer@bench.example"
+FORMS = ROOT / "config" / "forms"
+
+
+def paths_config(srv: MailServers, sink: SmtpSink, storage: Path, workdir: Path) -> Path:
+    """The main run's config plus what the other paths need: the unit on the roster, one
+    review stage per department (the reviewer gets each 稿件 with its files), and a campaign
+    collecting the 关注情况统计表 in this mailbox."""
+    deadline = (datetime.now() + timedelta(days=30)).date().isoformat()
+    return write_config(
+        srv, sink, storage, USER, workdir / "paths.yaml",
+        units=[{"name": HUGE_UNIT, "category": "县区科协", "addresses": [HUGE_SENDER]}],
+        reviewers=[{"key": "zhang", "name": "张科长", "addresses": [REVIEWER]}],
+        review={"stages": {d["key"]: [{"name": "初审", "reviewers": ["zhang"]}] for d in robotconfig.DEPARTMENTS}},
+        forms_folder=str(FORMS),
+        campaigns=[{"key": "guanzhu", "name": "关于推广应用科协微信公众号的通知", "template": "关注情况统计表",
+                    "department": "kepu", "audiences": [{"name": "县区科协", "categories": ["县区科协"],
+                                                         "deadline": deadline}]}])
+
+
+def huge_mail(sender: str, subject: str, body: str, name: str, mime: str, in_reply_to: str | None = None,
+              extra: tuple[tuple[str, bytes, str], ...] = (), size: int = 30 << 20) -> bytes:
+    """A message with one `size`-byte attachment (random bytes behind the type's magic number)."""
+    from email.message import EmailMessage
+    from email.policy import SMTP as SMTP_POLICY
+    from email.utils import make_msgid
+
+    magic = {"video/mp4": b"\x00\x00\x00\x18ftypmp42", "image/jpeg": b"\xff\xd8\xff\xe0\x00\x10JFIF\x00",
+             "application/zip": b"PK\x03\x04"}[mime]
+    m = EmailMessage(policy=SMTP_POLICY)
+    m["From"], m["To"], m["Subject"] = f"{HUGE_UNIT} <{sender}>", f"{USER}@bench.example", subject
+    m["Message-ID"] = make_msgid(domain="bench.example")
+    if in_reply_to:
+        m["In-Reply-To"] = m["References"] = in_reply_to
+    m.set_content(body)
+    for fname, data, ftype in extra:
+        maintype, _, subtype = ftype.partition("/")
+        m.add_attachment(data, maintype=maintype, subtype=subtype, filename=fname)
+    maintype, _, subtype = mime.partition("/")
+    m.add_attachment(magic + os.urandom(size - len(magic)), maintype=maintype, subtype=subtype, filename=name)
+    return m.as_bytes()
+
+
+def form_xlsx() -> bytes:
+    """The 关注情况统计表 as a unit fills it in Excel."""
+    import io
+
+    from openpyxl import Workbook
+
+    book = Workbook()
+    sheet = book.active
+    sheet.append(["临沂科协微信公众号关注情况统计表"])
+    sheet.append([f"填报单位：{HUGE_UNIT}", None, "填报时间：2026年12月10日"])
+    sheet.append(["序号", "单位名称", "关注人数（人）"])
+    sheet.append([1, HUGE_UNIT, 120])
+    buf = io.BytesIO()
+    book.save(buf)
+    return buf.getvalue()
+
+
+def append_message(host: str, port: int, user: str, password: str, message: dict) -> None:
+    """In a child process: make one --huge path message and APPEND it to the INBOX."""
+    if message.pop("form", False):
+        message["extra"] = (("关注情况统计表.xlsx", form_xlsx(), "application/octet-stream"),)
+    raw = huge_mail(**message)
+    client = IMAPClient(host, port=port, ssl=False, timeout=60)
+    try:
+        client.login(user, password)
+        client.append("INBOX", raw)
+    finally:
+        client.logout()
+
+
+def query(db: Path, sql: str, *args):
+    con = sqlite3.connect(db)
+    try:
+        return con.execute(sql, args).fetchone()
+    finally:
+        con.close()
+
+
+def huge_paths(srv: MailServers, sink: SmtpSink, storage: Path, workdir: Path) -> dict:
+    """After the main run, one robot run per way a 30 MB file arrives, each alone in the
+    INBOX, with its peak RSS: a new 稿件 (the reviewer gets it with the file), its revision
+    (the unit answers its receipt, the tracking number in the subject), the reviewer's
+    return with a file of their own (which goes on to the unit), and a form with a 30 MB
+    scan. Each is checked in the database."""
+    config = paths_config(srv, sink, storage, workdir)
+    db = storage / "mailbot.db"
+    out: dict = {}
+
+    def run(tag: str, message: dict, check) -> None:
+        # made and appended by a child process: a child inherits its parent's peak RSS as its
+        # own ru_maxrss, so the 30 MB mail must not pass through this process before the robot
+        # is spawned (wait4 would report this process's size instead of the robot's)
+        import multiprocessing
+
+        maker = multiprocessing.get_context("spawn").Process(
+            target=append_message, args=(srv.host, srv.imap_port, USER, srv.users[USER], message))
+        maker.start()
+        maker.join()
+        if maker.exitcode != 0:
+            fail(f"--huge path {tag}: the message could not be made and appended")
+        robot = run_robot(config, workdir, f"path-{tag}")
+        check()
+        peak = max(robot["peak_rss_mib_sampled"], robot["ru_maxrss_mib_wait4"])
+        out[tag] = {"seconds": robot["seconds"], "peak_rss_mib_sampled": robot["peak_rss_mib_sampled"],
+                    "ru_maxrss_mib_wait4": robot["ru_maxrss_mib_wait4"], "peak_rss_mib": peak,
+                    "rss_ok": peak < GOAL_RSS_MB, "rss_timeline_mib": robot["rss_timeline_mib"]}
+        print(f"  --huge path {tag}: {robot['seconds']:.2f} s, peak RSS {robot['peak_rss_mib_sampled']:.0f} / "
+              f"{robot['ru_maxrss_mib_wait4']:.0f} MiB (psutil / wait4)", flush=True)
+
+    def expect(ok: bool, what: str) -> None:
+        if not ok:
+            fail(f"--huge path: {what} ({db})")
+
+    run("new", dict(sender=HUGE_SENDER, subject=f"【{HUGE_UNIT}】科普日活动视频（大附件）", body="各位老师好：活动视频见附件。",
+                    name="科普日活动视频.mp4", mime="video/mp4"),
+        lambda: expect(query(db, "SELECT COUNT(*) FROM review_task WHERE status = 'open'")[0] == 1,
+                       "the new 稿件 has no open review task"))
+    tracking, receipt_id = query(db, "SELECT s.tracking, o.message_id FROM submission s JOIN outbox o "
+                                     "ON o.submission_id = s.id AND o.kind = 'receipt' ORDER BY s.id DESC LIMIT 1")
+    run("revision", dict(sender=HUGE_SENDER, subject=f"回复：[{tracking}] 修改稿", body="修改稿见附件。",
+                         name="科普日活动视频（修改）.mp4", mime="video/mp4", in_reply_to=receipt_id),
+        lambda: expect(query(db, "SELECT revision FROM submission WHERE tracking = ?", tracking)[0] == 2,
+                       f"{tracking} did not get revision 2"))
+    subject, request_id = query(db, "SELECT subject, message_id FROM outbox WHERE kind = 'review-request' "
+                                    "ORDER BY id DESC LIMIT 1")
+    run("reviewer-reply", dict(sender=REVIEWER, subject=f"回复：{subject}", body="退回 请按附件中的批注修改",
+                               name="批注.zip", mime="application/zip", in_reply_to=request_id),
+        lambda: expect(query(db, "SELECT COUNT(*) FROM outbox WHERE kind = 'result' AND status = 'sent'")[0] == 1,
+                       "the reviewer's return did not reach the unit"))
+    run("form", dict(sender=HUGE_SENDER, subject="关注情况统计表", body="附件是我单位的关注情况统计表和盖章扫描件，请查收。",
+                     name="盖章扫描件.jpg", mime="image/jpeg", form=True),
+        lambda: expect(query(db, "SELECT COUNT(*) FROM form_return WHERE stamped")[0] == 1,
+                       "the form and its stamped scan were not recorded"))
+    return out
 
 
 PROFILE_GROUPS = [  # (label, substrings of the code's file path), first match wins
@@ -573,6 +719,12 @@ def main() -> int:
                 "peak_rss_mib": peak, "rss_goal_mib": GOAL_RSS_MB if args.huge else None,
                 "rss_ok": (peak < GOAL_RSS_MB) if args.huge else None,
             }
+            if args.huge:
+                paths = result["huge_paths"] = {"in the full run (new 稿件 among all)": {
+                    "seconds": robot["seconds"], "peak_rss_mib": peak, "rss_ok": peak < GOAL_RSS_MB},
+                    **huge_paths(srv, sink, storage, workdir)}
+                result["summary"]["rss_ok"] = all(p["rss_ok"] for p in paths.values())
+                result["summary"]["peak_rss_mib_paths"] = {k: p["peak_rss_mib"] for k, p in paths.items()}
             to_first = robot["phases_s"]["to_first_receipt"]
             if to_first:
                 result["summary"]["robot_msgs_per_s_to_first_receipt"] = expected / to_first
@@ -634,6 +786,8 @@ def report(r: dict) -> None:
         ("peak RSS (wait4)", f"{rb['ru_maxrss_mib_wait4']:.0f} MiB",
          (f"goal < {s['rss_goal_mib']:.0f} MiB: {'OK' if s['rss_ok'] else 'MISSED'}")
          if s["rss_goal_mib"] else "(goal < 300 MiB applies with --huge)"),
+        *[(f"  --huge: {k}", f"{p['peak_rss_mib']:.0f} MiB", f"{'OK' if p['rss_ok'] else 'MISSED'} "
+           f"({p['seconds']:.1f} s)") for k, p in r.get("huge_paths", {}).items()],
         ("verified", f"{rb['verified']['by_status']}", f"{rb['verified']['attachments']} attachments"),
         ("  filed, receipts", f"{rb['verified']['submissions']} 稿件, {rb['verified']['sink_messages']} receipts sent",
          f"{rb['verified']['receipts_capped']} over the daily cap per address, "

@@ -13,14 +13,14 @@ from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
-from sqlalchemy import update
+from sqlalchemy import bindparam, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
-from mailbot import outbox, review, reviewing
+from mailbot import alerts, outbox, review, reviewing
 from mailbot.campaigns import collecting
 from mailbot.config import Settings
-from mailbot.models import Mail, Route, Staged, aware
+from mailbot.models import Handled, Mail, Route, Staged, aware
 from mailbot.office import Context
 from mailbot.read.parse import safe_name
 from mailbot.store import (
@@ -40,30 +40,110 @@ _TRACKING_IN_ID = re.compile(r"^<mailbot\.[a-z-]+\.([A-Z]{1,4}-\d{4}-\d{3,6})\."
 _ADDRESS = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+$")
 
 
-def allocate_tracking(session: Session, prefix: str, year: int) -> str:
-    """The next tracking number, e.g. KP-2026-0042: one atomic UPDATE … RETURNING, so
-    several workers never get the same number."""
+_POOL = "mailbot.tracking"  # session.info key: {(prefix, year): [next, last]} reserved by this transaction
+_MOVES = "mailbot.target-folders"  # session.info key: [(inbound_id, folder)] written at finish_batch
+
+
+def _bump(session: Session, prefix: str, year: int, n: int) -> int:
+    """Add n to the year's counter in one atomic UPDATE … RETURNING (the row stays locked
+    until commit, so several workers never get the same number); the new value."""
     bump = (update(TrackingCounter).where(TrackingCounter.prefix == prefix, TrackingCounter.year == year)
-            .values(value=TrackingCounter.value + 1).returning(TrackingCounter.value))
+            .values(value=TrackingCounter.value + n).returning(TrackingCounter.value))
     value = session.execute(bump).scalar_one_or_none()
     if value is None:
         try:
             with session.begin_nested():
-                session.add(TrackingCounter(prefix=prefix, year=year, value=1))
-            value = 1
+                session.add(TrackingCounter(prefix=prefix, year=year, value=n))
+            value = n
         except IntegrityError:  # another worker created the year's counter first
             value = session.execute(bump).scalar_one()
+    return value
+
+
+def allocate_tracking(session: Session, prefix: str, year: int) -> str:
+    """The next tracking number, e.g. KP-2026-0042: from the numbers this transaction
+    reserved for its batch (`reserve_tracking`), else one atomic UPDATE … RETURNING."""
+    pool = session.info.get(_POOL, {}).get((prefix, year))
+    if pool is not None and pool[0] <= pool[1]:
+        value = pool[0]
+        pool[0] += 1
+    else:
+        value = _bump(session, prefix, year, 1)
     return f"{prefix}-{year}-{value:04d}"
 
 
+def reserve_tracking(session: Session, wanted: dict[tuple[str, int], int]) -> None:
+    """Take the numbers a batch will need, one UPDATE per department and year instead of
+    one per 稿件; `release_tracking` hands back what the batch did not use, in the same
+    transaction, so the numbers stay consecutive."""
+    pool = session.info.setdefault(_POOL, {})
+    for (prefix, year), n in sorted(wanted.items()):
+        if n > 0 and (prefix, year) not in pool:
+            last = _bump(session, prefix, year, n)
+            pool[(prefix, year)] = [last - n + 1, last]
+
+
+def release_tracking(session: Session) -> None:
+    """Give back the reserved numbers left unused (the counter row is still ours: locked
+    by this transaction's UPDATE)."""
+    for (prefix, year), (next_value, last) in session.info.pop(_POOL, {}).items():
+        if next_value <= last:
+            session.execute(update(TrackingCounter).where(
+                TrackingCounter.prefix == prefix, TrackingCounter.year == year, TrackingCounter.value == last)
+                .values(value=next_value - 1))
+
+
+def prepare_batch(session: Session, ctx: Context, items: list[tuple[InboundMessage, Mail, Route]]) -> None:
+    """Before handling a batch of classified messages in one transaction: reserve the
+    tracking numbers its new 稿件 need, count the receipts' daily cap for all its senders at
+    once, and collect the server moves to write them together (`finish_batch`)."""
+    settings = ctx.settings
+    wanted: dict[tuple[str, int], int] = {}
+    senders = []
+    for row, mail, route in items:
+        if route.kind == "submission":
+            year = aware(row.received_at or ctx.now).astimezone(settings.tz).year
+            key = (settings.department(route.department).prefix, year)
+            wanted[key] = wanted.get(key, 0) + 1
+        if route.kind in ("submission", "resubmission"):
+            senders.append(_reply_address(mail))
+    reserve_tracking(session, wanted)
+    outbox.count_recent(session, senders, ctx.now)
+    session.info[_MOVES] = []
+
+
+def finish_batch(session: Session) -> None:
+    """After the batch's handlers: unused numbers back, the server moves in one statement."""
+    release_tracking(session)
+    moves = session.info.pop(_MOVES, None)
+    if moves:
+        session.execute(update(MessageCopy.__table__).where(MessageCopy.__table__.c.inbound_id == bindparam("_id"))
+                        .values(target_folder=bindparam("_folder")),
+                        [{"_id": inbound_id, "_folder": folder} for inbound_id, folder in moves])
+
+
 def handle(session: Session, ctx: Context, row: InboundMessage, mail: Mail, route: Route,
-           staged: tuple[Staged, ...]) -> None:
-    """Act on one classified message (HANDLERS by kind); other kinds are only recorded."""
+           staged: tuple[Staged, ...]) -> Handled:
+    """Act on one classified message (HANDLERS by kind); other kinds are only recorded.
+    Every message ends with an outcome a person can see (`record_outcome`)."""
     handler = HANDLERS.get(route.kind)
-    if handler is not None:
-        handler(session, ctx, row, mail, route, staged)
+    done = handler(session, ctx, row, mail, route, staged) if handler is not None else None
+    if not isinstance(done, Handled):
+        done = Handled("ignored", route.reason)
+    record_outcome(session, row, done)
+    if done.kind == "needs-person":
+        sub = session.get(Submission, done.submission_id) if done.submission_id else None
+        alerts.about_message(session, ctx, row, "needs-person", done.reason, done.submission_id,
+                             sub.tracking if sub else None)
     for item in staged:  # what no handler took (e.g. a reply's signature image)
         Path(item.path).unlink(missing_ok=True)
+    return done
+
+
+def record_outcome(session, row: InboundMessage, done: Handled) -> None:
+    """The message's outcome on its row, and as an event (so `show` lists every one)."""
+    row.outcome, row.outcome_reason = done.kind, done.reason
+    log_event(session, f"outcome-{done.kind}", done.reason, inbound_id=row.id, submission_id=done.submission_id)
 
 
 def file_submission(session, ctx: Context, row, mail: Mail, route: Route, staged) -> Submission:
@@ -102,6 +182,8 @@ def file_resubmission(session, ctx: Context, row, mail: Mail, route: Route, stag
     if problem is not None:
         _hold_revision(session, ctx, row, sub, mail, problem)
         return sub
+    if not staged:  # the revision is written in the body: its text is the 稿件
+        staged = (_text_as_file(ctx, row, mail, sub.revision + 1),)
     sub.revision += 1
     sub.status = "received"
     sub.updated_at = ctx.now
@@ -116,6 +198,21 @@ def file_resubmission(session, ctx: Context, row, mail: Mail, route: Route, stag
     _receipt(session, ctx, sub, row, mail, files)
     reviewing.start_stage(session, ctx, sub, 0, mail.text)
     return sub
+
+
+def _text_as_file(ctx: Context, row, mail: Mail, revision: int) -> Staged:
+    """A revision written in the body, kept as a text file like any attachment."""
+    import hashlib
+
+    from mailbot.read import quotes
+
+    data = quotes.new_text(mail.text, mail.html).encode("utf-8")
+    folder = ctx.storage / "staging" / str(row.id)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "body.txt"
+    path.write_bytes(data)
+    name = f"第{revision}版正文.txt"
+    return Staged(str(path), name, name, len(data), hashlib.sha256(data).hexdigest(), "text/plain")
 
 
 def _submission_for(session, mail: Mail, route: Route) -> Submission | None:
@@ -136,9 +233,12 @@ def revision_problem(session, ctx: Context, sub: Submission, mail: Mail) -> str 
     """Why this message may not become a revision of `sub`, or None. Only the 稿件's own
     unit (an address or domain the roster gives it) or whoever sent revision 1 may revise
     it: the tracking number authorises nothing, and neither does a unit named in the subject
-    or the signature. A message not from exactly one sender never does."""
+    or the signature. A message not from exactly one sender never does, nor one whose DMARC or
+    DKIM check failed at the trusted server (as for a reviewer's reply)."""
     if problem := review.sender_problem(mail):
         return problem
+    if review.auth_verdict(mail.headers, ctx.settings.review.authserv_id) is False:
+        return "auth-failed"  # our own server says the From is forged: the address proves nothing
     sender = mail.from_.address.strip().lower()
     entry = next((u for u in ctx.directory.units if u.name == sub.unit), None) if sub.unit_known else None
     if entry is not None and (sender in entry.addresses or sender.rpartition("@")[2] in entry.domains):
@@ -176,8 +276,62 @@ def note_bounce(session, ctx: Context, row, mail: Mail, route: Route, staged) ->
         outbox.mark_bounced(session, ids, route.reason)
 
 
-HANDLERS = {"submission": file_submission, "resubmission": file_resubmission, "bounce": note_bounce,
-            "reply": reviewing.handle_reply, "form": collecting.handle_form}
+def _filed(session, ctx: Context, row, mail: Mail, route: Route, staged) -> Handled:
+    sub = file_submission(session, ctx, row, mail, route, staged)
+    return Handled("filed", f"登记为稿件 {sub.tracking}{_links_failed(session, ctx, row, sub)}", sub.id)
+
+
+def _refiled(session, ctx: Context, row, mail: Mail, route: Route, staged) -> Handled:
+    sub = file_resubmission(session, ctx, row, mail, route, staged)
+    if sub.inbound_id == row.id:
+        return Handled("filed", f"登记为稿件 {sub.tracking} 第{sub.revision}版{_links_failed(session, ctx, row, sub)}",
+                       sub.id)
+    return Handled("needs-person", f"稿件 {sub.tracking} 的修改稿不是该单位或原发件人发来的，等待管理员确认", sub.id)
+
+
+def _large_attachments(row) -> list[dict]:
+    """What became of the message's 超大附件 links (the parse worker's `large_attachments`)."""
+    import json
+
+    return json.loads(row.parsed_json or "{}").get("large_attachments") or []
+
+
+def _links_failed(session, ctx: Context, row, sub: Submission) -> str:
+    """Each 超大附件 link that could not be fetched: an event and an operator alert (before it
+    expires). Returns a note for the outcome."""
+    failed = [link for link in _large_attachments(row) if not link["fetched"]]
+    for link in failed:
+        name = link["name"] or link["url"] or "超大附件"
+        detail = f"{name}：{link['error']}（{link['expires'] or '到期时间不明'} 到期）"
+        log_event(session, "link-failed", detail, inbound_id=row.id, submission_id=sub.id)
+        alerts.raise_alert(session, ctx, "link-failed", f"link:{row.id}:{link['url']}", detail, tracking=sub.tracking,
+                           submission_id=sub.id, inbound_id=row.id, expires=link["expires"])
+    fetched = [link for link in _large_attachments(row) if link["fetched"]]
+    for link in fetched:
+        log_event(session, "link-fetched", link["name"] or link["url"], inbound_id=row.id, submission_id=sub.id)
+    return f"；{len(failed)} 个超大附件未能下载，已提醒管理员" if failed else ""
+
+
+def _bounced(session, ctx: Context, row, mail: Mail, route: Route, staged) -> Handled:
+    note_bounce(session, ctx, row, mail, route, staged)
+    return Handled("ignored", route.reason)
+
+
+def _form(session, ctx: Context, row, mail: Mail, route: Route, staged) -> Handled:
+    from mailbot.store import FormReturn
+
+    collecting.handle_form(session, ctx, row, mail, route, staged)
+    session.flush()
+    found = session.exec(select(FormReturn.campaign).where(FormReturn.inbound_id == row.id)).all()
+    stamped = session.exec(select(Event.id).where(Event.inbound_id == row.id,
+                                                  Event.kind.in_(("form-stamped", "form-scan")))).first()
+    if found or stamped:
+        return Handled("filed", f"报表已登记（{'、'.join(sorted(set(found))) or route.campaign}），已回复填报结果")
+    return Handled("needs-person", f"附件像是报表，但找不到对应的报表活动：{route.reason}")
+
+
+HANDLERS = {"submission": _filed, "resubmission": _refiled, "bounce": _bounced,
+            "reply": reviewing.handle_reply, "form": _form}
 
 
 def _title(mail: Mail) -> str:
@@ -195,6 +349,9 @@ def _target_folder(session, ctx: Context, row, unit: str | None) -> None:
     if not cfg.move_to_unit_folder:
         return
     folder = f"{cfg.folder_prefix}/{unit or cfg.unknown_unit_folder}".replace(".", "_")
+    if (moves := session.info.get(_MOVES)) is not None:  # a batch: written together at finish_batch
+        moves.append((row.id, folder))
+        return
     session.execute(update(MessageCopy).where(MessageCopy.inbound_id == row.id).values(target_folder=folder))
 
 
@@ -210,8 +367,20 @@ def _receipt(session, ctx: Context, sub: Submission, row, mail: Mail, files: lis
         log_event(session, "receipt-skipped", f"{sub.tracking}: sender address {sub.sender!r} cannot be mailed",
                   inbound_id=row.id)
         return
+    fetched = {link["url"] for link in _large_attachments(row) if link["fetched"]}
+    if fetched:  # a fetched 超大附件 is one of the files now
+        mail = replace(mail, large_attachment_links=tuple(
+            link for link in mail.large_attachment_links if link.url not in fetched))
     out = plan_receipt(ctx.settings, sub, row.first_mailbox, row.size, mail, files, ctx.now)
-    outbox.enqueue(session, out, ctx.settings.outbox, ctx.now, submission_id=sub.id, inbound_id=row.id)
+    outbox.enqueue(session, out, ctx.settings.outbox, ctx.now, submission_id=sub.id, inbound_id=row.id,
+                   capped=not outbox.owed("receipt", to_roster(ctx, sub.sender)))
+
+
+def to_roster(ctx: Context, address: str) -> bool:
+    """Is this address a roster unit's (by its addresses or domains)?"""
+    from mailbot.routing import roster_unit
+
+    return roster_unit(address, ctx.directory) is not None
 
 
 def plan_receipt(settings: Settings, sub: Submission, mailbox: str, size: int, mail: Mail,
@@ -230,6 +399,7 @@ def plan_receipt(settings: Settings, sub: Submission, mailbox: str, size: int, m
         answering=mail.message_id, answering_refs=mail.references,
         tracking=sub.tracking, title=sub.title, revision=sub.revision, unit=sub.unit, department=dept.name,
         received=received, greeting=sub.unit or mail.from_.name,
+        reviewed=bool(settings.review.stages.get(sub.department)),
         files=[{"name": f["name"], "size": human_size(f["size"]), "problem": f.get("problem")} for f in files],
         links=mail.large_attachment_links, oversized=sub.oversized, size=human_size(size))
 

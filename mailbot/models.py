@@ -227,6 +227,21 @@ class Route:
                    claimed_unit=data.get("claimed_unit"))
 
 
+OUTCOMES = ("filed", "answered", "applied", "ignored", "needs-person")
+
+
+@dataclass(frozen=True)
+class Handled:
+    """What became of one received message (`inbound_message.outcome`): filed (a 稿件, a
+    revision, a form), answered (the sender was told something), applied (a decision),
+    ignored (with its reason: auto-reply, bounce, list, own mail, acknowledgement …) or
+    needs-person (held, quarantined, not understood). `reason` is for the operator."""
+
+    kind: str
+    reason: str
+    submission_id: int | None = None
+
+
 @dataclass(frozen=True)
 class Staged:
     """An attachment written to the staging folder by the parse worker; filing moves it."""

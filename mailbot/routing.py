@@ -12,6 +12,7 @@ import unicodedata
 from dataclasses import dataclass, field, replace
 
 from mailbot import review
+from mailbot.read import quotes
 from mailbot.models import Mail, Route, mail_from_json
 
 KINDS = ("submission", "reply", "resubmission", "form", "auto_reply", "bounce", "other")
@@ -44,12 +45,13 @@ class Directory:
     prefixes: dict[str, str] = field(default_factory=dict)  # prefix -> key
     mailbox_department: dict[str, str] = field(default_factory=dict)  # mailbox -> key
     rules: tuple[RuleEntry, ...] = ()
-    default: str = "diaoxuan"
-    unknown: str = "diaoxuan"
+    default: str = ""  # department keys from the settings (routing.default / routing.unknown)
+    unknown: str = ""
     own_addresses: frozenset[str] = frozenset()
     mail_domain: str = "mailbot.local"
     address_department: dict[str, str] = field(default_factory=dict)  # mailbox address -> key
     address_mailbox: dict[str, str] = field(default_factory=dict)  # mailbox address -> mailbox name
+    name_prefixes: tuple[str, ...] = ("市",)  # the city/region prefixes people leave out of unit names
 
     @classmethod
     def from_settings(cls, settings) -> "Directory":
@@ -64,13 +66,14 @@ class Directory:
             mailbox_department={d.mailbox: d.key for d in settings.departments if d.mailbox},
             rules=tuple(RuleEntry(r.name, r.department, tuple(r.categories), tuple(r.keywords))
                         for r in settings.routing.rules),
-            default=settings.routing.default,
-            unknown=settings.routing.unknown,
+            default=settings.routing.default or "",
+            unknown=settings.routing.unknown or "",
             own_addresses=frozenset(b.email.lower() for b in settings.mailboxes),
             mail_domain=settings.mail_domain,
             address_department={b.email.lower(): d.key for d in settings.departments for b in settings.mailboxes
                                 if d.mailbox == b.name},
             address_mailbox={b.email.lower(): b.name for b in settings.mailboxes},
+            name_prefixes=settings.office.prefixes,
         )
 
 
@@ -109,7 +112,7 @@ def clean_title(subject: str) -> str:
 # --- units -------------------------------------------------------------------------
 
 
-def _variants(unit: UnitEntry) -> set[str]:
+def _variants(unit: UnitEntry, prefixes: tuple[str, ...] = ("市",)) -> set[str]:
     """The names people write for a unit: its name, aliases, and the usual short forms."""
     out = set()
     for label in (unit.name, *unit.aliases):
@@ -117,7 +120,7 @@ def _variants(unit: UnitEntry) -> set[str]:
         out.add(label)
         short = label.replace("科学技术协会", "科协")
         out.add(short)
-        for prefix in ("临沂市", "毕节市", "市"):
+        for prefix in prefixes:
             if short.startswith(prefix) and len(short) > len(prefix) + 3:
                 out.add(short[len(prefix):])
         out.add(re.sub(r"^(.{2,4}?)[县区市](科协|农技协|老科协)$", r"\1\2", short))
@@ -125,7 +128,7 @@ def _variants(unit: UnitEntry) -> set[str]:
 
 
 def _name_index(directory: Directory) -> list[tuple[str, UnitEntry]]:
-    pairs = [(v, u) for u in directory.units for v in _variants(u)]
+    pairs = [(v, u) for u in directory.units for v in _variants(u, directory.name_prefixes)]
     return sorted(pairs, key=lambda p: -len(p[0]))  # longest first: 沂水县科协 before 水县科协
 
 
@@ -133,6 +136,19 @@ def find_unit_by_name(text: str, directory: Directory) -> UnitEntry | None:
     hay = normalise(text).replace(" ", "")
     for variant, unit in _name_index(directory):
         if variant in hay:
+            return unit
+    return None
+
+
+def roster_unit(address: str, directory: Directory) -> UnitEntry | None:
+    """The unit an address belongs to by the roster alone (its addresses or domains), or None."""
+    address = (address or "").strip().lower()
+    domain = address.rsplit("@", 1)[-1] if "@" in address else ""
+    for unit in directory.units:
+        if address and address in unit.addresses:
+            return unit
+    for unit in directory.units:
+        if domain and any(domain == d or domain.endswith("." + d) for d in unit.domains):
             return unit
     return None
 
@@ -258,7 +274,13 @@ def route(mail: Mail | dict, directory: Directory, mailbox: str = "") -> Route:
         if real_files or m["large_attachment_links"]:
             # who may make a revision is decided against the 稿件's unit and first sender (filing)
             return done("resubmission", f"{evidence}，并附有文件：修改稿", found, tracking=tracking)
-        return done("reply", f"{evidence}：对已有稿件的回复", found, tracking=tracking)
+        new = quotes.new_text(m["text"], m.get("html"))
+        intent = quotes.reply_intent(new)
+        if intent == "revision" and quotes.read_command(new, directory.departments.values()).decision not in (
+                "approve", "return", "reroute"):
+            return done("resubmission", f"{evidence}，正文即修改稿（没有附件）", found, tracking=tracking)
+        what = {"ack": "（确认收到）", "empty": "（没有新内容）"}.get(intent, "")
+        return done("reply", f"{evidence}：对已有稿件的回复{what}", found, tracking=tracking)
     if not has_files and not m["text"].strip():
         return done("other", "没有正文也没有附件", found)
     names = " ".join([a["filename"] for a in m["attachments"]] + [x["name"] for x in m["large_attachment_links"]])

@@ -124,9 +124,45 @@ def latest_valid_returns(session: Session, campaign: str) -> list[FormReturn]:
     return list(latest.values())
 
 
+def person_of(data: dict, key: tuple[str, ...]) -> tuple[str, ...] | None:
+    """The person a row names (姓名 + 手机号, as the template's person_key says), spaces
+    left out; None when the template has no key or a key column is empty."""
+    if not key:
+        return None
+    values = tuple("".join(str(data.get(c) or "").split()) for c in key)
+    return values if all(values) else None
+
+
+def count_once(entries: list[dict], key: tuple[str, ...]) -> None:
+    """Mark each entry (dicts with ret, unit, data) counted or a duplicate of another: a person
+    reported by their own unit counts there; else where first received. Sets entry["counted"]
+    and, on each, entry["others"]: the other entries naming the same person."""
+    groups: dict[tuple[str, ...], list[dict]] = {}
+    for entry in entries:
+        entry["counted"], entry["others"] = True, []
+        person = person_of(entry["data"], key)
+        if person is not None:
+            groups.setdefault(person, []).append(entry)
+    for same in groups.values():
+        if len(same) < 2:
+            continue
+        own = [e for e in same if e["unit"] and e["unit"] == e["ret"].unit]
+        keep = (own or same)[0]
+        for entry in same:
+            entry["counted"] = entry is keep
+            entry["others"] = [e for e in same if e is not entry]
+
+
+def _where(entry: dict) -> str:
+    ret = entry["ret"]
+    return f"{ret.unit or ret.sender} 第{ret.version}版《{ret.filename}》{entry['source']}"
+
+
 def export(engine, settings, campaign_key: str, template, path, now: datetime) -> dict:
-    """The tally workbook: all rows with their source, totals per unit and county, missing
-    units; columns in the template's names and order. Returns counts for the CLI."""
+    """The tally workbook: all rows with their source, totals per unit and county (a person
+    in several returns, by the template's person_key, counted once), the duplicates with
+    both sources, missing units; columns in the template's names and order. Returns counts
+    for the CLI."""
     import json
 
     from openpyxl import Workbook
@@ -137,34 +173,51 @@ def export(engine, settings, campaign_key: str, template, path, now: datetime) -
     campaign = settings.campaign(campaign_key)
     columns = [c.name for c in template.columns]
     numeric = [c.name for c in template.columns if c.type == "integer"]
+    key = tuple(getattr(template, "person_key", ()) or ())
     book = Workbook()
     rows_sheet = book.active
     rows_sheet.title = "全部数据"
-    rows_sheet.append(["报送单位", "版本", "文件", "位置", *columns])
+    rows_sheet.append(["报送单位", "版本", "文件", "位置", *columns, *(["重复", "同一人也见于"] if key else [])])
     per_unit: dict[str, list] = {}
     per_parent: dict[str, list] = {}
+    entries = []
     with Session(engine) as session:
         returns = latest_valid_returns(session, campaign_key)
         done = {r.unit for r in returns if r.unit}
         for ret in returns:
             for row in session.exec(select(FormRow).where(FormRow.return_id == ret.id).order_by(FormRow.row_index)):
-                data = json.loads(row.data_json)
-                rows_sheet.append([ret.unit or ret.sender, ret.version, ret.filename, row.source,
-                                   *[data.get(c) for c in columns]])
-                county = row.parent or stats.UNMATCHED
-                for key, table in ((row.row_unit or ret.unit or "（未识别）", per_unit), (county, per_parent)):
-                    sums = table.setdefault(key, [0] + [0] * len(numeric))
-                    sums[0] += 1
-                    for i, c in enumerate(numeric, 1):
-                        sums[i] += data.get(c) or 0
+                entries.append({"ret": ret, "unit": row.row_unit, "parent": row.parent, "source": row.source,
+                                "data": json.loads(row.data_json)})
+    count_once(entries, key)
+    for entry in entries:
+        ret, data = entry["ret"], entry["data"]
+        extra = (["重复，不计入" if not entry["counted"] else ("计入" if entry["others"] else ""),
+                  "；".join(_where(o) for o in entry["others"])] if key else [])
+        rows_sheet.append([ret.unit or ret.sender, ret.version, ret.filename, entry["source"],
+                           *[data.get(c) for c in columns], *extra])
+        if not entry["counted"]:
+            continue
+        county = entry["parent"] or stats.UNMATCHED
+        for name, table in ((entry["unit"] or ret.unit or "（未识别）", per_unit), (county, per_parent)):
+            sums = table.setdefault(name, [0] + [0] * len(numeric))
+            sums[0] += 1
+            for i, c in enumerate(numeric, 1):
+                sums[i] += data.get(c) or 0
     totals = book.create_sheet("汇总")
     totals.append(["单位", "行数", *numeric])
-    for key, sums in sorted(per_unit.items()):
-        totals.append([key, *sums])
+    for name, sums in sorted(per_unit.items()):
+        totals.append([name, *sums])
     totals.append([])
     totals.append(["县区（上级）", "行数", *numeric])
-    for key, sums in sorted(per_parent.items()):
-        totals.append([key, *sums])
+    for name, sums in sorted(per_parent.items()):
+        totals.append([name, *sums])
+    duplicates = [e for e in entries if not e["counted"]]
+    if key:
+        dup = book.create_sheet("重复人员")
+        dup.append([*key, "计入", "重复出现于"])
+        for entry in duplicates:
+            kept = next(o for o in entry["others"] if o["counted"])
+            dup.append([*(entry["data"].get(c) for c in key), _where(kept), _where(entry)])
     missing = book.create_sheet("未报单位")
     missing.append(["单位", "范围", "截止日期", "截止后"])
     count_missing = 0
@@ -178,7 +231,8 @@ def export(engine, settings, campaign_key: str, template, path, now: datetime) -
         for cell in sheet[1]:
             cell.font = Font(bold=True)
     book.save(path)
-    return {"rows": rows_sheet.max_row - 1, "units": len(done), "missing": count_missing}
+    counts = {"rows": rows_sheet.max_row - 1, "units": len(done), "missing": count_missing}
+    return {**counts, "duplicates": len(duplicates)} if key else counts
 
 
 SCAN_TYPES = ("application/pdf", "image/jpeg", "image/png", "image/heic", "image/tiff", "image/bmp")
@@ -256,7 +310,7 @@ def handle_form(session: Session, ctx, row, mail: Mail, route: Route, staged: tu
         log_event(session, "form-received", f"{campaign.key} {unit or '?'} v{version}: {len(result['rows'])} rows, "
                                             f"{len(result['errors'])} errors", inbound_id=row.id)
         _form_reply(session, ctx, campaign, result, ret, audience, complete,
-                    others=[o.filename or o.safe_name for o in others])
+                    others=[o.filename or o.safe_name for o in others], mail=mail)
         others = []  # moved with the first form
 
 
@@ -310,7 +364,8 @@ def _stamped_copy(session, ctx, row, mail: Mail, route: Route, scans: list[Stage
         session.flush()
     kind = "form-stamped" if campaign.require_stamped else "form-scan"  # form-scan: to be entered by hand
     log_event(session, kind, f"{campaign.key} {unit or sender} v{ret.version}: {names}", inbound_id=row.id)
-    _form_reply(session, ctx, campaign, result, ret, audience, complete, filename=names, missing_form=latest is None)
+    _form_reply(session, ctx, campaign, result, ret, audience, complete, filename=names, missing_form=latest is None,
+                mail=mail)
 
 
 def _header_unit(result, settings, find, directory) -> str | None:
@@ -335,7 +390,7 @@ def _source(source: dict) -> str:
 
 
 def _form_reply(session, ctx, campaign, result, ret, audience, complete: bool, filename: str | None = None,
-                missing_form: bool = False, others: list[str] = ()) -> None:
+                missing_form: bool = False, others: list[str] = (), mail: Mail | None = None) -> None:
     """The answer to a form (or to a scan, `filename`): what was recorded, what is wrong or
     still missing (`missing_form`: only a scan or photo has come so far)."""
     settings = ctx.settings
@@ -349,10 +404,14 @@ def _form_reply(session, ctx, campaign, result, ret, audience, complete: bool, f
     missing_stamp = campaign.require_stamped and not ret.stamped
     out = outbox.letter(
         "form-reply", settings=settings, from_department=campaign.department, to=ret.sender, now=ctx.now,
-        tag=campaign.key, valid=ret.valid, form=result["form_type"] or form_title(ctx, campaign.template),
+        tag=campaign.key, answering=mail.message_id if mail else None, answering_refs=mail.references if mail else (),
+        answering_subject=mail.subject if mail else None, valid=ret.valid, form=result["form_type"] or form_title(ctx, campaign.template),
         rows=len(result["rows"]), version=ret.version, unit=ret.unit, filename=filename or ret.filename,
         errors=errors, no_rows=not result["rows"] and not errors and not missing_form, totals=totals,
         warnings=result["warnings"], missing_stamp=missing_stamp, missing_form=missing_form,
         stamp_required=campaign.require_stamped, on_time=ret.on_time, deadline=audience.deadline.isoformat(),
         department=dept.name, others=list(others))
-    outbox.enqueue(session, out, settings.outbox, ctx.now)
+    from mailbot.routing import roster_unit
+
+    outbox.enqueue(session, out, settings.outbox, ctx.now,
+                   capped=not outbox.owed("form-reply", roster_unit(ret.sender, ctx.directory) is not None))

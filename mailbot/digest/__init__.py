@@ -118,6 +118,8 @@ def build(snap, period: Period, settings, now: datetime, late: bool = False) -> 
                   note=f"最久 {waiting[0]['days']} 天" if waiting else "无积压")]
     if snap.department is None:
         cards.append(dict(label="发送失败", value=snap.failures_total, note="本周邮件"))
+        if snap.needs_person_total:
+            cards.append(dict(label="待人工处理", value=snap.needs_person_total, note="来信"))
     return dict(
         title=f"{settings.organisation}{scope or ''}稿件与报表周报", scope=scope, late=late,
         period=dict(key=period.key, label=period.label), organisation=settings.organisation,

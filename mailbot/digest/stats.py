@@ -49,6 +49,7 @@ class Snapshot:
     campaigns: list[dict] = field(default_factory=list)
     failures_total: int = 0
     failures: list[dict] = field(default_factory=list)
+    needs_person_total: int = 0  # received messages waiting for a person (office scope only)
     totals: dict[str, int] = field(default_factory=dict)  # all time, by status
 
 
@@ -79,6 +80,7 @@ def snapshot(session: Session, settings, starts: datetime, ends: datetime, depar
                       if department is None or c.department == department]
     if department is None:
         _failures(session, snap, starts, ends)
+        snap.needs_person_total = needs_person(session, limit=0)[0]
     return snap
 
 
@@ -201,6 +203,29 @@ def _sum_by_parent(session, ids: list[int], column: str) -> dict[str, int]:
 # --- the operator's view --------------------------------------------------------------
 
 
+def needs_person(session: Session, limit: int = 50) -> tuple[int, list[dict]]:
+    """Received messages that wait for a person (held, quarantined, not understood), oldest
+    first: how many, and the first `limit` with why."""
+    where = InboundMessage.outcome == "needs-person"
+    total = session.exec(select(func.count()).select_from(InboundMessage).where(where)).one()
+    rows = session.exec(select(InboundMessage.id, InboundMessage.received_at, InboundMessage.from_address,
+                               InboundMessage.subject, InboundMessage.first_mailbox, InboundMessage.outcome_reason,
+                               InboundMessage.status)
+                        .where(where).order_by(InboundMessage.received_at, InboundMessage.id).limit(limit)).all()
+    return total, [dict(inbound_id=i, received_at=at, sender=sender, subject=subject, mailbox=box, reason=why,
+                        quarantined=state == "quarantined") for i, at, sender, subject, box, why, state in rows]
+
+
+def capped(session: Session, now: datetime, limit: int = 10) -> tuple[int, list[dict]]:
+    """Mail the daily cap held back in the last 24 hours (events `outbox-cap`), newest first."""
+    from mailbot.store import Event
+
+    where = (Event.kind == "outbox-cap", Event.at > now - timedelta(days=1))
+    total = session.exec(select(func.count()).select_from(Event).where(*where)).one()
+    rows = session.exec(select(Event.at, Event.detail).where(*where).order_by(Event.id.desc()).limit(limit)).all()
+    return total, [dict(at=at, detail=detail) for at, detail in rows]
+
+
 def status(session: Session, settings, now: datetime) -> dict:
     """Mailboxes' last contact, queue depths, outbox failures: `mailbot status`."""
     boxes = {b.mailbox: b for b in session.exec(select(MailboxState))}
@@ -214,7 +239,10 @@ def status(session: Session, settings, now: datetime) -> dict:
         OutboxMessage.status == "pending", OutboxMessage.next_attempt_at <= now)).one()
     open_reviews = session.exec(select(func.count()).select_from(ReviewTask).where(ReviewTask.status == "open")).one()
     failures = failed_mail(session)
+    waiting_total, waiting = needs_person(session, limit=10)
+    capped_total, capped_items = capped(session, now)
     return dict(mailboxes=mailboxes, inbound=inbound, outbox=outbox, outbox_due=due, open_reviews=open_reviews,
+                needs_person_total=waiting_total, needs_person=waiting, capped_total=capped_total, capped=capped_items,
                 submissions=dict(session.exec(select(Submission.status, func.count()).group_by(Submission.status)).all()),
                 failures=failures, calendar_gaps=workdays.calendar_gaps(settings, now))
 

@@ -15,7 +15,8 @@ import yaml
 from mailbot.forms.values import TYPES, choice_table, clean_label, strip_paren
 
 DEFAULT_TOTAL_LABELS = ("合计", "总计", "共计", "总数")
-_TOP_KEYS = {"name", "title", "description", "header", "sequence", "unit_column", "columns", "total_labels"}
+_TOP_KEYS = {"name", "title", "description", "header", "sequence", "unit_column", "columns", "total_labels",
+             "person_key"}
 _COLUMN_KEYS = {"name", "aliases", "type", "required", "choices", "note"}
 _TYPE_NAMES = "、".join(TYPES)
 
@@ -54,6 +55,9 @@ class FormTemplate:
     sequence: Column | None = None
     unit_column: str | None = None
     total_labels: tuple[str, ...] = DEFAULT_TOTAL_LABELS
+    # Columns that together name one person (姓名 + 手机号): a person reported both by their
+    # unit and in a county summary counts once in the tally (None: every row counts).
+    person_key: tuple[str, ...] = ()
     source: str = field(default="", compare=False)
 
     @property
@@ -145,12 +149,19 @@ def parse_template(data, where: str = "表单模板") -> tuple[FormTemplate | No
     if unit is not None and unit not in [c.name for c in columns]:
         problems.append(f"{where}：unit_column“{unit}”不是 columns 中的列名")
     _check_aliases(columns, sequence, where, problems)
+    person = data.get("person_key") or []
+    if not isinstance(person, list):
+        problems.append(f"{where}：person_key 应是列名的列表，例如 [姓名, 手机号]")
+        person = []
+    for name in person:
+        if name not in [c.name for c in columns]:
+            problems.append(f"{where}：person_key 中的“{name}”不是 columns 中的列名")
     labels = data.get("total_labels") or DEFAULT_TOTAL_LABELS
     if problems:
         return None, problems
     return FormTemplate(name=str(data["name"]), title=str(data["title"]), columns=tuple(columns),
                         header=tuple(header), sequence=sequence, unit_column=unit,
-                        total_labels=tuple(str(x) for x in labels)), []
+                        total_labels=tuple(str(x) for x in labels), person_key=tuple(str(x) for x in person)), []
 
 
 def _columns(items, where: str, problems: list[str]) -> list[Column]:

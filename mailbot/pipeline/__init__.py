@@ -13,7 +13,7 @@ import logging
 import multiprocessing
 import threading
 import time
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -22,7 +22,7 @@ from sqlalchemy import bindparam, insert, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
-from mailbot import clock, filing
+from mailbot import alerts, clock, filing
 from mailbot.models import Parsed, RawMail, mail_from_json
 from mailbot.office import Office
 from mailbot.pipeline import parseworker
@@ -143,18 +143,38 @@ def keep(session: Session, raws: RawStore, raw: RawMail, folder: str = "INBOX",
     return row, outcome
 
 
+def _ident(raw: RawMail) -> tuple[str | None, str, str, str]:
+    return (*parser.read_key(raw.data), raw.sha256)
+
+
+_HASHERS: ThreadPoolExecutor | None = None
+
+
+def _hashers() -> ThreadPoolExecutor:
+    """Threads for a batch's sha256 and fingerprints: hashlib lets go of the GIL on large
+    buffers, so hashing runs on both cores while the parse worker and this thread work."""
+    global _HASHERS
+    if _HASHERS is None:
+        _HASHERS = ThreadPoolExecutor(2, thread_name_prefix="hash")
+    return _HASHERS
+
+
 def keep_batch(engine, raws: RawStore, batch: list[RawMail], folder: str, state_update) -> Counts:
     """Store a fetched batch in one transaction together with the mailbox's progress.
 
     `state_update(session)` moves the mailbox's last UID in the same commit, so progress
     and stored rows never disagree. A unique-key race with another worker is retried.
     """
-    idents = [(*parser.read_key(raw.data), raw.sha256) for raw in batch]
+    idents = list(_hashers().map(_ident, batch)) if len(batch) > 1 else [_ident(raw) for raw in batch]
     for attempt in range(1, 6):
         counts = Counts(fetched=len(batch))
         try:
             with Session(engine) as session:
                 seen = _Seen(session, batch, [i[1] for i in idents])
+                # the new messages' raw files are written in threads (the writes let go of the GIL);
+                # keep() then finds each in place
+                fresh = [(raw.data, ident[3]) for raw, ident in zip(batch, idents) if seen.rows.get(ident[1]) is None]
+                list(_hashers().map(lambda item: raws.put(*item), fresh))
                 for raw, ident in zip(batch, idents):
                     _row, outcome = keep(session, raws, raw, folder, seen, ident)
                     if outcome == "stored":
@@ -215,6 +235,12 @@ class Processor:
             ctx = multiprocessing.get_context("spawn")  # no fork of a threaded process
             self.pool = ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=parseworker.watch_parent)
         return self.pool
+
+    def warm(self) -> None:
+        """Start the parse workers now (spawning one and importing the parser takes about a
+        second), so they are ready when the first fetched batch is stored."""
+        if self.workers:
+            self._pool().submit(parseworker.warm)
 
     def submit(self, limit: int = 1000) -> int:
         with self.lock, Session(self.engine) as session:
@@ -336,7 +362,7 @@ def record_results(engine, results: list[tuple[int, Parsed]], ctx=None) -> tuple
             log.exception("recording inbound %s failed", item[0])
             with Session(engine) as session:
                 done, n = _apply(session, [(item[0], Parsed.quarantined(
-                    f"处理结果无法保存（{type(exc).__name__}: {str(exc)[:200]}）"))])
+                    f"处理结果无法保存（{type(exc).__name__}: {str(exc)[:200]}）"))], ctx)
                 session.commit()
         outcomes += done
         queued += n
@@ -369,15 +395,23 @@ def _apply(session: Session, results: list[tuple[int, Parsed]], ctx=None) -> tup
             row = session.get(InboundMessage, inbound_id)
             row.attempts += 1
             _quarantine(session, row, result.reason)
+            if ctx is not None:
+                alerts.about_message(session, ctx, row, "quarantined", result.reason)
         outcomes.append(result.status)
     if parsed:
         session.execute(_PARSED, parsed)
     queued = 0
-    for inbound_id, result in routed:
+    if not routed:
+        return outcomes, queued
+    ids = [inbound_id for inbound_id, _result in routed]
+    rows = {r.id: r for r in session.exec(select(InboundMessage).where(InboundMessage.id.in_(ids))).all()}
+    items = [(rows[inbound_id], mail_from_json(json.loads(result.summary)), result) for inbound_id, result in routed]
+    filing.prepare_batch(session, ctx, [(row, mail, result.route) for row, mail, result in items])
+    for row, mail, result in items:
         before = len([o for o in session.new if isinstance(o, OutboxMessage)])
-        filing.handle(session, ctx, session.get(InboundMessage, inbound_id), mail_from_json(json.loads(result.summary)),
-                      result.route, result.staged)
+        filing.handle(session, ctx, row, mail, result.route, result.staged)
         queued += len([o for o in session.new if isinstance(o, OutboxMessage)]) - before
+    filing.finish_batch(session)
     return outcomes, queued
 
 
@@ -396,6 +430,7 @@ def _tally(counts: Counts, outcome: str) -> None:
 def _quarantine(session: Session, row: InboundMessage, reason: str) -> str:
     row.status = "quarantined"
     row.reason = reason
+    row.outcome, row.outcome_reason = "needs-person", f"已隔离：{reason}"
     row.processed_at = clock.now()
     log_event(session, "quarantined", reason, inbound_id=row.id)
     return "quarantined"
@@ -414,6 +449,7 @@ def replay(engine, raws: RawStore, data: bytes, mailbox: str, processor: "Proces
         if outcome == "duplicate" and row.status == "quarantined":
             row.status = "stored"
             row.reason = None
+            row.outcome = row.outcome_reason = None
             log_event(session, "replay", f"re-processing after quarantine, from {mailbox}", inbound_id=row.id)
             outcome = "retried"
         elif outcome == "stored":

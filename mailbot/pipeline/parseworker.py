@@ -37,6 +37,12 @@ def watch_parent() -> None:
     threading.Thread(target=watch, daemon=True, name="watch-parent").start()
 
 
+def warm() -> None:
+    """Import what parsing a first message would (the robot starts its workers early)."""
+    from mailbot import review  # noqa: F401
+    from mailbot.read import quotes  # noqa: F401
+
+
 def parse_file(path: str, sha256: str, job: dict | None = None) -> Parsed:
     """Parse, classify (with a job) and stage one stored message. Never raises: a message
     that cannot be read comes back quarantined, with the reason for the operator."""
@@ -66,6 +72,8 @@ def parse_file(path: str, sha256: str, job: dict | None = None) -> Parsed:
                 staged = stage_attachments(mail, Path(job["staging"]))
             except OSError as exc:
                 return Parsed.quarantined(f"附件无法写入暂存目录（{exc.strerror or exc}）")
+        if route.kind in ("submission", "resubmission") and job.get("links") and mail.large_attachment_links:
+            staged += fetch_links(mail, job, summary)
     columns = {
         "subject": mail.subject[:2000], "from_address": mail.from_.address[:320],
         "from_name": mail.from_.name[:300], "sent_at": summary["date"], "auto_reply": mail.auto_reply,
@@ -73,6 +81,21 @@ def parse_file(path: str, sha256: str, job: dict | None = None) -> Parsed:
     }
     return Parsed("parsed", summary=json.dumps(summary, ensure_ascii=False), columns=columns, route=route,
                   staged=staged)
+
+
+def fetch_links(mail, job: dict, summary: dict) -> tuple:
+    """The 超大附件 links followed to their files (staged like attachments); each link's
+    outcome is kept in the summary (`large_attachments`) for the receipt and the alert."""
+    from mailbot import largefiles
+
+    fetched = largefiles.fetch_all(mail.large_attachment_links, Path(job["staging"]), job["links"])
+    by_url = {f.url: f for f in fetched}
+    summary["large_attachments"] = [
+        {"url": link.url, "name": link.name, "provider": link.provider, "expires": link.expires,
+         "fetched": bool(by_url.get(link.url) and by_url[link.url].staged),
+         "error": by_url[link.url].error if link.url in by_url else "邮件中没有下载链接"}
+        for link in mail.large_attachment_links]
+    return tuple(f.staged for f in fetched if f.staged)
 
 
 def reply_info(mail, route: Route, targets: list[str]) -> dict:
@@ -110,8 +133,10 @@ def classify(mail, job: dict) -> Route:
 
 def make_job(settings, directory, templates: list, mailbox: str, today, staging: str | None = None) -> dict:
     """What the worker needs besides the bytes (all picklable)."""
+    links = settings.large_attachments
     return {"directory": directory, "mailbox": mailbox, "templates": templates,
-            "form_templates": {c.template for c in settings.campaigns}, "today": today, "staging": staging}
+            "form_templates": {c.template for c in settings.campaigns}, "today": today, "staging": staging,
+            "links": links.model_dump() if links.fetch else None}
 
 
 def read_forms(mail, job: dict) -> list[dict]:

@@ -36,6 +36,8 @@ def sync(client: IMAPClient, box: Mailbox, settings: Settings, engine, raws: Raw
     folder = ingest.open_folder(client, box)
     last_uid = _progress(engine, box, folder.uidvalidity)
     uids = ingest.new_uids(client, last_uid)
+    if uids:
+        processor.warm()  # the parse worker starts (imports) while the first batch is fetched
     counts = Counts()
     for batch in ingest.batches(client, uids, settings.batch_size, settings.batch_bytes):
         failed: list[tuple[int, str]] = []

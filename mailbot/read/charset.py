@@ -188,10 +188,19 @@ def decode_header_value(value: object, where: str = "header", hint: str | None =
         defects.append(f"raw-8bit-header: {where} had unencoded 8-bit bytes")
         defects.extend(found)
     if "=?" not in text:
-        return _unfold(text), defects
+        return _no_nul(_unfold(text), where, defects), defects
     text, found = _decode_words(_unfold(text), where)
     defects.extend(found)
-    return text.strip(), defects
+    return _no_nul(text.strip(), where, defects), defects
+
+
+def _no_nul(text: str, where: str, defects: list[str]) -> str:
+    """NUL (sent encoded, as =00 or in base64) becomes U+FFFD, as Dovecot does with a raw one:
+    no text column of PostgreSQL can hold it, and no reader shows it."""
+    if "\x00" not in text:
+        return text
+    defects.append(f"nul-in-header: {where} held a NUL character, shown as U+FFFD")
+    return text.replace("\x00", "\ufffd")
 
 
 def _word_bytes(enc: str, payload: str) -> bytes:

@@ -389,10 +389,11 @@ def _tnef_files(att: Attachment, forwarded: bool, ctx: _Context) -> list[Attachm
             ctx.defects.extend(found)
         data = inner.data if isinstance(inner.data, bytes) else bytes(inner.data or b"")
         content_type = sniff_type(data, "application/octet-stream")
-        safe = unique_name(safe_name(name.strip("\x00 "), len(ctx.attachments) + len(out) + 1, content_type),
+        name = _no_nul(name)
+        safe = unique_name(safe_name(name, len(ctx.attachments) + len(out) + 1, content_type),
                            ctx.names)
         ctx.names.add(safe)
-        out.append(Attachment(filename=name.strip("\x00 "), safe_name=safe, size=len(data),
+        out.append(Attachment(filename=name, safe_name=safe, size=len(data),
                               sha256=hashlib.sha256(data).hexdigest(), content_type=content_type,
                               declared_type="application/ms-tnef", disposition="attachment",
                               in_forwarded_message=forwarded, data=data))
@@ -510,8 +511,14 @@ def _filename(part: Message, ctx: _Context | None) -> str:
             if ctx is not None:
                 ctx.defects.extend(defects)
             if decoded.strip():
-                return decoded.strip()
+                return _no_nul(decoded.strip())
     return ""
+
+
+def _no_nul(name: str) -> str:
+    """A file name as sent, but with NUL as U+FFFD (as Dovecot does in headers): no text
+    column of PostgreSQL can hold a NUL, and no file system or mail client shows one."""
+    return name.strip("\x00 ").replace("\x00", "\ufffd")
 
 
 def _attachment(part: Message, data: bytes, declared: str, forwarded: bool, ctx: _Context) -> Attachment:
@@ -606,7 +613,8 @@ _LARGE_ITEM = re.compile(
 _LARGE_URL = re.compile(
     r"https?://(?:wx\.mail\.qq\.com/ftn/download\?|mail\.qq\.com/cgi-bin/ftnExs_download\?|"
     r"exmail\.qq\.com/cgi-bin/ftnExs_download\?|[\w.]*mail\.163\.com/large-attachment-download/|"
-    r"[\w.]*mail\.126\.com/large-attachment-download/)[^\s\"'<>）)]+")
+    r"[\w.]*mail\.126\.com/large-attachment-download/|(?:qiye|mail)\.aliyun\.com/alimail/|"
+    r"(?:space|[\w.]*)\.dingtalk\.com/)[^\s\"'<>）)]+")
 
 
 def find_large_links(text: str, html: str) -> list[LargeAttachmentLink]:

@@ -469,3 +469,40 @@ def _reason(line: str, end: int, following: list[str]) -> str | None:
         if _nfkc(reason) == placeholder:
             return None
     return reason or None
+
+
+# --- a unit's reply in a 稿件's thread (no review token, no files) ---
+
+ACK_WORDS = ("已收到", "收到", "好的", "好滴", "好", "嗯", "ok", "谢谢", "感谢", "多谢", "辛苦了", "辛苦", "明白",
+             "知道了", "知悉", "了解", "已阅", "收悉", "麻烦了", "麻烦您了", "给您添麻烦了")
+ACK_FILLERS = ("老师", "领导", "您", "你", "们", "的", "了", "啦", "哈", "啊", "呀", "呢", "哦", "嗯", "非常",
+               "十分", "很", "大家", "各位")
+REVISION_LEAD = (r"已(?:按要求|按意见|根据意见|经)?(?:修改|修订|补充|更正)|修改稿|修订稿|修改后|补充后|更正后|修改如下"
+                 r"|重新(?:提交|报送|发送|上报)|再次(?:提交|报送)|第\s*[2-9二三四五六]\s*版|修改版|新版本")
+REVISION_MIN = 30  # characters (letters and CJK) of text beside the lead-in that make a revision
+REVISION_LONG = 150  # a reply this long is the revised text itself, lead-in or not
+
+_ACK_WORD = re.compile("|".join(sorted((re.escape(w) for w in ACK_WORDS + ACK_FILLERS), key=len, reverse=True)),
+                       re.I)
+_REVISION_LEAD = re.compile(REVISION_LEAD)
+_NOT_WORD = re.compile(r"[\W_]+")
+
+
+def reply_intent(text: str) -> str:
+    """What a unit's reply to one of our mails about a 稿件 is, from its new text (the
+    output of `new_text`), when it carries no file and no review token:
+
+    'ack' (收到 / 好的 / 谢谢 … alone: needs no answer), 'revision' (the revised 稿件 written
+    in the body: a revision lead-in such as 已修改 with at least REVISION_MIN characters of
+    text, or any text of REVISION_LONG characters), 'question' (anything else: a person
+    reads it), or 'empty'."""
+    plain = _nfkc(text or "")
+    words = _NOT_WORD.sub("", plain)
+    if not words:
+        return "empty"
+    if len(words) <= 24 and len(_NOT_WORD.sub("", _ACK_WORD.sub("", words))) <= 1:
+        return "ack"
+    lead = _REVISION_LEAD.search(plain[:200])
+    if lead and len(_NOT_WORD.sub("", plain[lead.end():])) >= REVISION_MIN or len(words) >= REVISION_LONG:
+        return "revision"
+    return "question"

@@ -9,15 +9,17 @@ from __future__ import annotations
 import logging
 import secrets
 from datetime import timedelta
+from pathlib import Path
 
 from sqlmodel import Session, select
 
 from mailbot import outbox, review
-from mailbot.models import Mail, Route, mail_from_json
+from mailbot.models import Handled, Mail, Route, mail_from_json
 from mailbot.models import aware as _aware
 from mailbot.read import quotes
 from mailbot.read.usable import display_name
 from mailbot.store import (
+    Event,
     InboundMessage,
     ReviewTask,
     Submission,
@@ -57,7 +59,7 @@ def start_stage(session: Session, ctx, sub: Submission, stage: int, body: str = 
         out = outbox.letter(
             "review-request", settings=settings, from_department=sub.department, from_address=reply_to,
             to=person.addresses[0], to_name=person.name, now=ctx.now, tag=sub.tracking, id_token=token,
-            attachments=attachments, tracking=sub.tracking, token=token, reply_address=reply_to,
+            thread=thread_for(session, sub, person.addresses[0]), attachments=attachments, tracking=sub.tracking, token=token, reply_address=reply_to,
             stage_name=step.name, title=sub.title, unit=sub.unit, department=dept.name,
             route_reason=sub.route_reason, revision=sub.revision, files=[display_name(f.filename, i) + (f"（无法打开：{f.problem}）" if f.problem else "")
                                        for i, f in enumerate(files, 1)], flags=flags,
@@ -74,21 +76,29 @@ def _changes(session, sub: Submission, files: list) -> dict[str, list[str]]:
     """The files' names since the previous revision: new, changed (same name, other
     content), the same, and gone."""
     before = {f.filename: f.sha256 for f in session.exec(select(SubmissionFile).where(
-        SubmissionFile.submission_id == sub.id, SubmissionFile.revision == sub.revision - 1)).all()}
-    after = {f.filename: f.sha256 for f in files}
+        SubmissionFile.submission_id == sub.id, SubmissionFile.revision == sub.revision - 1,
+        SubmissionFile.source == "unit")).all()}  # a reviewer's file was never the unit's to remove
+    after = {f.filename: f.sha256 for f in files if f.source == "unit"}
     return {"new": [n for n in after if n not in before],
             "changed": [n for n in after if n in before and after[n] != before[n]],
             "same": [n for n in after if n in before and after[n] == before[n]],
             "gone": [n for n in before if n not in after]}
 
 
-def handle_reply(session: Session, ctx, row: InboundMessage, mail: Mail, route: Route, staged) -> None:
-    """A reply in a review thread: judge who sent it and what it says, then act."""
+OUTCOMES = {"refuse": ("answered", "审核回复未被接受（{code}），已告知发件人"),
+            "hold": ("needs-person", "审核回复需管理员确认（{code}）"),
+            "ask": ("answered", "审核回复意见不明确，已请审核人明确"),
+            "ack": ("ignored", "审核人的回复不是审核决定（确认收到等），无需处理")}
+
+
+def handle_reply(session: Session, ctx, row: InboundMessage, mail: Mail, route: Route, staged) -> Handled:
+    """A reply in a review thread: judge who sent it and what it says, then act; return
+    what became of it."""
     settings = ctx.settings
     sender = mail.from_.address.lower()
     if review.answers_digest(mail):
         notice(session, ctx, None, sender, "digest-reply")
-        return
+        return Handled("answered", "回复的是领导周报，已告知周报邮箱不收回复")
     tokens = review.find_tokens(mail)
     task = session.exec(select(ReviewTask).where(ReviewTask.token.in_(tokens))).first() if tokens else None
     sub = session.get(Submission, task.submission_id) if task else None
@@ -103,13 +113,33 @@ def handle_reply(session: Session, ctx, row: InboundMessage, mail: Mail, route: 
                            settings.review.authserv_id), ctx.now, sender in everyone,
                            review.sender_problem(mail))
     sub_id = sub.id if sub else None
+    if task is not None and _awaits_reason(task) and sender in view.addresses and not review.sender_problem(mail):
+        if (came := _reason_came(session, ctx, row, sub, task, mail, sender)) is not None:
+            return came
     if verdict.action != "decide":  # an accepted decision is recorded as a "decision" event below
         log_event(session, f"review-{verdict.action}", f"{verdict.code}: {command.decision or '-'} "
                   f"{command.reason or ''}".strip(), inbound_id=row.id, submission_id=sub_id, actor=sender)
     if verdict.action == "decide":  # the reviewer's files belong to the decision
         _decide(session, ctx, row, sub, task, command, verdict, sender, files=staged)
-        return
+        return Handled("applied", f"审核决定：{task.stage_name} {WORDS[command.decision]}", sub_id)
     ACTIONS[verdict.action](session, ctx, row, sub, task, command, verdict, sender)
+    if verdict.action == "ignore":
+        return _unit_reply(session, row, mail, route)
+    kind, why = OUTCOMES[verdict.action]
+    return Handled(kind, why.format(code=verdict.code), sub_id)
+
+
+def _unit_reply(session, row, mail: Mail, route: Route) -> Handled:
+    """A reply that is no review answer (a unit answering a receipt or a notice): an
+    acknowledgement needs nothing; anything else is read by a person."""
+    sub = session.exec(select(Submission).where(Submission.tracking == route.tracking)).first() \
+        if route.tracking else None
+    intent = quotes.reply_intent(quotes.new_text(mail.text, mail.html))
+    if intent in ("ack", "empty"):
+        return Handled("ignored", "确认收到（acknowledgement），无需回复" if intent == "ack" else "回复没有新内容",
+                       sub.id if sub else None)
+    return Handled("needs-person", f"{route.reason}；内容不是审核决定也不是修改稿，请人工查看并答复",
+                   sub.id if sub else None)
 
 
 def _ignore(*_args) -> None:
@@ -154,6 +184,8 @@ def _decide(session, ctx, row, sub, task, command, verdict, sender, files=()) ->
               f" → {outcome.kind}", inbound_id=row.id, submission_id=sub.id, actor=sender)
     next_step = _apply_outcome(session, ctx, sub, task, command, outcome, placed)
     person = settings.reviewer(task.reviewer)
+    if outcome.kind == "returned" and task.reason_asked_at is not None:
+        return  # the question for the reason is the reviewer's confirmation: nothing was passed on yet
     _send(session, ctx, sub, sender, "review-confirm", "review-confirm", tracking=sub.tracking, title=sub.title,
           reviewer=person.name, decision=WORDS[command.decision], target=command.target, reason=command.reason,
           outcome=outcome.kind, **next_step)
@@ -178,9 +210,10 @@ def _apply_outcome(session, ctx, sub, task, command, outcome, placed=()) -> dict
     unit = {"tracking": sub.tracking, "title": sub.title, "greeting": sub.unit or sub.sender_name}
     if outcome.kind == "returned":
         sub.status = "returned"
-        _send(session, ctx, sub, sub.sender, "result", "review-returned", **unit, stage=task.stage_name,
-              reason=command.reason, revision=sub.revision, files=[f["name"] for f in placed],
-              attachments=tuple((f["name"], f["path"].read_bytes(), f["content_type"]) for f in placed))
+        if command.reason is None and not placed:  # 退回 alone, or the mailto: body unedited
+            _ask_reason(session, ctx, sub, task)
+            return {}
+        _tell_returned(session, ctx, sub, task, command.reason, placed)
         return {}
     sub.status = "approved"
     publisher = settings.department(settings.review.publisher).name if settings.review.publisher else None
@@ -190,6 +223,77 @@ def _apply_outcome(session, ctx, sub, task, command, outcome, placed=()) -> dict
         _send(session, ctx, sub, box.email, "publish-ready", "review-publish", tracking=sub.tracking,
               title=sub.title, unit=sub.unit, folder=sub.folder, publisher=publisher)
     return {"publisher": publisher}
+
+
+def _tell_returned(session, ctx, sub, task, reason: str | None, placed=()) -> None:
+    """The 退回 notice to the unit, with the reason (or, without one, whom to ask)."""
+    unit = {"tracking": sub.tracking, "title": sub.title, "greeting": sub.unit or sub.sender_name}
+    _send(session, ctx, sub, sub.sender, "result", "review-returned", **unit, stage=task.stage_name,
+          reason=reason, revision=sub.revision, files=[f["name"] for f in placed],
+          attachments=tuple((f["name"], f["path"].read_bytes(), f["content_type"]) for f in placed))
+    task.unit_told_at = ctx.now
+
+
+def _ask_reason(session, ctx, sub, task) -> None:
+    """Ask the reviewer, once, for the reason of a 退回 that gave none; the unit is told when
+    it comes (`_reason_came`) or after `review.reason_wait_hours` (`tell_unreasoned`)."""
+    settings = ctx.settings
+    person = settings.reviewer(task.reviewer)
+    _dept, box = _dept_box(settings, sub.department)
+    reply_to = box.email.replace("@", f"+{task.token}@") if settings.review.plus_addressing else box.email
+    out = outbox.letter("review-reason", settings=settings, from_department=sub.department, from_address=reply_to,
+                        to=person.addresses[0], to_name=person.name, now=ctx.now, tag=sub.tracking,
+                        id_token=task.token, thread=thread_for(session, sub, person.addresses[0]), tracking=sub.tracking, token=task.token, title=sub.title,
+                        stage=task.stage_name, reviewer=person.name,
+                        wait_hours=f"{settings.review.reason_wait_hours:g}")
+    outbox.enqueue(session, out, settings.outbox, ctx.now, submission_id=sub.id)
+    task.reason_asked_at = ctx.now
+    log_event(session, "review-reason-asked", f"{task.stage_name} {task.reviewer}: 退回 without a reason",
+              submission_id=sub.id)
+
+
+def _awaits_reason(task) -> bool:
+    return task.status == "decided" and task.decision == "return" and task.reason_asked_at is not None \
+        and task.reason is None
+
+
+def _reason_came(session, ctx, row, sub, task, mail: Mail, sender: str) -> Handled | None:
+    """The reviewer's answer to the question for a reason: pass it on to the unit."""
+    new = quotes.new_text(mail.text, mail.html)
+    command = quotes.read_command(new, [d.name for d in ctx.settings.departments])
+    if command.decision in ("approve", "reroute"):
+        return None  # not a reason: judged as any other reply (already decided)
+    reason = command.reason if command.decision == "return" else new.strip()
+    if not reason or quotes.reply_intent(new) in ("ack", "empty") and command.decision != "return":
+        return Handled("ignored", "审核人回复了补充原因的邮件，但没有写原因", sub.id)
+    task.reason = reason
+    log_event(session, "review-reason", f"{task.stage_name}: {reason}", inbound_id=row.id, submission_id=sub.id,
+              actor=sender)
+    late = task.unit_told_at is not None
+    _tell_returned(session, ctx, sub, task, reason)
+    person = ctx.settings.reviewer(task.reviewer)
+    _send(session, ctx, sub, sender, "review-confirm", "review-confirm", tracking=sub.tracking, title=sub.title,
+          reviewer=person.name, decision=WORDS["return"], target=None, reason=reason, outcome="returned")
+    return Handled("applied", f"退回原因已转告报送单位{'（单位此前已收到未写原因的退回通知）' if late else ''}", sub.id)
+
+
+def tell_unreasoned(session: Session, ctx) -> int:
+    """Units whose 退回 still has no reason after `reason_wait_hours` are told anyway,
+    with whom to contact. Returns how many were told."""
+    wait = timedelta(hours=ctx.settings.review.reason_wait_hours)
+    tasks = session.exec(select(ReviewTask).where(ReviewTask.decision == "return", ReviewTask.reason.is_(None),
+                                                  ReviewTask.reason_asked_at.is_not(None),
+                                                  ReviewTask.unit_told_at.is_(None))).all()
+    told = 0
+    for task in tasks:
+        if _aware(task.reason_asked_at) + wait > ctx.now:
+            continue
+        sub = session.get(Submission, task.submission_id)
+        _tell_returned(session, ctx, sub, task, None)
+        log_event(session, "review-reason-timeout", f"{task.stage_name}: no reason after {wait}; unit told",
+                  submission_id=sub.id)
+        told += 1
+    return told
 
 
 def _body(session, sub) -> str:
@@ -205,13 +309,35 @@ def notice(session, ctx, sub, to: str, template: str, **values) -> None:
     _send(session, ctx, sub, to, "review-notice", template, tracking=sub.tracking if sub else None, **values)
 
 
+def unit_messages(session, sub) -> tuple[str, ...]:
+    """The unit's own messages that made the 稿件 (revision 1, and the latest revision)."""
+    ids = []
+    first = session.exec(select(InboundMessage.message_id).join(Event, Event.inbound_id == InboundMessage.id).where(
+        Event.submission_id == sub.id, Event.kind == "filed")).first()
+    latest = session.get(InboundMessage, sub.inbound_id)
+    for found in (first, latest.message_id if latest else None):
+        if found and found not in ids:
+            ids.append(found)
+    return tuple(ids)
+
+
+def thread_for(session, sub, to: str) -> tuple[str, ...]:
+    """What a letter about `sub` to `to` continues (the unit's thread starts with its own mail)."""
+    if sub is None:
+        return ()
+    first = unit_messages(session, sub) if to.strip().lower() == (sub.sender or "").strip().lower() else ()
+    return outbox.thread(session, sub.id, to, first)
+
+
 def _send(session, ctx, sub, to: str, kind: str, template: str, **values) -> None:
-    """A letter about a 稿件 (or, with no 稿件, about review in general) from its department."""
+    """A letter about a 稿件 (or, with no 稿件, about review in general) from its department,
+    in the thread of earlier mail about it to the same person."""
     settings = ctx.settings
     out = outbox.letter(kind, template, settings=settings,
                         from_department=sub.department if sub else settings.routing.default, to=to, now=ctx.now,
-                        tag=sub.tracking if sub else "notice", **values)
-    outbox.enqueue(session, out, settings.outbox, ctx.now, submission_id=sub.id if sub else None)
+                        tag=sub.tracking if sub else "notice", thread=thread_for(session, sub, to), **values)
+    outbox.enqueue(session, out, settings.outbox, ctx.now, submission_id=sub.id if sub else None,
+                   capped=not outbox.owed(kind, to_roster=False) and kind in outbox.CAPPED_KINDS)
 
 
 ACTIONS = {"ignore": _ignore, "ack": _ignore, "refuse": _refuse, "hold": _hold, "ask": _ask, "decide": _decide}
@@ -226,7 +352,7 @@ def chase_reviews(session: Session, ctx) -> int:
     cal = workdays.office_calendar(settings)
     if not workdays.in_office_hours(ctx.now, settings.tz, cfg.office_hours, calendar=cal):
         return 0
-    queued = 0
+    queued = tell_unreasoned(session, ctx)
     tasks = session.exec(select(ReviewTask).where(ReviewTask.status == "open")).all()
     for task in tasks:
         if _aware(task.expires_at) <= ctx.now:
@@ -256,7 +382,7 @@ def _remind(session, ctx, sub, task, about: dict) -> int:
     person = settings.reviewer(task.reviewer)
     out = outbox.letter("review-reminder", settings=settings, from_department=sub.department,
                         to=person.addresses[0], to_name=person.name, now=ctx.now, tag=sub.tracking,
-                        id_token=task.token, **about, token=task.token, reviewer=person.name)
+                        id_token=task.token, thread=thread_for(session, sub, person.addresses[0]), **about, token=task.token, reviewer=person.name)
     outbox.enqueue(session, out, settings.outbox, ctx.now, submission_id=sub.id)
     log_event(session, "review-chased", f"{task.stage_name} {task.reviewer}: {about['waited']} working days",
               submission_id=sub.id)
@@ -277,9 +403,11 @@ def _escalate(session, ctx, sub, task, about: dict) -> int:
     return len(leaders)
 
 
-def confirm_held(session: Session, ctx, inbound_id: int, operator: str) -> str:
+def confirm_held(session: Session, ctx, inbound_id: int, operator: str, files=None) -> str:
     """The operator vouches for a held reply: its decision is applied as if the sender were
-    on the reviewer's list (the token must still be valid and the review still open)."""
+    on the reviewer's list (the token must still be valid and the review still open).
+    `files` returns the reply's attachments, staged; asked only when the decision applies,
+    and they are placed once, as the reviewer's (what is not taken is removed)."""
     import json
 
     row = session.get(InboundMessage, inbound_id)
@@ -297,5 +425,12 @@ def confirm_held(session: Session, ctx, inbound_id: int, operator: str) -> str:
     sender = mail.from_.address.lower()
     log_event(session, "review-confirmed", f"operator {operator} confirmed the reply from {sender}",
               inbound_id=inbound_id, submission_id=sub.id, actor=operator)
-    _decide(session, ctx, row, sub, task, command, review.Verdict("decide", command.decision), sender)
+    staged = files() if files is not None else ()
+    try:
+        _decide(session, ctx, row, sub, task, command, review.Verdict("decide", command.decision), sender,
+                files=staged)
+    finally:
+        for item in staged:
+            Path(item.path).unlink(missing_ok=True)
+    row.outcome, row.outcome_reason = "applied", f"管理员 {operator} 确认后执行：{task.stage_name} {WORDS[command.decision]}"
     return f"已执行：{WORDS[command.decision]}（稿件 {sub.tracking}）"

@@ -11,7 +11,10 @@ STATUS = {"received": "已登记", "reviewing": "审核中", "approved": "已通
 EVENTS = {"filed": "登记", "resubmitted": "收到修改稿", "review-started": "送审", "decision": "审核决定",
           "review-refuse": "拒绝（身份未确认）", "review-hold": "暂缓（待管理员确认）", "review-ask": "请审核人明确意见",
           "review-ack": "审核人回复（非决定）", "review-ignore": "回复（非审核）", "outbox-bounced": "退信",
-          "outbox-failed": "发送失败", "outbox-cap": "超过每日发送上限"}
+          "outbox-failed": "发送失败", "outbox-cap": "超过每日发送上限（未发出）",
+          "outcome-filed": "结果：已登记", "outcome-answered": "结果：已答复", "outcome-applied": "结果：已执行",
+          "outcome-ignored": "结果：无需处理", "outcome-needs-person": "结果：需要人工处理",
+          "alert": "已提醒管理员", "revision-hold": "修改稿待确认"}
 
 
 def _iso(value) -> str | None:

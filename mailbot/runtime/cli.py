@@ -1,5 +1,5 @@
 """The operator's command line: run, check-config, parse, replay, show, forms, export, db, demo
-(status, list and digest are in opscli.py).
+(status, list and digest are in opscli.py; web and users in webcli.py).
 
 Messages to people are Chinese; a failure prints what went wrong and what to do, and
 exits non-zero, never with a traceback (set MAILBOT_DEBUG=1 to see one).
@@ -21,6 +21,7 @@ from mailbot import clock
 from mailbot.runtime.clikit import ConfigOpt, database, err, out
 from mailbot.runtime.clikit import config_path as _config_path
 from mailbot.runtime.clikit import settings as _settings
+from mailbot.runtime import webcli
 from mailbot.runtime.opscli import ops
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="mailbot：科协稿件与报表邮件机器人")
@@ -53,6 +54,7 @@ def run(once: bool = typer.Option(False, "--once", help="处理完当前所有�
     settings = _settings(config)
     logs.setup(settings.logging, settings.timezone, fmt=log_format)
     rt = daemon.Runtime.build(settings)
+    rt.config_path = _config_path(config)  # reloaded on SIGHUP or when a file changes
     if not once:
         daemon.run_forever(rt)
         return
@@ -146,8 +148,11 @@ def restore(folder: Path = typer.Argument(..., help="mailbot backup 做的备份
 
 
 @app.command("check-config")
-def check_config(config: Path | None = ConfigOpt) -> None:
-    """检查配置文件，一次列出所有问题。"""
+def check_config(connect: bool = typer.Option(False, "--connect", help="再逐个登录每个邮箱的收信（IMAP）和发信（SMTP）服务器"),
+                 config: Path | None = ConfigOpt) -> None:
+    """检查配置文件，一次列出所有问题；--connect 再试着登录每个邮箱。"""
+    from mailbot.config import warnings
+
     settings = _settings(config, check_secrets=True)
     out.print(f"配置检查通过：{_config_path(config)}")
     out.print(f"  邮箱 {len(settings.mailboxes)} 个：" + "、".join(b.name for b in settings.mailboxes))
@@ -158,6 +163,25 @@ def check_config(config: Path | None = ConfigOpt) -> None:
     out.print("  领导周报：" + _digest_line(settings))
     for line in _calendar_lines(settings, clock.now()):
         out.print(line)
+    for problem in warnings(settings, clock.now(), str(_config_path(config))):
+        out.print(f"[yellow]注意[/yellow]：{problem}")
+    if connect:
+        _connect(settings)
+
+
+def _connect(settings) -> None:
+    from mailbot.runtime.connect import check_all
+
+    out.print("连接检查：")
+    checks = check_all(settings)
+    for c in checks:
+        mark = "[green]成功[/green]" if c.ok else "[red]失败[/red]"
+        out.print(f"  {c.mailbox} {c.service} {c.where}：{mark} {c.message}")
+    failed = [c for c in checks if not c.ok]
+    if failed:
+        err.print(f"有 {len(failed)} 项连接失败，机器人无法正常收发这些邮箱的邮件；请按上面的提示修改后再检查。")
+        raise typer.Exit(2)
+    out.print("全部连接成功。")
 
 
 def _calendar_lines(settings, now) -> list[str]:
@@ -413,6 +437,9 @@ def export(campaign: str = typer.Argument(..., help="活动（campaign）的 key
         sys.stdout.write(json.dumps({"campaign": campaign, "path": str(output), **counts}, ensure_ascii=False) + "\n")
         return
     out.print(f"已导出 {output}：{counts['units']} 个单位的 {counts['rows']} 行数据，未报单位 {counts['missing']} 个。")
+    if counts.get("duplicates"):
+        out.print(f"  其中 {counts['duplicates']} 行与其他报表中的同一人重复（姓名和手机号相同），汇总只算一次，"
+                  "见工作表“重复人员”。")
 
 
 @review_app.command("held")
@@ -517,6 +544,110 @@ def units_import(file: Path = typer.Argument(..., help="Excel 名册（.xlsx）�
     out.print(f"已导入 {file.name}：新增 {added} 个单位，更新 {updated} 个，名册共 {len(units)} 个单位（{target}）。")
 
 
+RosterOpt = typer.Option(None, "--roster", help="单位名册文件（默认配置中的 roster）")
+RELOAD_HINT = "运行中的机器人会在一分钟内自动读入新名册（也可 systemctl reload mailbot 立即读入）。"
+
+
+def _roster_file(roster: Path | None, config: Path | None) -> Path:
+    if roster is not None:
+        return roster
+    target = _settings(config).roster
+    if target is None:
+        err.print("配置中没有 roster（单位名册文件）；请用 --roster 指定名册文件")
+        raise typer.Exit(2)
+    return target
+
+
+def _roster_call(fn, *args, **kwargs):
+    from mailbot.store.roster import RosterError
+
+    try:
+        return fn(*args, **kwargs)
+    except RosterError as exc:
+        err.print(exc.message)
+        raise typer.Exit(2) from None
+
+
+FIELD_NAMES = {"name": "名称", "category": "类别", "parent": "上级", "aliases": "简称", "addresses": "邮箱",
+               "domains": "域名"}
+
+
+@units_app.command("list")
+def units_list(category: str | None = typer.Option(None, "--category", help="只列这一类别的单位"),
+               as_json: bool = typer.Option(False, "--json", help="输出 JSON（UTF-8）"),
+               roster: Path | None = RosterOpt, config: Path | None = ConfigOpt) -> None:
+    """列出名册中的单位。"""
+    from mailbot.store import roster as roster_mod
+
+    target = _roster_file(roster, config)
+    units = [u for u in _roster_call(roster_mod.list_units, target) if category in (None, u["category"])]
+    if as_json:
+        print(json.dumps(units, ensure_ascii=False, indent=2))
+        return
+    table = Table(title=f"单位名册：{target}（{len(units)} 个）")
+    for col in ("名称", "类别", "上级", "简称", "邮箱", "域名"):
+        table.add_column(col, overflow="fold")
+    for u in units:
+        table.add_row(u["name"], u["category"], u["parent"] or "", "、".join(u["aliases"]),
+                      "、".join(u["addresses"]), "、".join(u["domains"]))
+    out.print(table)
+
+
+@units_app.command("add")
+def units_add(name: str = typer.Argument(..., help="单位全称"),
+              category: str = typer.Option(..., "--category", help="类别，例如 县区科协、学会"),
+              parent: str | None = typer.Option(None, "--parent", help="上级（所在县区），例如 沂水县"),
+              alias: list[str] = typer.Option([], "--alias", help="简称（可写多次）"),
+              address: list[str] = typer.Option([], "--address", help="报送邮箱（可写多次）"),
+              domain: list[str] = typer.Option([], "--domain", help="单位自己的邮件域名（可写多次）"),
+              roster: Path | None = RosterOpt, config: Path | None = ConfigOpt) -> None:
+    """在名册末尾添加一个单位（文件中的注释保持不变）。"""
+    from mailbot.store import roster as roster_mod
+
+    target = _roster_file(roster, config)
+    _roster_call(roster_mod.add_unit, target, name, category=category, parent=parent, aliases=alias,
+                 addresses=address, domains=domain)
+    out.print(f"已添加单位 {name}（{target}）。{RELOAD_HINT}")
+
+
+@units_app.command("edit")
+def units_edit(name: str = typer.Argument(..., help="单位名称或简称"),
+               rename: str | None = typer.Option(None, "--name", help="新的单位全称"),
+               category: str | None = typer.Option(None, "--category", help="新的类别"),
+               parent: str | None = typer.Option(None, "--parent", help="新的上级"),
+               add_alias: list[str] = typer.Option([], "--add-alias", help="增加简称"),
+               remove_alias: list[str] = typer.Option([], "--remove-alias", help="去掉简称"),
+               add_address: list[str] = typer.Option([], "--add-address", help="增加邮箱"),
+               remove_address: list[str] = typer.Option([], "--remove-address", help="去掉邮箱"),
+               add_domain: list[str] = typer.Option([], "--add-domain", help="增加域名"),
+               remove_domain: list[str] = typer.Option([], "--remove-domain", help="去掉域名"),
+               roster: Path | None = RosterOpt, config: Path | None = ConfigOpt) -> None:
+    """修改一个单位：名称、类别、上级，增减简称、邮箱、域名（注释保持不变）。"""
+    from mailbot.store import roster as roster_mod
+
+    target = _roster_file(roster, config)
+    add = {k: v for k, v in (("aliases", add_alias), ("addresses", add_address), ("domains", add_domain)) if v}
+    remove = {k: v for k, v in (("aliases", remove_alias), ("addresses", remove_address),
+                                ("domains", remove_domain)) if v}
+    change = _roster_call(roster_mod.edit_unit, target, name, rename=rename, category=category, parent=parent,
+                          add=add, remove=remove)
+    if not change.fields:
+        out.print(f"{change.unit} 没有变化。")
+        return
+    out.print(f"已修改单位 {change.unit}：{'、'.join(FIELD_NAMES[f] for f in change.fields)}。{RELOAD_HINT}")
+
+
+@units_app.command("remove")
+def units_remove(name: str = typer.Argument(..., help="单位名称或简称"),
+                 roster: Path | None = RosterOpt, config: Path | None = ConfigOpt) -> None:
+    """从名册中删除一个单位（它以前的邮件和报表仍保留在数据库中）。"""
+    from mailbot.store import roster as roster_mod
+
+    target = _roster_file(roster, config)
+    change = _roster_call(roster_mod.remove_unit, target, name)
+    out.print(f"已从名册删除 {change.unit}（以前的稿件和报表仍保留）。{RELOAD_HINT}")
+
+
 @db_app.command("upgrade")
 def db_upgrade(config: Path | None = ConfigOpt) -> None:
     """把数据库结构升级到最新。"""
@@ -542,10 +673,17 @@ def db_current(config: Path | None = ConfigOpt) -> None:
 
 @app.command()
 def demo(keep: bool = typer.Option(False, "--keep", help="结束后保留演示数据目录"),
-         storage: Path = typer.Option(Path("demo-var"), help="演示数据目录（每次重新创建）")) -> None:
+         storage: Path = typer.Option(Path("demo-var"), help="演示数据目录（每次重新创建）"),
+         office: str = typer.Option("linyi", "--office", help="演示哪个单位的配置：linyi（默认）或 bijie")) -> None:
     """演示：启动本机邮件服务器，投递样例邮件，运行机器人一轮并显示结果。"""
+    if office not in ("linyi", "bijie"):
+        err.print(f"没有名为 {office} 的演示；可用：linyi、bijie")
+        raise typer.Exit(2)
     try:  # the demo and its mail servers live in the checkout (devtools/), not in the installed package
-        from devtools import demo as demo_mod
+        if office == "bijie":
+            from devtools import demo_bijie as demo_mod
+        else:
+            from devtools import demo as demo_mod
     except ImportError:
         err.print("演示只能在源代码目录中运行：请在 mailbot 的代码目录下执行 bash scripts/demo.sh")
         raise typer.Exit(2)
@@ -553,6 +691,10 @@ def demo(keep: bool = typer.Option(False, "--keep", help="结束后保留演示�
     _logging(verbose=False)
     console = out if out.is_terminal else Console(highlight=False, width=140)
     demo_mod.run(storage, keep=keep, console=console)
+
+
+app.command("web")(webcli.web)
+app.add_typer(webcli.users_app, name="users")
 
 
 def main() -> None:

@@ -13,10 +13,12 @@ import random
 import signal
 import threading
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from imapclient.exceptions import IMAPClientError
 
 from mailbot import clock, ingest, outbox, pipeline
+from mailbot import config as config_mod
 from mailbot.config import Mailbox, Settings
 from mailbot.office import Office
 from mailbot.pipeline import Counts, sync
@@ -41,6 +43,8 @@ class Runtime:
     sent: outbox.DrainCounts = field(default_factory=outbox.DrainCounts)
     pokes: dict[str, threading.Event] = field(default_factory=dict)  # per mailbox: poll now
     clock: object = clock.now  # "now" for processing, reminders, the digest and sending; tests move it
+    config_path: Path | None = None  # where the settings came from: reloaded on SIGHUP or when it changes
+    reload_requested: threading.Event = field(default_factory=threading.Event)
     leases: object = None  # several workers: who reads which mailbox, who runs the shared jobs (serve())
 
     @classmethod
@@ -65,6 +69,20 @@ class Runtime:
         with Session(self.engine) as session:
             ctx = self.office.at(now or self.clock())
             queued = reviewing.chase_reviews(session, ctx) + collecting.remind(session, ctx)
+            session.commit()
+        if queued:
+            self.mail_due.set()
+        return queued
+
+    def watch(self, now=None) -> int:
+        """Operator alerts the clock makes due: mailboxes down, sending failing, the daily summary."""
+        from sqlmodel import Session
+
+        from mailbot import alerts
+
+        with Session(self.engine) as session:
+            ctx = self.office.at(now or self.clock())
+            queued = alerts.check(session, ctx) + alerts.summary_due(session, ctx)
             session.commit()
         if queued:
             self.mail_due.set()
@@ -116,6 +134,57 @@ class Runtime:
     def close(self) -> None:
         self.processor.close()
 
+    def reload(self) -> bool:
+        """Read the configuration again (roster, campaigns, forms, rules …) and use it from the
+        next message on; log what changed. Mailboxes, storage and the database keep their
+        running values until a restart. A configuration with problems is not taken (logged)."""
+        from mailbot.forms import TemplateError
+
+        if self.config_path is None:
+            return False
+        try:
+            new = config_mod.load(self.config_path)
+        except config_mod.ConfigError as exc:
+            log.error("configuration not reloaded: %d problem(s): %s", len(exc.problems),
+                      "; ".join(str(p) for p in exc.problems))
+            return False
+        applied, restart = config_mod.describe_changes(self.settings, new)
+        for line in restart:
+            log.warning("reload: %s", line)
+        if restart:
+            new = new.model_copy(update={k: getattr(self.settings, k) for k in config_mod.RESTART_KEYS})
+        if not applied:
+            log.info("reload: nothing to change")
+            return False
+        try:
+            office = Office.load(new)
+        except TemplateError as exc:
+            log.error("configuration not reloaded: form templates: %s", "; ".join(exc.problems))
+            return False
+        self.settings, self.office = new, office
+        if self.processor is not None:
+            self.processor.office, self.processor.settings, self.processor.directory = office, new, office.directory
+        for line in applied:
+            log.info("reload: %s", line)
+        return True
+
+    def watched(self) -> dict[Path, int]:
+        """The files a reload reads, with their modification times (the file watch)."""
+        if self.config_path is None:
+            return {}
+        s = self.settings
+        paths = [Path(self.config_path), *([Path(s.roster)] if s.roster else [])]
+        for folder in (s.forms_folder, s.calendar.holidays_folder):
+            if folder and Path(folder).is_dir():
+                paths += sorted(Path(folder).glob("*.y*ml"))
+        out = {}
+        for path in paths:
+            try:
+                out[path] = path.stat().st_mtime_ns
+            except OSError:
+                out[path] = -1
+        return out
+
     def count(self, counts: Counts) -> None:
         with self.lock:
             self.totals.add(counts)
@@ -145,6 +214,7 @@ def run_once(rt: Runtime) -> list[ingest.MailboxError]:
             ingest.close(client)
     rt.processor.close()  # workers end with the run; the next run starts fresh ones
     rt.chase()
+    rt.watch()
     rt.catch_up()  # run from cron: the digest goes out on the first run after its minute
     rt.send_due()
     return errors
@@ -201,6 +271,26 @@ async def send_loop(rt: Runtime, stop: threading.Event) -> None:
         await asyncio.to_thread(rt.mail_due.wait, 60)
 
 
+def watch_loop(rt: Runtime, stop: threading.Event) -> None:
+    """Reload the configuration on SIGHUP (rt.reload_requested) or when one of its files
+    changes (looked at every `reload_check` seconds; 0: on SIGHUP only)."""
+    seen = rt.watched()
+    while not stop.is_set():
+        rt.reload_requested.wait(rt.settings.reload_check or None)
+        if stop.is_set():
+            return
+        asked = rt.reload_requested.is_set()
+        rt.reload_requested.clear()
+        now = rt.watched()
+        if asked or now != seen:
+            log.info("reloading the configuration (%s)", "SIGHUP" if asked else "a file changed")
+            try:
+                rt.reload()
+            except Exception:  # a reload must never stop the robot
+                log.exception("reload failed; the running configuration is kept")
+            seen = rt.watched()
+
+
 async def serve(rt: Runtime, stop: threading.Event) -> None:
     """Run every mailbox reader and the outbox drainer until `stop` is set."""
     from mailbot.runtime import scheduler
@@ -218,6 +308,10 @@ async def serve(rt: Runtime, stop: threading.Event) -> None:
         log.exception("catching up after the start failed; the scheduler's jobs will retry")
     readers = [asyncio.create_task(asyncio.to_thread(mailbox_loop, rt, box, stop)) for box in rt.settings.mailboxes]
     sender = asyncio.create_task(send_loop(rt, stop))
+    # its own thread, not one of the loop's few to_thread workers (the readers and the drainer use those)
+    watcher = threading.Thread(target=watch_loop, args=(rt, stop), name="config-watch", daemon=True)
+    watcher.start()
+    console = start_console(rt) if rt.settings.web.enabled else None
     systemd = notify.Notifier()  # Type=notify: ready now; the watchdog pings come from this loop
     systemd.ready(f"{len(readers)} mailbox(es)")
     watchdog = asyncio.create_task(systemd.watchdog_loop(lambda: not stop.is_set()))
@@ -226,9 +320,28 @@ async def serve(rt: Runtime, stop: threading.Event) -> None:
     finally:
         watchdog.cancel()
         systemd.stopping()
+        if console is not None:
+            console.should_exit = True
         jobs.shutdown(wait=False)
         rt.mail_due.set()  # let the drainer see `stop`
+        rt.reload_requested.set()  # and the watcher
         await sender
+        watcher.join(timeout=10)
+
+
+def start_console(rt: Runtime):
+    """The staff console (mailbot.web) in a thread of its own, on the robot's database; the
+    mail its actions queue wakes this drainer. Returns the uvicorn server (set should_exit)."""
+    import uvicorn
+
+    from mailbot.web.app import create_app
+
+    app = create_app(rt.settings, rt.engine, office=rt.office, now=lambda: rt.clock(), on_mail=rt.mail_due.set)
+    server = uvicorn.Server(uvicorn.Config(app, host=rt.settings.web.host, port=rt.settings.web.port,
+                                           log_level="warning"))
+    threading.Thread(target=server.run, name="web-console", daemon=True).start()
+    log.info("staff console on http://%s:%d/", rt.settings.web.host, rt.settings.web.port)
+    return server
 
 
 def run_forever(rt: Runtime) -> None:
@@ -239,6 +352,7 @@ def run_forever(rt: Runtime) -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(signal.SIGHUP, rt.reload_requested.set)
         await serve(rt, stop)
 
     log.info("mailbot started: %d mailbox(es), database %s", len(rt.settings.mailboxes),

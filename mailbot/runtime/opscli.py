@@ -89,6 +89,8 @@ def _status_json(data: dict, tz) -> dict:
     return {**data,
             "mailboxes": [dict(m, last_contact_at=_iso(m["last_contact_at"], tz)) for m in data["mailboxes"]],
             "failures": [dict(f, created_at=_iso(f["created_at"], tz)) for f in data["failures"]],
+            "needs_person": [dict(n, received_at=_iso(n["received_at"], tz)) for n in data["needs_person"]],
+            "capped": [dict(c, at=_iso(c["at"], tz)) for c in data["capped"]],
             "jobs": [dict(j, next_run_at=_iso(j["next_run_at"], tz), last_run_at=_iso(j["last_run_at"], tz))
                      for j in data["jobs"]],
             "next_digest_at": _iso(data["next_digest_at"], tz),
@@ -111,7 +113,24 @@ def _status_tables(data: dict, now: datetime, tz) -> None:
     queues.add_row("发送失败 / 不确定是否已发出", f"{_warn(ob.get('failed', 0))} / {_warn(ob.get('uncertain', 0))}")
     queues.add_row("等待审核", str(data["open_reviews"]))
     queues.add_row("待管理员确认的回复", _warn(data["held_replies"]))
+    queues.add_row("需要人工处理的来信", _warn(data["needs_person_total"]))
+    queues.add_row("24 小时内因发送上限未发出的邮件", _warn(data["capped_total"]))
     out.print(queues)
+    if data["needs_person"]:
+        waiting = Table(title="需要人工处理的来信（mailbot list --needs-person 查看全部）")
+        for col in ("编号", "收到", "发件人", "主题", "原因"):
+            waiting.add_column(col, overflow="fold")
+        for n in data["needs_person"]:
+            waiting.add_row(str(n["inbound_id"]), _local(n["received_at"], tz), n["sender"] or "", n["subject"] or "",
+                            n["reason"] or "")
+        out.print(waiting)
+    if data["capped"]:
+        capped = Table(title="因每日发送上限未发出的邮件（24 小时内）")
+        for col in ("时间", "说明"):
+            capped.add_column(col, overflow="fold")
+        for c in data["capped"]:
+            capped.add_row(_local(c["at"], tz), c["detail"] or "")
+        out.print(capped)
     if data["failures"]:
         fails = Table(title="最近发送失败的邮件")
         for col in ("时间", "类别", "收件人", "原因"):
@@ -149,10 +168,11 @@ def _warn(count: int) -> str:
 
 @ops.command("list")
 def list_(state: str | None = typer.Option(None, "--status", "-s", help="待审 / 审核中 / 已登记 / 已通过 / 已退回"),
-          dept: str | None = typer.Option(None, "--dept", "-d", help="科室名称、键或编号前缀，例如 科普部"),
+          dept: str | None = typer.Option(None, "--dept", "-d", help="科室名称、键或编号前缀，例如 kp"),
           unit: str | None = typer.Option(None, "--unit", "-u", help="单位名称（包含即可）"),
           since: str | None = typer.Option(None, "--since", help="只看这一天以后收到的，例如 2026-11-01"),
           limit: int = typer.Option(50, "--limit", "-n", help="最多显示多少篇"),
+          needs_person: bool = typer.Option(False, "--needs-person", help="列出需要人工处理的来信（不是稿件）"),
           as_json: bool = JsonOpt, config: Path | None = ConfigOpt) -> None:
     """按状态、科室、单位列出稿件；待审的最久的在前，并显示在等谁。"""
     from sqlmodel import Session, func, select
@@ -163,6 +183,9 @@ def list_(state: str | None = typer.Option(None, "--status", "-s", help="待审 
         err.print(f"--limit 应为正整数（收到 {limit}）")
         raise typer.Exit(2)
     settings = load_settings(config)
+    if needs_person:
+        _list_needs_person(settings, limit, as_json)
+        return
     filters = _list_filters(settings, state, dept, unit, since)
     engine, now, tz = database(settings), clock.now(), settings.tz
     waiting = state is not None and set(STATUS_WORDS[state]) <= {"received", "reviewing"}
@@ -202,6 +225,30 @@ def list_(state: str | None = typer.Option(None, "--status", "-s", help="待审 
         table.add_row(i["tracking"], i["title"], i["unit"] or "（未识别）", i["department_name"], i["status_name"],
                       i["received_at"][:16].replace("T", " "), who,
                       "" if days is None else (f"[red]{days} 天[/red]" if days >= 3 else f"{days} 天"))
+    out.print(table)
+
+
+def _list_needs_person(settings, limit: int, as_json: bool) -> None:
+    from sqlmodel import Session
+
+    from mailbot.digest import stats
+
+    engine, tz = database(settings), settings.tz
+    with Session(engine) as session:
+        total, items = stats.needs_person(session, limit)
+    items = [dict(i, received_at=_iso(i["received_at"], tz)) for i in items]
+    if as_json:
+        _dump({"total": total, "shown": len(items), "items": items})
+        return
+    if not items:
+        out.print("没有需要人工处理的来信。")
+        return
+    table = Table(title=f"需要人工处理的来信（共 {total} 封" + (f"，显示前 {len(items)} 封）" if total > len(items) else "）"))
+    for col in ("编号", "收到", "邮箱", "发件人", "主题", "原因"):
+        table.add_column(col, overflow="fold", no_wrap=col in ("编号", "收到"))
+    for i in items:
+        table.add_row(str(i["inbound_id"]), i["received_at"][:16].replace("T", " "), i["mailbox"], i["sender"] or "",
+                      i["subject"] or "", i["reason"] or "")
     out.print(table)
 
 

@@ -158,4 +158,5 @@ def keep_leases(rt) -> None:
 
 def send_reminders(rt) -> None:
     rt.chase()
+    rt.watch()  # operator alerts: mailboxes down, sending failing, the daily 待处理 summary
     rt.catch_up()  # a digest whose scheduled run failed (database away at 08:00) goes out now

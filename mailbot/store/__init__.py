@@ -48,7 +48,8 @@ class InboundMessage(SQLModel, table=True):
     """One distinct received message (deduplicated by `key`), with its processing state."""
 
     __tablename__ = "inbound_message"
-    __table_args__ = (Index("ix_inbound_message_status", "status"),)
+    __table_args__ = (Index("ix_inbound_message_status", "status"),
+                      Index("ix_inbound_message_kind_status", "kind", "status"))  # the console's needs-a-person list
     id: int | None = Field(default=None, primary_key=True)
     key: str = Field(max_length=1000, unique=True)
     message_id: str | None = Field(default=None, max_length=1000)
@@ -72,6 +73,10 @@ class InboundMessage(SQLModel, table=True):
     attempts: int = Field(default=0)
     received_at: datetime = Field(default_factory=clock.now)
     processed_at: datetime | None = Field(default=None)
+    # what became of it, in words a person reads (models.OUTCOMES): filed | answered | applied |
+    # ignored | needs-person; quarantined rows say needs-person too
+    outcome: str | None = Field(default=None, max_length=20, index=True)
+    outcome_reason: str | None = Field(default=None, sa_column=Column(Text))
 
 
 class MessageCopy(SQLModel, table=True):
@@ -110,6 +115,8 @@ class Submission(SQLModel, table=True):
     """A 稿件: its tracking number stays the same through 转, 退回 and every revision."""
 
     __tablename__ = "submission"
+    __table_args__ = (Index("ix_submission_department_created", "department", "created_at", "id"),  # the console's list
+                      Index("ix_submission_status_created", "status", "created_at", "id"))
     id: int | None = Field(default=None, primary_key=True)
     tracking: str = Field(max_length=30, unique=True)
     department: str = Field(max_length=50, index=True)  # department key
@@ -126,6 +133,7 @@ class Submission(SQLModel, table=True):
     folder: str = Field(max_length=500)  # attachments on disk, relative to storage
     oversized: bool = Field(default=False)
     stage: int = Field(default=0)  # index of the review stage it is in
+    published_at: datetime | None = Field(default=None)  # the publisher answered 已发布
     created_at: datetime = Field(default_factory=clock.now, index=True)
     updated_at: datetime = Field(default_factory=clock.now)
 
@@ -150,6 +158,7 @@ class ReviewTask(SQLModel, table=True):
     """One reviewer's part in one stage of one revision of a 稿件, with its token."""
 
     __tablename__ = "review_task"
+    __table_args__ = (Index("ix_review_task_status_created", "status", "created_at"),)  # waiting reviews, oldest first
     id: int | None = Field(default=None, primary_key=True)
     submission_id: int = Field(foreign_key="submission.id", index=True)
     revision: int
@@ -167,6 +176,8 @@ class ReviewTask(SQLModel, table=True):
     message_id: str | None = Field(default=None, max_length=300)  # our forward
     chased_at: datetime | None = Field(default=None)
     escalated_at: datetime | None = Field(default=None)
+    reason_asked_at: datetime | None = Field(default=None)  # 退回 without a reason: asked once
+    unit_told_at: datetime | None = Field(default=None)  # …and the unit told (with it, or without after a wait)
     expires_at: datetime
     created_at: datetime = Field(default_factory=clock.now)
 
@@ -269,6 +280,22 @@ class SchedulerJob(SQLModel, table=True):
     updated_at: datetime = Field(default_factory=clock.now)
 
 
+class OperatorAlert(SQLModel, table=True):
+    """One condition the operators were (or are to be) told about, by key: deduplicated
+    (one row per key) and rate-limited (`sent_at`: when the last mail about it went)."""
+
+    __tablename__ = "operator_alert"
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(max_length=300, unique=True)  # e.g. mailbox-down:skxkpb, quarantined:42
+    kind: str = Field(max_length=50, index=True)
+    detail: str | None = Field(default=None, sa_column=Column(Text))
+    first_at: datetime = Field(default_factory=clock.now)
+    last_at: datetime = Field(default_factory=clock.now)
+    sent_at: datetime | None = Field(default=None)
+    count: int = Field(default=1)
+    resolved_at: datetime | None = Field(default=None)
+
+
 class Event(SQLModel, table=True):
     """Audit trail: what happened, when, to which message or mailbox."""
 
@@ -281,6 +308,20 @@ class Event(SQLModel, table=True):
     submission_id: int | None = Field(default=None, foreign_key="submission.id", index=True)
     actor: str | None = Field(default=None, max_length=320)
     detail: str | None = Field(default=None, sa_column=Column(Text))
+
+
+class WebUser(SQLModel, table=True):
+    """One person who may sign in to the staff console (mailbot.web.users hashes the password)."""
+
+    __tablename__ = "web_user"
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=100, unique=True)
+    role: str = Field(max_length=20)  # operator | clerk | leader
+    department: str | None = Field(default=None, max_length=50)  # a clerk's department key
+    password_hash: str = Field(max_length=300)
+    active: bool = Field(default=True)
+    created_at: datetime = Field(default_factory=clock.now)
+    last_sign_in_at: datetime | None = Field(default=None)
 
 
 # --- engine ---------------------------------------------------------------------

@@ -101,7 +101,8 @@ def test_stamped_copy_is_required_beside_the_form(servers, start):
     send(servers, "unit1", [("关注情况统计表.xlsx", FORM)])
     daemon.run_once(robot)
     [reply] = inbox(servers, "unit1")
-    assert reply["Subject"] == "已收到《临沂科协微信公众号关注情况统计表》：记录 3 行，还需盖章件"
+    # the answer keeps the unit's own subject (threaded under its mail), ours in 【】
+    assert reply["Subject"] == "回复：关注情况统计表【已收到《临沂科协微信公众号关注情况统计表》：记录 3 行，还需盖章件】"
     assert "已读取 3 行数据，关注人数合计 263。" in text(reply)
     assert STILL_MISSING in text(reply) and RECORDED not in text(reply)
     assert returns(robot, "沂水县科协") == [(1, "xlsx", False, False)]
@@ -110,7 +111,7 @@ def test_stamped_copy_is_required_beside_the_form(servers, start):
     send(servers, "unit1", [("关注情况统计表（盖章）.pdf", SCAN)], answer=reply)
     daemon.run_once(robot)
     replies = inbox(servers, "unit1")
-    assert len(replies) == 2 and replies[1]["Subject"] == "已收到《临沂科协微信公众号关注情况统计表》：记录 3 行"
+    assert len(replies) == 2 and replies[1]["Subject"] == "回复：关注情况统计表【已收到《临沂科协微信公众号关注情况统计表》：记录 3 行】"
     assert "（文件：关注情况统计表（盖章）.pdf）" in text(replies[1]) and RECORDED in text(replies[1])
     assert STILL_MISSING not in text(replies[1])
     assert returns(robot, "沂水县科协") == [(1, "xlsx", True, True)]
@@ -134,7 +135,7 @@ def test_stamped_copy_is_required_beside_the_form(servers, start):
     send(servers, "unit3", [("盖章件.pdf", SCAN)], answer=reminder)
     daemon.run_once(robot)
     reply = inbox(servers, "unit3")[-1]
-    assert reply["Subject"] == "已收到《临沂科协微信公众号关注情况统计表》盖章件，还需可编辑的报表文件"
+    assert reply["Subject"].endswith("【已收到《临沂科协微信公众号关注情况统计表》盖章件，还需可编辑的报表文件】")
     assert "盖章件已收到，还需要可编辑的报表文件（Word、Excel 或 WPS 格式），请回复本邮件补充。" in text(reply)
     assert "表中有以下问题" not in text(reply) and RECORDED not in text(reply)
     assert returns(robot, "兰山区科协") == [(1, "scan", False, True)]
@@ -181,7 +182,7 @@ def test_reminder_carries_the_blank_form(servers, start, tmp_path):
     send(servers, "unit1", [("关注情况统计表.png", PHOTO)], answer=reminder)
     daemon.run_once(robot)
     reply = inbox(servers, "unit1")[-1]
-    assert reply["Subject"] == "已收到《临沂科协微信公众号关注情况统计表》扫描件或照片，还需可编辑的报表文件"
+    assert reply["Subject"].endswith("【已收到《临沂科协微信公众号关注情况统计表》扫描件或照片，还需可编辑的报表文件】")
     assert "扫描件或照片中的表格需要人工录入。如方便，请回复本邮件发送 Word、Excel 或 WPS 格式的报表" in text(reply)
     assert returns(robot, "沂水县科协") == [(1, "scan", False, True)]
     with Session(robot.engine) as s:

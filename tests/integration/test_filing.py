@@ -77,7 +77,9 @@ def table(engine, model):
 def test_submission_is_filed_and_the_unit_gets_a_receipt(servers, make_settings):
     raw = submission()
     send(servers, raw, "unit1@example.test", ["skxkpb@example.test"])
-    rt = daemon.Runtime.build(make_settings(servers))
+    rt = daemon.Runtime.build(make_settings(  # 科普部 reviews its 稿件: the receipt says so
+        servers, reviewers=[{"key": "zhang", "name": "张科长", "addresses": ["reviewer1@example.test"]}],
+        review={"stages": {"kepu": [{"name": "初审", "reviewers": ["zhang"]}]}}))
     assert daemon.run_once(rt) == []
 
     [sub] = table(rt.engine, Submission)

@@ -42,17 +42,19 @@ def settings(**over) -> Settings:
     boxes = ("skxkpb", "skxxhb", "skxdxb")
     return Settings.model_validate({
         "organisation": "临沂市科协", "mail_domain": "ly.shandong.cn",
+        "office": {"city": "临沂市", "contact": {"name": "陈伟秋", "phone": "0539-8727025"}},
         "mailboxes": [{"name": n, "host": "imap.ly.shandong.cn", "user": f"{n}@ly.shandong.cn", "password_env": "X"}
                       for n in boxes],
         "departments": [{"key": "kepu", "name": "科普部", "prefix": "KP", "mailbox": "skxkpb",
                          "sender_name": "临沂市科协科普部"},
                         {"key": "xuehui", "name": "学会部", "prefix": "XH", "mailbox": "skxxhb",
-                         "sender_name": "临沂市科协学会部"},
+                         "sender_name": "临沂市科协学会部", "contact": {"name": "刘昌亮"}},
                         {"key": "diaoxuan", "name": "调宣部", "prefix": "DX", "mailbox": "skxdxb",
                          "sender_name": "临沂市科协调宣部"}],
         "reviewers": [{"key": "zhang", "name": "张科长", "addresses": ["zhangke@ly.shandong.cn"]},
                       {"key": "wang", "name": "王主席", "addresses": ["wangzx@ly.shandong.cn"]}],
-        "review": {"publisher": "diaoxuan"},
+        "review": {"publisher": "diaoxuan", "stages": {"kepu": [{"name": "初审", "reviewers": ["zhang"]},
+                                                                {"name": "审核", "reviewers": ["wang"]}]}},
         **over,
     })
 
@@ -67,16 +69,18 @@ def mail(kind: str, template: str | None = None, **values) -> outbox.Outgoing:
 
 
 def receipt(revision: int = 1, unit: str | None = "沂水县科协", links=(), oversized=False,
-            problem: str | None = None) -> outbox.Outgoing:
-    sub = Submission(tracking="KP-2026-0042", department="kepu", unit=unit, title="全国科普日活动信息",
-                     revision=revision, sender="ysxkx@163.com", mailbox="skxkpb", route_reason="", inbound_id=1,
+            problem: str | None = None, department: str = "kepu") -> outbox.Outgoing:
+    """The receipt; `department` xuehui has no review stages (an office that only files 稿件)."""
+    box = SETTINGS.department(department).mailbox
+    sub = Submission(tracking="KP-2026-0042", department=department, unit=unit, title="全国科普日活动信息",
+                     revision=revision, sender="ysxkx@163.com", mailbox=box, route_reason="", inbound_id=1,
                      folder="", oversized=oversized)
     mail = mail_from_json({"from": {"name": "张喆", "address": "ysxkx@163.com"}, "message_id": "<abc.123@163.com>",
                            "references": ["<abc.100@163.com>"] if revision > 1 else [],
                            "large_attachment_links": list(links)})
     files = [{"name": "关于全国科普日活动的总结.docx", "size": 24_576, "problem": problem},
              {"name": "现场照片.jpg", "size": 1_258_291}]
-    return plan_receipt(SETTINGS, sub, "skxkpb", 1_300_000 if not oversized else 61_000_000, mail, files, NOW,
+    return plan_receipt(SETTINGS, sub, box, 1_300_000 if not oversized else 61_000_000, mail, files, NOW,
                         token=ID_TOKEN)
 
 
@@ -155,6 +159,7 @@ class Case(NamedTuple):
 
 CASES: dict[str, Case] = {
     "receipt-KP-2026-0042": Case("receipt", receipt),
+    "receipt-not-reviewed": Case("receipt", lambda: receipt(department="xuehui")),
     "receipt-unusable-file": Case("receipt", lambda: receipt(problem="设置了打开密码，我们无法打开。请取消密码后重新发送。")),
     "receipt-revision-unknown-unit": Case("receipt", lambda: receipt(
         2, None, [{"name": "活动视频.mp4", "size": "1.5 GB", "expires": "2026-10-20"}], oversized=True)),
@@ -171,6 +176,12 @@ CASES: dict[str, Case] = {
         reason="修改意见见附件", revision=1, files=["修改意见.docx"],
         attachments=(("修改意见.docx", b"PK\x03\x04 review notes", "application/vnd.openxmlformats-officedocument"
                       ".wordprocessingml.document"),))),
+    "review-returned-no-reason": Case("review-returned", lambda: mail(
+        "result", "review-returned", to="ysxkx@163.com", **SUBMISSION, greeting="沂水县科协", stage="初审",
+        reason=None, revision=1)),
+    "review-reason": Case("review-reason", lambda: mail(
+        "review-reason", to="zhangke@ly.shandong.cn", to_name="张科长", id_token=REVIEW_TOKEN, **SUBMISSION,
+        stage="初审", token=REVIEW_TOKEN, reviewer="张科长", wait_hours="24")),
     "review-approved": Case("review-approved", lambda: mail(
         "result", "review-approved", to="ysxkx@163.com", **SUBMISSION, greeting=None, publisher="调宣部")),
     "review-publish": Case("review-publish", lambda: mail(
@@ -215,6 +226,26 @@ CASES: dict[str, Case] = {
     "form-reply-scan-only": Case("form-reply", lambda: form_reply(
         unit=None, filename="关注情况统计表（盖章）.pdf", missing_form=True, stamp_required=True)),
     "digest": Case("digest", digest_mail),
+    "alert-mailbox-down": Case("alert", lambda: mail(
+        "alert", to="admin@ly.shandong.cn", tag="mailbox-down", from_department="diaoxuan", kind_name="mailbox-down",
+        detail="邮箱 skxkpb：登录失败（授权码错误）", first_at="2026-09-20 09:10", count=3, mailbox_name="skxkpb",
+        minutes=20, inbound_id=None, tracking=None, expires=None)),
+    "alert-needs-person": Case("alert", lambda: mail(
+        "alert", to="admin@ly.shandong.cn", tag="needs-person", from_department="diaoxuan", kind_name="needs-person",
+        detail="主题中的编号 KP-2026-0042：对已有稿件的回复；内容不是审核决定也不是修改稿，请人工查看并答复",
+        first_at="2026-09-20 09:30", count=1, inbound_id=42, tracking="KP-2026-0042", expires=None,
+        sender="ysxkx@163.com", subject="回复：[KP-2026-0042] 回执")),
+    "alert-link-failed": Case("alert", lambda: mail(
+        "alert", to="admin@ly.shandong.cn", tag="link-failed", from_department="diaoxuan", kind_name="link-failed",
+        detail="活动视频.mp4：下载页面上没有找到文件（链接可能已过期，或需要登录）（2026年10月20日 21:59 到期）",
+        first_at="2026-09-20 09:30", count=1, inbound_id=42, tracking="KP-2026-0042", expires="2026年10月20日 21:59")),
+    "alert-summary": Case("alert-summary", lambda: mail(
+        "alert-summary", to="admin@ly.shandong.cn", tag="2026-09-20", from_department="diaoxuan",
+        date="2026年09月20日", total=1, pending=2, problems=["邮箱 skxkpb：登录失败（授权码错误）"],
+        waiting=[{"inbound_id": 42, "received_at": "2026-09-19 16:02", "sender": "ysxkx@163.com",
+                  "subject": "回复：[KP-2026-0042] 回执", "reason": "内容不是审核决定也不是修改稿，请人工查看并答复"}],
+        failed=[{"created_at": "2026-09-19 10:00", "kind": "receipt", "to": "a@qq.com", "error": "收件人被拒绝",
+                 "status": "failed"}])),
 }
 
 

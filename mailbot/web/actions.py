@@ -1,0 +1,189 @@
+"""What the console's buttons do, each in the caller's transaction and recorded as an event
+with who did it: move, withdraw, mark published and re-send the review of a 稿件; settle
+held replies and quarantined or needs-a-person messages; re-send or mark sent an outbox
+mail; enter a return's rows by hand. Each returns a flash code for the page (its sentence
+lives in templates/_flash.html)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from datetime import timedelta
+
+from sqlmodel import Session, select
+
+from mailbot import held, reviewing
+from mailbot.campaigns import deadlines
+from mailbot.models import aware
+from mailbot.office import Context
+from mailbot.store import Event, FormReturn, FormRow, InboundMessage, OutboxMessage, ReviewTask, Submission, log_event
+from mailbot.web.security import NotFound, Staff
+
+FINISHED = ("approved", "published", "withdrawn")
+
+
+def _close_open_tasks(session: Session, sub: Submission) -> int:
+    tasks = session.exec(select(ReviewTask).where(ReviewTask.submission_id == sub.id, ReviewTask.status == "open")).all()
+    for t in tasks:
+        t.status = "closed"
+        session.add(t)
+    return len(tasks)
+
+
+def move(session: Session, ctx: Context, staff: Staff, sub: Submission, unit: str, department: str) -> str:
+    """Another unit and/or department; with a new department the review starts again there."""
+    settings = ctx.settings
+    unit = unit.strip()
+    if department not in {d.key for d in settings.departments} or not staff.sees(department):
+        return "move-bad-department"
+    if unit and unit not in {u.name for u in settings.units}:
+        return "move-bad-unit"
+    changes = []
+    if unit and unit != sub.unit:
+        changes.append(f"unit {sub.unit or '?'} → {unit}")
+        sub.unit, sub.unit_known = unit, True
+    if department != sub.department:
+        changes.append(f"department {sub.department} → {department}")
+    if not changes:
+        return "nothing-changed"
+    log_event(session, "moved", "; ".join(changes), submission_id=sub.id, actor=staff.name)
+    if department != sub.department:
+        _close_open_tasks(session, sub)
+        sub.department = department
+        if sub.status not in FINISHED:
+            reviewing.start_stage(session, ctx, sub, 0, reviewing._body(session, sub))
+    sub.updated_at = ctx.now
+    session.add(sub)
+    return "moved"
+
+
+def withdraw(session: Session, ctx: Context, staff: Staff, sub: Submission, reason: str) -> str:
+    if sub.status == "withdrawn":
+        return "nothing-changed"
+    closed = _close_open_tasks(session, sub)
+    sub.status, sub.updated_at = "withdrawn", ctx.now
+    session.add(sub)
+    log_event(session, "withdrawn", f"{reason.strip()[:500] or '-'} ({closed} open review task(s) closed)",
+              submission_id=sub.id, actor=staff.name)
+    return "withdrawn"
+
+
+def mark_published(session: Session, ctx: Context, staff: Staff, sub: Submission) -> str:
+    if sub.status != "approved":
+        return "publish-not-approved"
+    sub.status, sub.updated_at = "published", ctx.now
+    session.add(sub)
+    log_event(session, "published", "marked 已发布", submission_id=sub.id, actor=staff.name)
+    return "published"
+
+
+def resend_review(session: Session, ctx: Context, staff: Staff, sub: Submission) -> str:
+    """The current stage's request again, with fresh tokens (the old ones are closed)."""
+    if sub.status not in ("received", "reviewing"):
+        return "resend-not-waiting"
+    if not ctx.settings.review.stages.get(sub.department):
+        return "resend-no-stages"
+    _close_open_tasks(session, sub)
+    log_event(session, "review-resent", f"stage {sub.stage + 1} requested again", submission_id=sub.id,
+              actor=staff.name)
+    reviewing.start_stage(session, ctx, sub, sub.stage, reviewing._body(session, sub))
+    session.add(sub)
+    return "review-resent"
+
+
+# --- exceptions --------------------------------------------------------------------------
+
+
+def settle_held(session: Session, ctx: Context, staff: Staff, inbound_id: int, confirm: bool, reason: str) -> str:
+    """Confirm or reject a held reply (mailbot/held.py); returns its own sentence."""
+    if confirm:
+        return held.confirm(session, ctx, inbound_id, staff.name)
+    return held.reject(session, ctx, inbound_id, staff.name, reason.strip()[:500])
+
+
+def dismiss(session: Session, staff: Staff, row: InboundMessage, reason: str) -> str:
+    if not reason.strip():
+        return "dismiss-needs-reason"
+    log_event(session, "inbound-dismissed", reason.strip()[:500], inbound_id=row.id, actor=staff.name)
+    return "dismissed"
+
+
+def resend_mail(session: Session, ctx: Context, staff: Staff, mail: OutboxMessage) -> str:
+    """A failed or uncertain mail back in the queue, once."""
+    if mail.status not in ("failed", "uncertain"):
+        return "mail-not-failed"
+    tag = f"outbox #{mail.id}"
+    again = session.exec(select(Event).where(Event.kind == "outbox-resent", Event.detail == tag)).first()
+    if again is not None:
+        return "mail-resent-before"
+    mail.status, mail.attempts, mail.last_error = "pending", 0, None
+    mail.next_attempt_at, mail.sending_at = ctx.now, None
+    mail.give_up_at = ctx.now + timedelta(hours=ctx.settings.outbox.give_up_after_hours)
+    session.add(mail)
+    log_event(session, "outbox-resent", tag, submission_id=mail.submission_id, actor=staff.name)
+    return "mail-resent"
+
+
+def mark_sent(session: Session, ctx: Context, staff: Staff, mail: OutboxMessage) -> str:
+    if mail.status not in ("failed", "uncertain"):
+        return "mail-not-failed"
+    mail.status, mail.sent_at = "sent", ctx.now
+    session.add(mail)
+    log_event(session, "outbox-marked-sent", f"outbox #{mail.id}", submission_id=mail.submission_id,
+              actor=staff.name)
+    return "mail-marked-sent"
+
+
+# --- a return entered by hand ------------------------------------------------------------
+
+
+def read_typed_rows(template, typed: list[dict], today) -> dict:
+    """Typed rows as a CSV through the forms reader: the same checks as an emailed form."""
+    from mailbot.forms import read_form
+
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    writer.writerow(template.column_names)
+    for row in typed:
+        writer.writerow([row.get(c, "") for c in template.column_names])
+    return read_form(buf.getvalue().encode("utf-8"), "手工录入.csv", [template], today=today).to_dict()
+
+
+def enter_rows(session: Session, ctx: Context, staff: Staff, base: FormReturn, typed: list[dict]) -> tuple[str, dict]:
+    """A new version of a unit's return from rows typed beside its scan or photo."""
+    from mailbot.campaigns.collecting import _county, _source
+    from mailbot.routing import find_unit_by_name
+
+    settings = ctx.settings
+    campaign = settings.campaign(base.campaign)
+    template = ctx.template(campaign.template)
+    if template is None:
+        raise NotFound(campaign.template)
+    typed = [r for r in typed if any(str(v).strip() for v in r.values())]
+    result = read_typed_rows(template, typed, ctx.now.astimezone(settings.tz).date())
+    if not typed or not result["rows"] or result["errors"] or not result["template"]:
+        return "entry-invalid", result
+    versions = session.exec(select(FormReturn).where(FormReturn.campaign == base.campaign,
+                                                     FormReturn.unit == base.unit)).all() if base.unit else [base]
+    stamped = any(v.stamped for v in versions)
+    audience = next((a for a in campaign.audiences if base.unit in deadlines.audience_units(a, settings.units)),
+                    campaign.audiences[0])
+    ret = FormReturn(campaign=base.campaign, unit=base.unit, sender=base.sender, version=max(v.version for v in versions) + 1,
+                     inbound_id=base.inbound_id, filename=f"手工录入（{staff.name}）", path=base.path, format="manual",
+                     valid=stamped or not campaign.require_stamped, stamped=stamped,
+                     on_time=deadlines.on_time(aware(base.received_at), audience.deadline, audience.inclusive, settings.tz),
+                     result_json=json.dumps(result, ensure_ascii=False, default=str), received_at=ctx.now)
+    session.add(ret)
+    session.flush()
+    sender_unit = next((u for u in ctx.directory.units if u.name == base.unit), None)
+    for index, values in enumerate(result["rows"], 1):
+        named = values.get(result.get("unit_column") or "") if result.get("unit_column") else None
+        matched = find_unit_by_name(str(named), ctx.directory) if named else None
+        session.add(FormRow(return_id=ret.id, row_index=index, source=_source(result["sources"][index - 1]),
+                            row_unit=matched.name if matched else named,
+                            parent=_county(matched) if matched else (_county(sender_unit) if sender_unit else None),
+                            data_json=json.dumps(values, ensure_ascii=False, default=str)))
+    log_event(session, "form-entered", f"{base.campaign} {base.unit or base.sender} v{ret.version}: "
+              f"{len(result['rows'])} rows typed by {staff.name}", inbound_id=base.inbound_id, actor=staff.name)
+    return "entered", {"id": ret.id}
