@@ -242,7 +242,7 @@ def test_status_before_and_after_the_daemon_ran(world, tmp_path):
         assert contact[m["name"]] is not None
         assert datetime.fromisoformat(m["last_contact_at"]) == aware(contact[m["name"]]).replace(microsecond=0)
     jobs = {j["id"]: j for j in data["jobs"]}
-    assert set(jobs) == {"mailbox-poll", "outbox-retry", "reminders", "weekly-digest"}
+    assert set(jobs) == {"mailbox-poll", "outbox-retry", "reminders", "weekly-digest", "leases"}
     assert jobs["weekly-digest"]["name"] == "领导周报"
     now = utcnow()
     for job in ("weekly-digest", "reminders"):
