@@ -169,11 +169,14 @@ def file_submission(session, ctx: Context, row, mail: Mail, route: Route, staged
     return sub
 
 
+_INSERT_SUBMISSION = insert(Submission.__table__).returning(Submission.__table__.c.id)
+
+
 def _insert(session: Session, sub: Submission) -> None:
     """INSERT the 稿件 at once for its id, then let the session track it as loaded: no flush
     of everything pending per 稿件 (its files, events and receipt go in together at commit)."""
-    new_id = session.execute(insert(Submission).values(**sub.model_dump(exclude={"id"}))
-                             .returning(Submission.id)).scalar_one()
+    # on the session's connection: the ORM's execute() would flush everything pending first
+    new_id = session.connection().execute(_INSERT_SUBMISSION, sub.model_dump(exclude={"id"})).scalar_one()
     sub.id = new_id
     make_transient_to_detached(sub)
     session.add(sub)
