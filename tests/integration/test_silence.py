@@ -597,3 +597,25 @@ def test_two_workers_applying_server_actions_at_the_same_moment_move_each_copy_o
 
 def robot_now(rt):
     return rt.clock()
+
+
+def test_sending_that_keeps_failing_alerts_the_operators_from_another_mailbox(servers, make_settings, monkeypatch):
+    servers.dovecot.add_user("admin", "secret")
+    settings = make_settings(servers, operators=["admin@example.test"], **REVIEW)
+    broken = settings.mailboxes[0].model_copy(update={"smtp_port": 1})  # skxkpb's SMTP refuses connections
+    rt = daemon.Runtime.build(settings.model_copy(update={"mailboxes": [broken, *settings.mailboxes[1:]]}))
+    try:
+        start = rt.clock()
+        send(servers, gaojian(), "unit1@example.test", ["skxkpb@example.test"])
+        daemon.run_once(rt)  # the receipt cannot leave skxkpb: retried, not yet an alert
+        assert servers.fetch_all("unit1") == [] and servers.fetch_all("admin") == []
+        move_clock(monkeypatch, start + timedelta(minutes=20))
+        daemon.run_once(rt)
+        alert = latest(servers, "admin", "邮箱 skxkpb 发信失败")
+        assert alert["From"].addresses[0].addr_spec != "skxkpb@example.test"
+        assert "无法连接 SMTP 服务器" in alert.get_body(("plain",)).get_content()
+        move_clock(monkeypatch, start + timedelta(minutes=40))
+        daemon.run_once(rt)
+        assert sum("发信失败" in s for s in _subjects(servers, "admin")) == 1  # once per problem
+    finally:
+        rt.close()
