@@ -619,3 +619,38 @@ def test_sending_that_keeps_failing_alerts_the_operators_from_another_mailbox(se
         assert sum("发信失败" in s for s in _subjects(servers, "admin")) == 1  # once per problem
     finally:
         rt.close()
+
+
+def test_a_review_result_reaches_the_original_sender_whatever_the_cap(servers, make_settings):
+    """An off-roster sender at the cap still gets the 退回 of their own 稿件 (owed), while a
+    notice to them (not owed) is held back and recorded."""
+    servers.dovecot.add_user("zhao", "secret")
+    rt = daemon.Runtime.build(make_settings(servers, outbox={"daily_cap_per_sender": 1}, **REVIEW))
+    try:
+        m = EmailMessage()
+        m["From"], m["To"], m["Subject"] = "zhao@example.test", "skxkpb@example.test", "科普讲座活动信息"
+        m["Message-ID"] = make_msgid(domain="qq.example")
+        m.set_content("附件是稿件。")
+        m.add_attachment(b"x", maintype="application", subtype="octet-stream", filename="稿件.txt")
+        send(servers, m.as_bytes(), "zhao@example.test", ["skxkpb@example.test"])
+        daemon.run_once(rt)  # the receipt: the one mail of the day the cap allows an unknown sender
+        tracking = robot_tracking(rt)
+        reviewer = "reviewer2" if tracking.startswith("XH") else "reviewer1"
+        forward = latest(servers, reviewer, tracking)
+        deliver_reply(servers, qq_reply(forward, f"{reviewer}@example.test", "退回 请补充活动人数"),
+                      f"{reviewer}@example.test", mailbox=forward["From"].addresses[0].username)
+        daemon.run_once(rt)
+        assert any("退回" in s for s in _subjects(servers, "zhao"))  # owed: not capped
+        digest_reply = EmailMessage()  # a notice to the same address is not owed: capped, recorded
+        digest_reply["From"], digest_reply["To"] = "zhao@example.test", "skxkpb@example.test"
+        digest_reply["Subject"], digest_reply["Message-ID"] = "回复：周报", make_msgid(domain="qq.example")
+        digest_reply["In-Reply-To"] = "<mailbot.digest.2026-W50.0123456789abcdef@ly.example.test>"
+        digest_reply.set_content("通过")
+        send(servers, digest_reply.as_bytes(), "zhao@example.test", ["skxkpb@example.test"])
+        daemon.run_once(rt)
+        assert len(_subjects(servers, "zhao")) == 2
+        with Session(rt.engine) as s:
+            assert [e.detail.split(" ")[0] for e in s.exec(select(Event).where(Event.kind == "outbox-cap"))] == [
+                "review-notice"]
+    finally:
+        rt.close()
