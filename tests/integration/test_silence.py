@@ -654,3 +654,22 @@ def test_a_review_result_reaches_the_original_sender_whatever_the_cap(servers, m
                 "review-notice"]
     finally:
         rt.close()
+
+
+def test_a_fetched_file_too_large_to_mail_is_listed_in_the_forward_not_attached(servers, make_settings, provider):
+    rt = daemon.Runtime.build(make_settings(
+        servers, **{**REVIEW, "review": {**REVIEW["review"], "forward_attach_max_bytes": 100_000}},
+        large_attachments={"proxy": provider.url, "retries": 1, "timeout": 5}))
+    try:
+        send(servers, large_attachment_mail([
+            ("活动视频.mp4", "300K", "http://mail.qq.com/cgi-bin/ftnExs_download?t=exs_ftn_download&k=ok&code=1"),
+            ("现场照片.zip", "1K", "http://mail.163.com/large-attachment-download/index.html?file=Zm9v")]),
+            "unit1@example.test", ["skxkpb@example.test"])
+        daemon.run_once(rt)
+        forward = latest(servers, "reviewer1", "请初审")
+        assert [len(p.get_payload(decode=True)) for p in forward.iter_attachments()] == [len(b"PK\x03\x04photos")]
+        assert "文件较大，未随信附上" in forward.get_body(("plain",)).get_content()
+        with Session(rt.engine) as s:  # kept all the same
+            assert sorted(f.size for f in s.exec(select(SubmissionFile))) == [len(b"PK\x03\x04photos"), len(VIDEO)]
+    finally:
+        rt.close()
