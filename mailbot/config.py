@@ -198,6 +198,7 @@ class Review(_Strict):
     escalate_after_days: int = Field(default=2, ge=1)  # further working days before the leader is told
     reason_wait_hours: float = Field(default=24.0, gt=0)  # a 退回 without a reason: the unit is told after this
     publish_attach_max_bytes: int = Field(default=20 * 1024 * 1024, ge=0)  # larger: the publish mail lists the files
+    forward_attach_max_bytes: int = Field(default=25 * 1024 * 1024, ge=0)  # a forward attaches files up to this total
     office_hours: str = Field(default="08:30-17:30", pattern=r"^\d\d:\d\d-\d\d:\d\d$")
     closed_days: list[Day] = Field(default_factory=list)  # the office's own closed days (also: calendar.*)
     escalate_to: list[str] = Field(default_factory=list)  # default: the last stage's reviewers

@@ -49,7 +49,13 @@ def start_stage(session: Session, ctx, sub: Submission, stage: int, body: str = 
     dept, box = _dept_box(settings, sub.department)
     files = session.exec(select(SubmissionFile).where(SubmissionFile.submission_id == sub.id,
                                                       SubmissionFile.revision == sub.revision)).all()
-    attachments = tuple((f.filename, (ctx.storage / f.path).read_bytes(), f.content_type) for f in files)
+    budget, kept = settings.review.forward_attach_max_bytes, set()
+    for f in files:  # a fetched 超大附件 (a video) may be too large to mail: listed, not attached
+        if f.size <= budget:
+            kept.add(f.id)
+            budget -= f.size
+    attachments = tuple((f.filename, (ctx.storage / f.path).read_bytes(), f.content_type) for f in files
+                        if f.id in kept)
     flags = review.attention_flags([sub.title, body, *[f.filename for f in files]])
     previous = _changes(session, sub, files) if sub.revision > 1 else None
     history = decisions_so_far(session, settings, sub, before_stage=stage)
@@ -63,6 +69,7 @@ def start_stage(session: Session, ctx, sub: Submission, stage: int, body: str = 
             thread=thread_for(session, sub, person.addresses[0]), attachments=attachments, tracking=sub.tracking, token=token, reply_address=reply_to,
             stage_name=step.name, title=sub.title, unit=sub.unit, department=dept.name,
             route_reason=sub.route_reason, revision=sub.revision, files=[display_name(f.filename, i) + (f"（无法打开：{f.problem}）" if f.problem else "")
+                                       + ("" if f.id in kept else "（文件较大，未随信附上，已存档，可向管理员索取）")
                                        for i, f in enumerate(files, 1)], flags=flags,
             previous=previous, history=history, body=body[:5000], reviewer=person.name)
         session.add(ReviewTask(submission_id=sub.id, revision=sub.revision, department=sub.department, stage=stage,

@@ -6,6 +6,8 @@ the robot sends names 临沂 or one of 临沂's departments."""
 
 from __future__ import annotations
 
+import re
+
 import io
 import secrets
 from urllib.parse import quote

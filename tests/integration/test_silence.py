@@ -597,3 +597,79 @@ def test_two_workers_applying_server_actions_at_the_same_moment_move_each_copy_o
 
 def robot_now(rt):
     return rt.clock()
+
+
+def test_sending_that_keeps_failing_alerts_the_operators_from_another_mailbox(servers, make_settings, monkeypatch):
+    servers.dovecot.add_user("admin", "secret")
+    settings = make_settings(servers, operators=["admin@example.test"], **REVIEW)
+    broken = settings.mailboxes[0].model_copy(update={"smtp_port": 1})  # skxkpb's SMTP refuses connections
+    rt = daemon.Runtime.build(settings.model_copy(update={"mailboxes": [broken, *settings.mailboxes[1:]]}))
+    try:
+        start = rt.clock()
+        send(servers, gaojian(), "unit1@example.test", ["skxkpb@example.test"])
+        daemon.run_once(rt)  # the receipt cannot leave skxkpb: retried, not yet an alert
+        assert servers.fetch_all("unit1") == [] and servers.fetch_all("admin") == []
+        move_clock(monkeypatch, start + timedelta(minutes=20))
+        daemon.run_once(rt)
+        alert = latest(servers, "admin", "邮箱 skxkpb 发信失败")
+        assert alert["From"].addresses[0].addr_spec != "skxkpb@example.test"
+        assert "无法连接 SMTP 服务器" in alert.get_body(("plain",)).get_content()
+        move_clock(monkeypatch, start + timedelta(minutes=40))
+        daemon.run_once(rt)
+        assert sum("发信失败" in s for s in _subjects(servers, "admin")) == 1  # once per problem
+    finally:
+        rt.close()
+
+
+def test_a_review_result_reaches_the_original_sender_whatever_the_cap(servers, make_settings):
+    """An off-roster sender at the cap still gets the 退回 of their own 稿件 (owed), while a
+    notice to them (not owed) is held back and recorded."""
+    servers.dovecot.add_user("zhao", "secret")
+    rt = daemon.Runtime.build(make_settings(servers, outbox={"daily_cap_per_sender": 1}, **REVIEW))
+    try:
+        m = EmailMessage()
+        m["From"], m["To"], m["Subject"] = "zhao@example.test", "skxkpb@example.test", "科普讲座活动信息"
+        m["Message-ID"] = make_msgid(domain="qq.example")
+        m.set_content("附件是稿件。")
+        m.add_attachment(b"x", maintype="application", subtype="octet-stream", filename="稿件.txt")
+        send(servers, m.as_bytes(), "zhao@example.test", ["skxkpb@example.test"])
+        daemon.run_once(rt)  # the receipt: the one mail of the day the cap allows an unknown sender
+        tracking = robot_tracking(rt)
+        reviewer = "reviewer2" if tracking.startswith("XH") else "reviewer1"
+        forward = latest(servers, reviewer, tracking)
+        deliver_reply(servers, qq_reply(forward, f"{reviewer}@example.test", "退回 请补充活动人数"),
+                      f"{reviewer}@example.test", mailbox=forward["From"].addresses[0].username)
+        daemon.run_once(rt)
+        assert any("退回" in s for s in _subjects(servers, "zhao"))  # owed: not capped
+        digest_reply = EmailMessage()  # a notice to the same address is not owed: capped, recorded
+        digest_reply["From"], digest_reply["To"] = "zhao@example.test", "skxkpb@example.test"
+        digest_reply["Subject"], digest_reply["Message-ID"] = "回复：周报", make_msgid(domain="qq.example")
+        digest_reply["In-Reply-To"] = "<mailbot.digest.2026-W50.0123456789abcdef@ly.example.test>"
+        digest_reply.set_content("通过")
+        send(servers, digest_reply.as_bytes(), "zhao@example.test", ["skxkpb@example.test"])
+        daemon.run_once(rt)
+        assert len(_subjects(servers, "zhao")) == 2
+        with Session(rt.engine) as s:
+            assert [e.detail.split(" ")[0] for e in s.exec(select(Event).where(Event.kind == "outbox-cap"))] == [
+                "review-notice"]
+    finally:
+        rt.close()
+
+
+def test_a_fetched_file_too_large_to_mail_is_listed_in_the_forward_not_attached(servers, make_settings, provider):
+    rt = daemon.Runtime.build(make_settings(
+        servers, **{**REVIEW, "review": {**REVIEW["review"], "forward_attach_max_bytes": 100_000}},
+        large_attachments={"proxy": provider.url, "retries": 1, "timeout": 5}))
+    try:
+        send(servers, large_attachment_mail([
+            ("活动视频.mp4", "300K", "http://mail.qq.com/cgi-bin/ftnExs_download?t=exs_ftn_download&k=ok&code=1"),
+            ("现场照片.zip", "1K", "http://mail.163.com/large-attachment-download/index.html?file=Zm9v")]),
+            "unit1@example.test", ["skxkpb@example.test"])
+        daemon.run_once(rt)
+        forward = latest(servers, "reviewer1", "请初审")
+        assert [len(p.get_payload(decode=True)) for p in forward.iter_attachments()] == [len(b"PK\x03\x04photos")]
+        assert "文件较大，未随信附上" in forward.get_body(("plain",)).get_content()
+        with Session(rt.engine) as s:  # kept all the same
+            assert sorted(f.size for f in s.exec(select(SubmissionFile))) == [len(b"PK\x03\x04photos"), len(VIDEO)]
+    finally:
+        rt.close()
