@@ -68,10 +68,9 @@ install -m 0644 "$src/README.md" "$opt/README.md"
 
 if [ ! -e "$etc/mailbot.yaml" ]; then  # a first install: the example, to be edited
   say "example configuration in $etc (edit mailbot.yaml, put the secrets in mailbot.env)"
-  sed -e "s#^storage: var #storage: $data #" -e "s#^roster: config/units.example.yaml#roster: $etc/units.yaml#" \
-      -e "s#^forms_folder: config/forms#forms_folder: $etc/forms#" "$src/config/mailbot.example.yaml" > "$etc/mailbot.yaml"
-  cp -r "$src/config/forms" "$src/config/holidays" "$etc/"
-  cp "$src/config/units.example.yaml" "$etc/units.yaml"
+  # relative paths in it (roster, forms, holidays) are read beside the file; storage goes to $data
+  sed -e "s#^storage: [^ ]*#storage: $data#" "$src/config/mailbot.example.yaml" > "$etc/mailbot.yaml"
+  cp -r "$src/config/forms" "$src/config/holidays" "$src/config/units.example.yaml" "$etc/"
   printf '%s\n' "# Secrets of mailbot, read by the systemd units and docker compose (env_file). Mode 0640." \
     "# MAILBOT_PASSWORD_SKXKPB=…   (the mailbox's password or 授权码)" "# MAILBOT_REVIEW_SECRET=…" > "$etc/mailbot.env"
   chmod 0640 "$etc/mailbot.yaml" "$etc/mailbot.env"
