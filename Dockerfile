@@ -11,12 +11,13 @@ ENV LANG=C.UTF-8 \
     PIP_NO_CACHE_DIR=1
 
 COPY . /src
-# /srv/mailbot is the working directory: the checkout's relative config paths (config/…, storage
-# `var`) work there as they do in the source tree.
+# /srv/mailbot/config is where compose mounts the office's config folder (the example until then):
+# its paths are read beside mailbot.yaml, and the example's `storage: ../var` is /srv/mailbot/var,
+# the storage volume /var/lib/mailbot.
 RUN bash /src/scripts/install-server.sh --no-systemd \
     && rm -rf /var/lib/apt/lists/* /root/.cache \
-    && install -d -o root -g mailbot -m 0750 /srv/mailbot \
-    && ln -s /etc/mailbot /srv/mailbot/config \
+    && install -d -o root -g mailbot -m 0750 /srv/mailbot /srv/mailbot/config \
+    && cp -a /etc/mailbot/. /srv/mailbot/config/ \
     && ln -s /var/lib/mailbot /srv/mailbot/var \
     && rm -rf /src
 

@@ -41,5 +41,5 @@ else
   trap 'umount "$mnt/tmp" "$mnt/var/lib/mailbot" "$mnt/proc" 2>/dev/null; podman image unmount "$tag" >/dev/null; rm -rf "$work"' EXIT
   uid=$(chroot "$mnt" id -u mailbot)
   chroot --userspec="$uid:$uid" "$mnt" /usr/bin/env -i PATH=/opt/mailbot/bin:/usr/bin:/bin HOME=/var/lib/mailbot \
-    LANG=C.UTF-8 MAILBOT_CONFIG=/etc/mailbot/mailbot.yaml sh -c "cd /tmp && ${checks//\/work\//\/tmp\/}"
+    LANG=C.UTF-8 MAILBOT_CONFIG=/srv/mailbot/config/mailbot.yaml sh -c "cd /tmp && ${checks//\/work\//\/tmp\/}"
 fi

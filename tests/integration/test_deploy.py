@@ -64,7 +64,7 @@ def test_compose_file_is_valid_and_complete(tmp_path):
         svc = services[name]
         assert "pip" not in " ".join(svc["command"])  # nothing installed at start
         assert any(str(v).endswith("/var/lib/mailbot:rw") for v in svc["volumes"])  # storage writable
-        assert any(str(v).endswith("/etc/mailbot:ro") for v in svc["volumes"])  # config read-only
+        assert any(str(v).endswith(":/srv/mailbot/config:ro") for v in svc["volumes"])  # config read-only
         assert not any("PASSWORD" in k for k in svc.get("environment", {}))  # secrets only via env files
     assert any("db-data:/var/lib/postgresql/data" in str(v) for v in services["db"]["volumes"])
 
