@@ -39,6 +39,15 @@ if ! command -v pg_dump >/dev/null 2>&1; then
   apt_install postgresql-client
 fi
 
+# The deployment tests: the compose file checked by `docker-compose config`, the systemd units
+# by `systemd-analyze verify` (no container engine or running systemd is needed for either).
+if ! command -v docker-compose >/dev/null 2>&1; then
+  apt_install docker-compose
+fi
+if ! command -v systemd-analyze >/dev/null 2>&1; then
+  apt_install systemd
+fi
+
 if [ ! -x .venv/bin/python ]; then
   # Debian's python3 has no venv/ensurepip until python3-venv is installed.
   if ! python3 -m venv .venv >/dev/null 2>&1; then
