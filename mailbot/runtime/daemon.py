@@ -297,6 +297,7 @@ async def serve(rt: Runtime, stop: threading.Event) -> None:
 
     if rt.leases is None:
         rt.leases = leases.Leases(rt.engine, rt.settings.storage)
+    rt.processor.warm()  # a daemon waits for mail: its parse workers start now, not with the first message
     await asyncio.to_thread(rt.processor.drain)
     rt.pokes = {box.name: threading.Event() for box in rt.settings.mailboxes}
     jobs = scheduler.start(rt)
