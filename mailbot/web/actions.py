@@ -20,7 +20,7 @@ from mailbot.office import Context
 from mailbot.store import Event, FormReturn, FormRow, InboundMessage, OutboxMessage, ReviewTask, Submission, log_event
 from mailbot.web.security import NotFound, Staff
 
-FINISHED = ("approved", "published", "withdrawn")
+FINISHED = ("approved", "withdrawn")
 
 
 def _close_open_tasks(session: Session, sub: Submission) -> int:
@@ -70,11 +70,16 @@ def withdraw(session: Session, ctx: Context, staff: Staff, sub: Submission, reas
 
 
 def mark_published(session: Session, ctx: Context, staff: Staff, sub: Submission) -> str:
+    """Record publication as the publisher's 已发布 reply does (reviewing.record_published): the
+    status stays 已通过, `published_at` is set."""
     if sub.status != "approved":
         return "publish-not-approved"
-    sub.status, sub.updated_at = "published", ctx.now
+    if sub.published_at is not None:
+        return "nothing-changed"
+    sub.published_at, sub.updated_at = ctx.now, ctx.now
     session.add(sub)
-    log_event(session, "published", "marked 已发布", submission_id=sub.id, actor=staff.name)
+    log_event(session, "published", f"{sub.tracking} 已发布 (marked in the console)", submission_id=sub.id,
+              actor=staff.name)
     return "published"
 
 

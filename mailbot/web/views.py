@@ -69,7 +69,9 @@ def list_filters(query: ListQuery, staff: Staff, tz) -> list:
     where = []
     if staff.scope:
         where.append(Submission.department == staff.scope)
-    if query.status in STATUSES:
+    if query.status == "published":  # 已通过 and published (reviewing.record_published)
+        where.append(Submission.published_at.is_not(None))
+    elif query.status in STATUSES:
         where.append(Submission.status == query.status)
     elif query.status == "waiting":
         where.append(Submission.status.in_(("received", "reviewing")))

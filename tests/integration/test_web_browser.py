@@ -248,7 +248,9 @@ def test_an_uncertain_mail_is_resent_once_and_an_approved_one_marked_published(s
         s.commit()
     c.go(f"/subs/{tracking}")
     assert "已标记为已发布" in c.press(f"/subs/{tracking}/publish")
-    assert the_submission(robot).status == "published"
+    published = the_submission(robot)
+    assert (published.status, published.published_at is not None) == ("approved", True)
+    assert "已发布" in c.page.content() and "标记为已发布" not in c.page.locator(".actions").inner_text()
     for path, name in (("/units", "units"), ("/digest?week=2026-W49", "digest")):
         c.go(path, name)
 
