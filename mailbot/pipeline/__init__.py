@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import multiprocessing
+import os
 import threading
 import time
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
@@ -235,7 +236,8 @@ class Processor:
     def _pool(self):
         if self.pool is None:
             ctx = multiprocessing.get_context("spawn")  # no fork of a threaded process
-            self.pool = ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=parseworker.watch_parent)
+            self.pool = ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=parseworker.watch_parent,
+                                            initargs=(os.getpid(),))
         return self.pool
 
     def warm(self) -> None:
@@ -315,7 +317,8 @@ class Processor:
         """The pool broke under some message: try this one alone in a fresh worker."""
         self._kill_pool()
         ctx = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(1, mp_context=ctx, initializer=parseworker.watch_parent) as alone:
+        with ProcessPoolExecutor(1, mp_context=ctx, initializer=parseworker.watch_parent,
+                                 initargs=(os.getpid(),)) as alone:
             try:
                 return [(inbound_id, alone.submit(parseworker.parse_file, path, sha, job).result(self.timeout))]
             except Exception as exc:  # the worker died on this very message

@@ -20,14 +20,18 @@ log = logging.getLogger("mailbot.parseworker")
 MAX_TEXT = 200_000  # characters of body text kept in the database summary
 
 
-def watch_parent() -> None:
+def watch_parent(robot: int | None = None) -> None:
     """Pool initializer: a worker ends when the robot that started it is gone (even after
-    SIGKILL, when the pool's own shutdown never runs)."""
+    SIGKILL, when the pool's own shutdown never runs). `robot` is the robot's pid, passed by
+    the robot: a worker that starts slowly (an import under load) and finds its robot already
+    dead ends at once, instead of taking its new parent (init) for the robot and living on."""
     import os
     import threading
     import time
 
-    parent = os.getppid()
+    parent = os.getppid() if robot is None else robot
+    if os.getppid() != parent:
+        os._exit(0)
 
     def watch() -> None:
         while os.getppid() == parent:

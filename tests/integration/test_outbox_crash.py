@@ -71,3 +71,23 @@ def test_sigkill_while_sending_loses_no_receipt_and_sends_none_twice(servers, ma
     with Session(engine) as s:
         doubtful = s.exec(select(OutboxMessage).where(OutboxMessage.status == "uncertain")).all()
     assert all("无法确定对方是否已收到" in row.last_error for row in doubtful)
+
+
+def test_a_parse_worker_whose_robot_is_gone_before_it_starts_ends_at_once():
+    """The robot's pid is handed to the worker: one that finishes starting after the robot
+    died (slow imports under load) must not take its new parent for the robot and live on."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
+
+    from mailbot.pipeline import parseworker
+
+    gone = subprocess.Popen(["true"])
+    gone.wait()  # a pid that is not the worker's parent, as after the robot's death
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(1, mp_context=ctx, initializer=parseworker.watch_parent, initargs=(gone.pid,)) as pool:
+        with pytest.raises(BrokenProcessPool):
+            pool.submit(parseworker.warm).result(timeout=60)
+    with ProcessPoolExecutor(1, mp_context=ctx, initializer=parseworker.watch_parent,
+                             initargs=(os.getpid(),)) as pool:
+        assert pool.submit(parseworker.warm).result(timeout=60) is None  # its own robot alive: it works
