@@ -164,15 +164,17 @@ def add_unit(path: Path, name: str, category: str | None = None, parent: str | N
 def edit_unit(path: Path, name: str, *, rename: str | None = None, category: str | None = None,
               parent: str | None = None, add: dict[str, list[str]] | None = None,
               remove: dict[str, list[str]] | None = None) -> Change:
-    """Change one unit: new name, category or parent; values added to or removed from its
-    aliases, addresses and domains (`add`/`remove`: field → values). Other keys and every
-    comment stay."""
+    """Change one unit: new name, category or parent (`parent=""` takes it away); values
+    added to or removed from its aliases, addresses and domains (`add`/`remove`: field →
+    values). Other keys and every comment stay."""
     data, units = _read(path)
     index = _find(units, name)
     unit = units[index]
     before = {k: (list(v) if isinstance(v, list) else v) for k, v in unit.items()}
     for key, value in (("name", rename), ("category", category), ("parent", parent)):
-        if value is not None:
+        if key == "parent" and value == "":
+            unit.pop("parent", None)  # no parent any more
+        elif value is not None:
             unit[key] = value
     for field, values in (add or {}).items():
         _list_field(field)
