@@ -247,14 +247,41 @@ def typed_unit(form) -> dict:
     return {**text, **{k: unit_values(form.get(k)) for k in roster.LIST_FIELDS}}
 
 
-def change_unit(session: Session, staff: Staff, path, action: str, typed: dict) -> roster.Change:
+class BreaksConfig(roster.RosterError):
+    """The roster change would leave the configuration failing its checks (a campaign's
+    audience naming a unit no longer on the roster …): `message` is the config's problem."""
+
+
+def config_check(settings) -> roster.Check:
+    """Refuse a roster on which the configuration would get a problem it does not have now
+    (the robot would then refuse to reload, or to start)."""
+    from mailbot import config
+    from mailbot.config import Unit
+
+    def problems(units) -> set[tuple[str, str]]:
+        s = settings.model_copy(update={"units": units})
+        return {(p.key, p.message) for p in config._campaign_checks("", s)}
+
+    before = problems(list(settings.units))
+
+    def check(units: list[dict]) -> None:
+        new = sorted(problems([Unit.model_validate(u) for u in units]) - before)
+        if new:
+            raise BreaksConfig(f"{new[0][1]}（{new[0][0]}）")
+
+    return check
+
+
+def change_unit(session: Session, staff: Staff, settings, action: str, typed: dict) -> roster.Change:
     """Add, edit (the form holds the unit's whole new state: lists are diffed against the file)
-    or remove a unit of the roster file `path`, and record who did it. Raises
-    roster.RosterError (a Chinese message) when the roster refuses; the file is then unchanged."""
+    or remove a unit of the settings' roster file, and record who did it. Raises
+    roster.RosterError (a Chinese message) when the roster refuses, BreaksConfig when the rest
+    of the configuration would; the file is then unchanged."""
+    path, check = settings.roster, config_check(settings)
     if action == "add":
         change = roster.add_unit(path, typed["name"], category=typed["category"] or None,
                                  parent=typed["parent"] or None, aliases=typed["aliases"],
-                                 addresses=typed["addresses"], domains=typed["domains"])
+                                 addresses=typed["addresses"], domains=typed["domains"], check=check)
     elif action == "edit":
         current = next((u for u in roster.list_units(path) if u["name"] == typed["original"]), None) or {}
         add = {f: [v for v in typed[f] if v not in current.get(f, [])] for f in roster.LIST_FIELDS}
@@ -263,9 +290,9 @@ def change_unit(session: Session, staff: Staff, path, action: str, typed: dict) 
         parent = typed["parent"] if typed["parent"] != (current.get("parent") or "") else None
         change = roster.edit_unit(path, typed["original"], rename=rename, category=typed["category"] or None,
                                   parent=parent, add={f: v for f, v in add.items() if v},
-                                  remove={f: v for f, v in remove.items() if v})
+                                  remove={f: v for f, v in remove.items() if v}, check=check)
     elif action == "remove":
-        change = roster.remove_unit(path, typed["original"])
+        change = roster.remove_unit(path, typed["original"], check=check)
     else:
         raise NotFound(action)
     if action != "edit" or change.fields:

@@ -549,12 +549,14 @@ async def unit_action(request: Request, staff: Staff) -> Response:
 
     def change():  # in a thread: a big roster's round trip takes a moment
         with Session(console.engine) as session:
-            done = actions.change_unit(session, staff, console.settings.roster, action, typed)
+            done = actions.change_unit(session, staff, console.settings, action, typed)
             session.commit()
             return done
 
     try:
         done = await asyncio.to_thread(change)
+    except actions.BreaksConfig as exc:
+        return _units_page(request, staff, 400, problem=exc.message, typed=typed, action=action, code="config")
     except RosterError as exc:
         return _units_page(request, staff, 400, problem=exc.message, typed=typed, action=action)
     console.refresh_roster()

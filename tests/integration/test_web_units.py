@@ -44,16 +44,20 @@ class _NoServers:
         return f"{name}@example.test"
 
 
-@pytest.fixture
-def roster(make_settings, engine, tmp_path):
+def with_roster(make_settings, engine, tmp_path, **over):
     path = tmp_path / "units.yaml"
     path.write_text(ROSTER, encoding="utf-8")
     units, problems = config.load_roster(path)
     assert not problems
-    settings = make_settings(_NoServers(), **REVIEW, roster=str(path), units=units)
+    settings = make_settings(_NoServers(), **REVIEW, roster=str(path), units=units, **over)
     settings.storage.mkdir(parents=True, exist_ok=True)
     add_people(engine)
     return settings, path
+
+
+@pytest.fixture
+def roster(make_settings, engine, tmp_path):
+    return with_roster(make_settings, engine, tmp_path)
 
 
 def cli_units(path) -> dict:
@@ -189,3 +193,80 @@ def test_without_a_roster_file_the_operator_is_told_whom_to_ask(make_settings, e
     assert "单位写在主配置文件中" in page and 'action="/units/add"' not in page
     r = c.post("/units/add", data=add_form(token))
     assert r.status_code == 400 and "不能在这里修改" in r.text
+
+
+def test_a_roster_edit_asks_the_daemon_running_the_console_to_reload(roster, engine):
+    import threading
+
+    from webkit import TestClient, create_app, csrf_of, sign_in
+
+    settings, path = roster
+    asked = threading.Event()  # the daemon passes its reload_requested event's set
+    c = TestClient(create_app(settings, engine, on_mail=lambda: None, on_roster=asked.set),
+                   base_url="http://testserver", follow_redirects=False)
+    assert sign_in(c, "op").status_code == 303
+    token = csrf_of(c.get("/units").text)
+    refused = c.post("/units/add", data=add_form(token, addresses="nope"))
+    assert refused.status_code == 400 and not asked.is_set()
+    assert c.post("/units/add", data=add_form(token)).status_code == 303 and asked.is_set()
+
+
+@pytest.mark.slow
+def test_an_operator_adds_and_edits_a_unit_in_the_browser(roster, engine):
+    """One pass in Chromium (as test_web_browser.py): the add form inside its 添加单位
+    fold, then the 修改 link and the edit form; both pages photographed at 1280 and 390 px."""
+    from types import SimpleNamespace
+
+    from test_web_browser import CHROMIUM, Console
+
+    from mailbot import clock
+    from mailbot.office import Office
+
+    if not CHROMIUM.exists():
+        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    settings, path = roster
+    rt = SimpleNamespace(settings=settings, engine=engine, office=Office.load(settings), clock=clock.now)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM))
+        console = Console(rt, browser)
+        try:
+            console.sign_in("op")
+            console.go("/units")
+            console.page.click("summary")
+            said = console.press("/units/add", {"name": "兰山区科协", "category": "县区科协",
+                                                "addresses": "lskx@lanshan.example"})
+            assert "已将 兰山区科协 添加到名册" in said
+            console.shoot("units")
+            console.page.locator("tr", has_text="兰山区科协").get_by_role("link", name="修改").click()
+            console.page.wait_for_load_state()
+            console.shoot("unit-edit")
+            said = console.press("/units/edit", {"aliases": "兰山科协"})
+            assert "已修改 兰山区科协" in said
+        finally:
+            console.close()
+            browser.close()
+    assert cli_units(path)["兰山区科协"]["aliases"] == ["兰山科协"]
+
+
+def test_a_change_that_would_break_a_campaigns_audience_is_refused(make_settings, engine, tmp_path):
+    """The robot would refuse the configuration afterwards (a reload, the next start): the
+    console says why and leaves the file alone; a change the campaign does not care about passes."""
+    from test_campaigns import CAMPAIGN
+
+    settings, path = with_roster(make_settings, engine, tmp_path, **CAMPAIGN)
+    c, token = signed_in(settings, engine, "op")
+    before = path.read_bytes()
+    for action, data, message in (
+            ("remove", {"original": "临沂市农学会", "confirm": "yes"}, "单位名册中没有 临沂市农学会"),
+            ("edit", {"original": "临沂市农学会", "name": "临沂市农业学会", "category": "学会"}, "单位名册中没有 临沂市农学会"),
+            ("edit", {"original": "沂水县科协", "name": "沂水县科协", "category": "其他", "aliases": "沂水科协",
+                      "parent": "沂水县", "addresses": "unit1@example.test"}, "单位名册中没有类别为 县区科协 的单位")):
+        r = c.post(f"/units/{action}", data={"csrf": token, **data})
+        assert r.status_code == 400 and "报表活动用到了" in r.text and message in r.text, (action, r.text)
+    assert path.read_bytes() == before and events(engine) == []
+    r = c.post("/units/edit", data={"csrf": token, "original": "临沂市农学会", "name": "临沂市农学会", "category": "学会",
+                                    "aliases": "市农学会", "addresses": "unit2@example.test new@example.test"})
+    assert r.status_code == 303
+    assert cli_units(path)["临沂市农学会"]["addresses"] == ["unit2@example.test", "new@example.test"]
