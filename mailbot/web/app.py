@@ -545,6 +545,8 @@ async def unit_action(request: Request, staff: Staff) -> Response:
     form = await request.form()
     typed = actions.typed_unit(form)
     if action == "remove" and form.get("confirm") != "yes":
+        unit = next((u for u in console.settings.units if u.name == typed["original"]), None)
+        typed = {"original": unit.name, **unit.model_dump()} if unit else typed  # the edit form as it was
         return _units_page(request, staff, 400, typed=typed, action="edit", code="confirm")
 
     def change():  # in a thread: a big roster's round trip takes a moment

@@ -107,6 +107,7 @@ def test_an_operator_adds_edits_and_removes_a_unit_in_the_roster_file(roster, en
 
     refused = c.post("/units/remove", data={"csrf": token, "original": "临沂市兰山区科协"})  # not confirmed
     assert refused.status_code == 400 and "请勾选" in refused.text and "临沂市兰山区科协" in cli_units(path)
+    assert 'name="addresses" value="new@lanshan.example"' in refused.text  # the edit form, filled in
     r = c.post("/units/remove", data={"csrf": token, "original": "临沂市兰山区科协", "confirm": "yes"})
     assert r.status_code == 303
     assert set(cli_units(path)) == {"沂水县科协", "临沂市农学会", "临沂市科技馆"}
