@@ -130,6 +130,29 @@ def _plain(err: dict) -> str:
             "string_type": "应为文字", "list_type": "应为列表"}.get(kind, "取值不合法")
 
 
+class BreaksConfig(RosterError):
+    """The change would give the configuration a problem (a campaign's audience naming a unit
+    or category no longer on the roster): the robot would refuse to reload, or to start.
+    `message` is that problem."""
+
+
+def config_check(settings) -> Check:
+    """A `check` refusing a roster on which `settings` would get a problem it does not have now."""
+    from mailbot import config
+
+    def problems(units) -> set[tuple[str, str]]:
+        return {(p.key, p.message) for p in config._campaign_checks("", settings.model_copy(update={"units": units}))}
+
+    before = problems(list(settings.units))
+
+    def check(units: list[dict]) -> None:
+        new = sorted(problems([Unit.model_validate(u) for u in units]) - before)
+        if new:
+            raise BreaksConfig(f"{new[0][1]}（{new[0][0]}）")
+
+    return check
+
+
 def list_units(path: Path) -> list[dict]:
     """Every unit of the roster as plain data (name, category, parent, aliases, addresses, domains)."""
     _, units = _read(path)

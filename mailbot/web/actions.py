@@ -247,37 +247,12 @@ def typed_unit(form) -> dict:
     return {**text, **{k: unit_values(form.get(k)) for k in roster.LIST_FIELDS}}
 
 
-class BreaksConfig(roster.RosterError):
-    """The roster change would leave the configuration failing its checks (a campaign's
-    audience naming a unit no longer on the roster …): `message` is the config's problem."""
-
-
-def config_check(settings) -> roster.Check:
-    """Refuse a roster on which the configuration would get a problem it does not have now
-    (the robot would then refuse to reload, or to start)."""
-    from mailbot import config
-    from mailbot.config import Unit
-
-    def problems(units) -> set[tuple[str, str]]:
-        s = settings.model_copy(update={"units": units})
-        return {(p.key, p.message) for p in config._campaign_checks("", s)}
-
-    before = problems(list(settings.units))
-
-    def check(units: list[dict]) -> None:
-        new = sorted(problems([Unit.model_validate(u) for u in units]) - before)
-        if new:
-            raise BreaksConfig(f"{new[0][1]}（{new[0][0]}）")
-
-    return check
-
-
 def change_unit(session: Session, staff: Staff, settings, action: str, typed: dict) -> roster.Change:
     """Add, edit (the form holds the unit's whole new state: lists are diffed against the file)
     or remove a unit of the settings' roster file, and record who did it. Raises
-    roster.RosterError (a Chinese message) when the roster refuses, BreaksConfig when the rest
-    of the configuration would; the file is then unchanged."""
-    path, check = settings.roster, config_check(settings)
+    roster.RosterError (a Chinese message) when the roster refuses, roster.BreaksConfig when
+    the rest of the configuration would; the file is then unchanged."""
+    path, check = settings.roster, roster.config_check(settings)
     if action == "add":
         change = roster.add_unit(path, typed["name"], category=typed["category"] or None,
                                  parent=typed["parent"] or None, aliases=typed["aliases"],

@@ -532,7 +532,7 @@ async def units(request: Request, staff: Staff) -> Response:
 async def unit_action(request: Request, staff: Staff) -> Response:
     """Add, edit or remove a unit with mailbot.store.roster (as `mailbot units` does): the file
     keeps its comments; a refused edit comes back with the roster's reason, the file untouched."""
-    from mailbot.store.roster import RosterError
+    from mailbot.store.roster import BreaksConfig, RosterError
 
     console: Console = request.app.state.console
     action = request.path_params["action"]
@@ -557,7 +557,7 @@ async def unit_action(request: Request, staff: Staff) -> Response:
 
     try:
         done = await asyncio.to_thread(change)
-    except actions.BreaksConfig as exc:
+    except BreaksConfig as exc:
         return _units_page(request, staff, 400, problem=exc.message, typed=typed, action=action, code="config")
     except RosterError as exc:
         return _units_page(request, staff, 400, problem=exc.message, typed=typed, action=action)

@@ -271,3 +271,22 @@ def test_a_change_that_would_break_a_campaigns_audience_is_refused(make_settings
                                     "aliases": "市农学会", "addresses": "unit2@example.test new@example.test"})
     assert r.status_code == 303
     assert cli_units(path)["临沂市农学会"]["addresses"] == ["unit2@example.test", "new@example.test"]
+
+
+def test_the_cli_refuses_the_same_change_when_the_roster_is_the_configurations(make_settings, engine, tmp_path):
+    import yaml
+    from conftest import PASSWORD_ENV
+    from test_campaigns import CAMPAIGN
+
+    settings, path = with_roster(make_settings, engine, tmp_path, **CAMPAIGN)
+    data = settings.model_dump(mode="json", exclude_none=True)
+    data.pop("units")
+    cfg = tmp_path / "mailbot.yaml"
+    cfg.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    before = path.read_bytes()
+    done = mailbot_main("units", "remove", "临沂市农学会", "--config", cfg, env={PASSWORD_ENV: "secret"})
+    assert done.returncode == 2 and "报表活动用到了" in done.stdout + done.stderr, done.stdout + done.stderr
+    assert path.read_bytes() == before
+    done = mailbot_main("units", "remove", "临沂市科技馆", "--config", cfg, env={PASSWORD_ENV: "secret"})
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "临沂市科技馆" not in cli_units(path)
