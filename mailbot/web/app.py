@@ -13,6 +13,7 @@ import dataclasses
 import functools
 import logging
 import mimetypes
+import threading
 from datetime import timedelta
 from pathlib import Path
 from urllib.parse import quote
@@ -67,6 +68,7 @@ class Console:
         self.on_mail, self.on_roster = on_mail, on_roster
         self.boards: dict[tuple, Markup] = {}  # campaign boards' bodies by what they show (campaign_board)
         self.roster_seen: tuple | None = None  # the roster file's (mtime, inode, size) our units come from
+        self.roster_lock = threading.Lock()  # one roster edit at a time (each reads, changes, writes the file)
 
     def refresh_roster(self) -> bool:
         """Read the roster file again if it changed since we last did (an edit here, `mailbot
@@ -550,7 +552,7 @@ async def unit_action(request: Request, staff: Staff) -> Response:
         return _units_page(request, staff, 400, typed=typed, action="edit", code="confirm")
 
     def change():  # in a thread: a big roster's round trip takes a moment
-        with Session(console.engine) as session:
+        with console.roster_lock, Session(console.engine) as session:
             done = actions.change_unit(session, staff, console.settings, action, typed)
             session.commit()
             return done
