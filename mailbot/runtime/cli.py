@@ -573,13 +573,23 @@ def _roster_file(roster: Path | None, config: Path | None) -> Path:
 
 
 def _roster_call(fn, *args, **kwargs):
-    from mailbot.store.roster import RosterError
+    from mailbot.store.roster import BreaksConfig, RosterError
 
     try:
         return fn(*args, **kwargs)
+    except BreaksConfig as exc:
+        err.print(f"名册没有修改：配置中的报表活动用到了这个单位或类别，这样修改后机器人将无法读入配置（{exc.message}）。")
+        raise typer.Exit(2) from None
     except RosterError as exc:
         err.print(exc.message)
         raise typer.Exit(2) from None
+
+
+def _roster_check(roster: Path | None, config: Path | None):
+    """With the configuration's own roster, refuse a change the configuration would fail on."""
+    from mailbot.store.roster import config_check
+
+    return config_check(_settings(config)) if roster is None else None
 
 
 FIELD_NAMES = {"name": "名称", "category": "类别", "parent": "上级", "aliases": "简称", "addresses": "邮箱",
@@ -620,7 +630,7 @@ def units_add(name: str = typer.Argument(..., help="单位全称"),
 
     target = _roster_file(roster, config)
     _roster_call(roster_mod.add_unit, target, name, category=category, parent=parent, aliases=alias,
-                 addresses=address, domains=domain)
+                 addresses=address, domains=domain, check=_roster_check(roster, config))
     out.print(f"已添加单位 {name}（{target}）。{RELOAD_HINT}")
 
 
@@ -644,7 +654,7 @@ def units_edit(name: str = typer.Argument(..., help="单位名称或简称"),
     remove = {k: v for k, v in (("aliases", remove_alias), ("addresses", remove_address),
                                 ("domains", remove_domain)) if v}
     change = _roster_call(roster_mod.edit_unit, target, name, rename=rename, category=category, parent=parent,
-                          add=add, remove=remove)
+                          add=add, remove=remove, check=_roster_check(roster, config))
     if not change.fields:
         out.print(f"{change.unit} 没有变化。")
         return
@@ -658,7 +668,7 @@ def units_remove(name: str = typer.Argument(..., help="单位名称或简称"),
     from mailbot.store import roster as roster_mod
 
     target = _roster_file(roster, config)
-    change = _roster_call(roster_mod.remove_unit, target, name)
+    change = _roster_call(roster_mod.remove_unit, target, name, check=_roster_check(roster, config))
     out.print(f"已从名册删除 {change.unit}（以前的稿件和报表仍保留）。{RELOAD_HINT}")
 
 

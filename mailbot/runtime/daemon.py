@@ -332,12 +332,14 @@ async def serve(rt: Runtime, stop: threading.Event) -> None:
 
 def start_console(rt: Runtime):
     """The staff console (mailbot.web) in a thread of its own, on the robot's database; the
-    mail its actions queue wakes this drainer. Returns the uvicorn server (set should_exit)."""
+    mail its actions queue wakes this drainer, a roster edit wakes the reload watcher.
+    Returns the uvicorn server (set should_exit)."""
     import uvicorn
 
     from mailbot.web.app import create_app
 
-    app = create_app(rt.settings, rt.engine, office=rt.office, now=lambda: rt.clock(), on_mail=rt.mail_due.set)
+    app = create_app(rt.settings, rt.engine, office=rt.office, now=lambda: rt.clock(), on_mail=rt.mail_due.set,
+                     on_roster=rt.reload_requested.set)
     server = uvicorn.Server(uvicorn.Config(app, host=rt.settings.web.host, port=rt.settings.web.port,
                                            log_level="warning"))
     threading.Thread(target=server.run, name="web-console", daemon=True).start()

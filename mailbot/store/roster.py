@@ -14,6 +14,7 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from pydantic import ValidationError
 from ruamel.yaml import YAML
@@ -23,6 +24,7 @@ from mailbot.config import Unit
 
 LIST_FIELDS = ("aliases", "addresses", "domains")
 FIELDS = ("name", "category", "parent", *LIST_FIELDS)
+Check = Callable[[list[dict]], None]  # the roster as it would be written; raises RosterError to refuse
 
 
 class RosterError(Exception):
@@ -128,9 +130,36 @@ def _plain(err: dict) -> str:
             "string_type": "应为文字", "list_type": "应为列表"}.get(kind, "取值不合法")
 
 
+class BreaksConfig(RosterError):
+    """The change would give the configuration a problem (a campaign's audience naming a unit
+    or category no longer on the roster): the robot would refuse to reload, or to start.
+    `message` is that problem."""
+
+
+def config_check(settings) -> Check:
+    """A `check` refusing a roster on which `settings` would get a problem it does not have now."""
+    from mailbot import config
+
+    def problems(units) -> set[tuple[str, str]]:
+        return {(p.key, p.message) for p in config._campaign_checks("", settings.model_copy(update={"units": units}))}
+
+    before = problems(list(settings.units))
+
+    def check(units: list[dict]) -> None:
+        new = sorted(problems([Unit.model_validate(u) for u in units]) - before)
+        if new:
+            raise BreaksConfig(f"{new[0][1]}（{new[0][0]}）")
+
+    return check
+
+
 def list_units(path: Path) -> list[dict]:
     """Every unit of the roster as plain data (name, category, parent, aliases, addresses, domains)."""
     _, units = _read(path)
+    return _plain_units(units)
+
+
+def _plain_units(units: CommentedSeq) -> list[dict]:
     out = []
     for unit in units:
         if isinstance(unit, dict):
@@ -141,8 +170,10 @@ def list_units(path: Path) -> list[dict]:
 
 
 def add_unit(path: Path, name: str, category: str | None = None, parent: str | None = None,
-             aliases: list[str] = (), addresses: list[str] = (), domains: list[str] = ()) -> Change:
-    """Append a unit at the end of the roster."""
+             aliases: list[str] = (), addresses: list[str] = (), domains: list[str] = (),
+             check: Check | None = None) -> Change:
+    """Append a unit at the end of the roster. `check` (each function takes one) may refuse
+    the roster as it would then be, e.g. against the rest of the configuration."""
     data, units = _read(path)
     unit = CommentedMap()
     unit["name"] = name
@@ -157,22 +188,26 @@ def add_unit(path: Path, name: str, category: str | None = None, parent: str | N
         unit["domains"] = _flow([d.strip().lstrip("@") for d in domains])
     _check(units, None, unit)
     units.append(unit)
+    if check is not None:
+        check(_plain_units(units))
     _write(path, data)
     return Change("added", name, tuple(unit.keys()))
 
 
 def edit_unit(path: Path, name: str, *, rename: str | None = None, category: str | None = None,
               parent: str | None = None, add: dict[str, list[str]] | None = None,
-              remove: dict[str, list[str]] | None = None) -> Change:
-    """Change one unit: new name, category or parent; values added to or removed from its
-    aliases, addresses and domains (`add`/`remove`: field → values). Other keys and every
-    comment stay."""
+              remove: dict[str, list[str]] | None = None, check: Check | None = None) -> Change:
+    """Change one unit: new name, category or parent (`parent=""` takes it away); values
+    added to or removed from its aliases, addresses and domains (`add`/`remove`: field →
+    values). Other keys and every comment stay."""
     data, units = _read(path)
     index = _find(units, name)
     unit = units[index]
     before = {k: (list(v) if isinstance(v, list) else v) for k, v in unit.items()}
     for key, value in (("name", rename), ("category", category), ("parent", parent)):
-        if value is not None:
+        if key == "parent" and value == "":
+            unit.pop("parent", None)  # no parent any more
+        elif value is not None:
             unit[key] = value
     for field, values in (add or {}).items():
         _list_field(field)
@@ -190,18 +225,22 @@ def edit_unit(path: Path, name: str, *, rename: str | None = None, category: str
                 raise RosterError(f"{unit.get('name')} 的 {field} 中没有 {value}")
             current.remove(value)
     _check(units, index, unit)
+    if check is not None:
+        check(_plain_units(units))
     changed = tuple(k for k in FIELDS if before.get(k) != (list(unit[k]) if isinstance(unit.get(k), list)
                                                             else unit.get(k)))
     _write(path, data)
     return Change("changed", str(unit.get("name")), changed)
 
 
-def remove_unit(path: Path, name: str) -> Change:
+def remove_unit(path: Path, name: str, check: Check | None = None) -> Change:
     """Take a unit off the roster (its past mail and forms stay in the database)."""
     data, units = _read(path)
     index = _find(units, name)
     full = str(units[index].get("name"))
     del units[index]
+    if check is not None:
+        check(_plain_units(units))
     _write(path, data)
     return Change("removed", full)
 

@@ -1,14 +1,15 @@
 """What the console's buttons do, each in the caller's transaction and recorded as an event
 with who did it: move, withdraw, mark published and re-send the review of a 稿件; settle
 held replies and quarantined or needs-a-person messages; re-send or mark sent an outbox
-mail; enter a return's rows by hand. Each returns a flash code for the page (its sentence
-lives in templates/_flash.html)."""
+mail; enter a return's rows by hand; add, edit and remove units of the roster file. Each
+returns a flash code for the page (its sentence lives in templates/_flash.html)."""
 
 from __future__ import annotations
 
 import csv
 import io
 import json
+import re
 from datetime import timedelta
 
 from sqlmodel import Session, select
@@ -17,7 +18,8 @@ from mailbot import held, reviewing
 from mailbot.campaigns import deadlines
 from mailbot.models import aware
 from mailbot.office import Context
-from mailbot.store import Event, FormReturn, FormRow, InboundMessage, OutboxMessage, ReviewTask, Submission, log_event
+from mailbot.store import (Event, FormReturn, FormRow, InboundMessage, OutboxMessage, ReviewTask, Submission, log_event,
+                           roster)
 from mailbot.web.security import NotFound, Staff
 
 FINISHED = ("approved", "withdrawn")
@@ -226,3 +228,57 @@ def enter_rows(session: Session, ctx: Context, staff: Staff, base: FormReturn, t
     log_event(session, "form-entered", f"{base.campaign} {base.unit or base.sender} v{ret.version}: "
               f"{len(result['rows'])} rows typed by {staff.name}", inbound_id=base.inbound_id, actor=staff.name)
     return "entered", {"id": ret.id}
+
+
+# --- the unit roster: the same functions as `mailbot units` (mailbot.store.roster) -----------
+
+UNIT_EVENTS = {"added": "unit-added", "changed": "unit-changed", "removed": "unit-removed"}
+_SEPARATORS = re.compile(r"[\s,，、;；]+")
+
+
+def unit_values(text: str) -> list[str]:
+    """A form field's list (简称, 邮箱, 域名): values separated by spaces, commas, 、 or ；."""
+    return [v for v in _SEPARATORS.split(str(text or "")[:5000]) if v]
+
+
+def typed_unit(form) -> dict:
+    """The unit form's fields as typed (kept when a problem sends the form back)."""
+    text = {k: str(form.get(k) or "").strip()[:500] for k in ("original", "name", "category", "parent")}
+    return {**text, **{k: unit_values(form.get(k)) for k in roster.LIST_FIELDS}}
+
+
+def change_unit(session: Session, staff: Staff, settings, action: str, typed: dict) -> roster.Change:
+    """Add, edit (the form holds the unit's whole new state: lists are diffed against the file)
+    or remove a unit of the settings' roster file, and record who did it. Raises
+    roster.RosterError (a Chinese message) when the roster refuses, roster.BreaksConfig when
+    the rest of the configuration would; the file is then unchanged."""
+    path, check = settings.roster, roster.config_check(settings)
+    if action == "add":
+        change = roster.add_unit(path, typed["name"], category=typed["category"] or None,
+                                 parent=typed["parent"] or None, aliases=typed["aliases"],
+                                 addresses=typed["addresses"], domains=typed["domains"], check=check)
+    elif action == "edit":
+        current = next((u for u in roster.list_units(path) if u["name"] == typed["original"]), None) or {}
+        add = {f: [v for v in typed[f] if v not in current.get(f, [])] for f in roster.LIST_FIELDS}
+        remove = {f: [v for v in current.get(f, []) if v not in typed[f]] for f in roster.LIST_FIELDS}
+        rename = typed["name"] if typed["name"] and typed["name"] != typed["original"] else None
+        parent = typed["parent"] if typed["parent"] != (current.get("parent") or "") else None
+        change = roster.edit_unit(path, typed["original"], rename=rename, category=typed["category"] or None,
+                                  parent=parent, add={f: v for f, v in add.items() if v},
+                                  remove={f: v for f, v in remove.items() if v}, check=check)
+    elif action == "remove":
+        change = roster.remove_unit(path, typed["original"], check=check)
+    else:
+        raise NotFound(action)
+    if action != "edit" or change.fields:
+        detail = change.unit + (f" ({', '.join(change.fields)})" if change.fields and action == "edit" else "")
+        if action == "edit" and typed["original"] != change.unit:
+            detail = f"{typed['original']} → {detail}"
+        log_event(session, UNIT_EVENTS[change.action], detail, actor=staff.name)
+    return change
+
+
+def unit_history(session: Session, limit: int = 10) -> list[Event]:
+    """The latest roster changes made in the console, newest first."""
+    return list(session.exec(select(Event).where(Event.kind.in_(list(UNIT_EVENTS.values())))
+                             .order_by(Event.id.desc()).limit(limit)))

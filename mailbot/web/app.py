@@ -9,9 +9,11 @@ when it runs the console, else a send right after the response).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import logging
 import mimetypes
+import threading
 from datetime import timedelta
 from pathlib import Path
 from urllib.parse import quote
@@ -30,9 +32,11 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
-from mailbot import clock, outbox
+from mailbot import clock, config, outbox
+from mailbot.config import Unit
 from mailbot.models import aware
 from mailbot.office import Office
+from mailbot.routing import Directory
 from mailbot.store import FormReturn, InboundMessage, OutboxMessage, WebUser
 from mailbot.web import actions, views
 from mailbot.web.security import (
@@ -58,11 +62,44 @@ STATUS_NAMES = {"received": "已登记", "reviewing": "审核中", "approved": "
 class Console:
     """What every request shares: settings, engine, the office, the throttle, the clock."""
 
-    def __init__(self, settings, engine, office: Office, now=clock.now, on_mail=None):
+    def __init__(self, settings, engine, office: Office, now=clock.now, on_mail=None, on_roster=None):
         self.settings, self.engine, self.office, self.now = settings, engine, office, now
         self.throttle = Throttle(settings.web.sign_in_attempts, timedelta(minutes=settings.web.sign_in_window_minutes))
-        self.on_mail = on_mail
+        self.on_mail, self.on_roster = on_mail, on_roster
         self.boards: dict[tuple, Markup] = {}  # campaign boards' bodies by what they show (campaign_board)
+        self.roster_seen: tuple | None = None  # the roster file's (mtime, inode, size) our units come from
+        self.roster_lock = threading.Lock()  # one roster edit at a time (each reads, changes, writes the file)
+
+    def refresh_roster(self) -> bool:
+        """Read the roster file again if it changed since we last did (an edit here, `mailbot
+        units`, a hand edit): one stat per request. The settings and the office's directory
+        then hold the new units; a file the robot would refuse is logged and not taken."""
+        path = self.settings.roster
+        if path is None:
+            return False
+        try:
+            st = Path(path).stat()
+        except OSError:
+            return False
+        seen = (st.st_mtime_ns, st.st_ino, st.st_size)
+        if seen == self.roster_seen:
+            return False
+        first = self.roster_seen is None
+        self.roster_seen = seen
+        units, problems = config.load_roster(Path(path))
+        if problems:
+            log.error("roster %s not reloaded: %s", path, "; ".join(str(p) for p in problems))
+            return False
+        fresh = [Unit.model_validate(u) for u in units]
+        if first and fresh == list(self.settings.units):
+            return False
+        self.settings = self.settings.model_copy(update={"units": fresh})
+        self.office = dataclasses.replace(self.office, settings=self.settings,
+                                          directory=Directory.from_settings(self.settings))
+        self.boards = {}
+        if not first:
+            log.info("roster reloaded: %d units", len(fresh))
+        return True
 
     def context(self):
         return self.office.at(self.now())
@@ -111,6 +148,9 @@ def page(write: bool = False):
     def wrap(handler):
         @functools.wraps(handler)
         async def run(request: Request):
+            console: Console = request.app.state.console
+            if console.refresh_roster():
+                request.app.state.templates.env.globals["settings"] = console.settings
             try:
                 staff = staff_of(request)
             except Denied:
@@ -464,12 +504,72 @@ def _typed_rows(form, columns: list[str]) -> list[dict]:
 # --- units, digest, health ---------------------------------------------------------------
 
 
-@page()
-async def units(request: Request, staff: Staff) -> Response:
+def _units_page(request: Request, staff: Staff, status_code: int = 200, problem: str | None = None,
+                typed: dict | None = None, action: str | None = None, code: str | None = None) -> Response:
+    """The roster; for an operator with a roster file also the add form, or the edit form of
+    ?edit=NAME (or of what they typed, with the `problem` that sent it back)."""
     console: Console = request.app.state.console
     q = str(request.query_params.get("q") or "").strip()[:100]
     found = [u for u in console.settings.units if not q or q in u.name or any(q in a for a in u.aliases)]
-    return render(request, "units.html", staff, units=found, q=q, total=len(console.settings.units))
+    editable = staff.role == "operator" and console.settings.roster is not None
+    editing = None
+    if editable and action is None and request.query_params.get("edit"):
+        editing = next((u for u in console.settings.units if u.name == request.query_params["edit"]), None)
+        if editing is not None:
+            typed, action = {"original": editing.name, **editing.model_dump()}, "edit"
+    with Session(console.engine) as session:
+        history = actions.unit_history(session) if staff.role == "operator" else []
+    return render(request, "units.html", staff, status_code=status_code, units=found, q=q,
+                  total=len(console.settings.units), editable=editable, inline_units=console.settings.roster is None,
+                  problem=problem, code=code, typed=typed or {}, action=action, history=history,
+                  categories=sorted({u.category for u in console.settings.units}))
+
+
+@page()
+async def units(request: Request, staff: Staff) -> Response:
+    return _units_page(request, staff)
+
+
+@page(write=True)
+async def unit_action(request: Request, staff: Staff) -> Response:
+    """Add, edit or remove a unit with mailbot.store.roster (as `mailbot units` does): the file
+    keeps its comments; a refused edit comes back with the roster's reason, the file untouched."""
+    from mailbot.store.roster import BreaksConfig, RosterError
+
+    console: Console = request.app.state.console
+    action = request.path_params["action"]
+    if action not in ("add", "edit", "remove"):
+        raise NotFound(action)
+    if staff.role != "operator":
+        return _error(request, 403, "read-only", staff)
+    if console.settings.roster is None:
+        return _units_page(request, staff, 400, code="inline")
+    form = await request.form()
+    typed = actions.typed_unit(form)
+    if action == "remove" and form.get("confirm") != "yes":
+        unit = next((u for u in console.settings.units if u.name == typed["original"]), None)
+        typed = {"original": unit.name, **unit.model_dump()} if unit else typed  # the edit form as it was
+        return _units_page(request, staff, 400, typed=typed, action="edit", code="confirm")
+
+    def change():  # in a thread: a big roster's round trip takes a moment
+        with console.roster_lock, Session(console.engine) as session:
+            done = actions.change_unit(session, staff, console.settings, action, typed)
+            session.commit()
+            return done
+
+    try:
+        done = await asyncio.to_thread(change)
+    except BreaksConfig as exc:
+        return _units_page(request, staff, 400, problem=exc.message, typed=typed, action=action, code="config")
+    except RosterError as exc:
+        return _units_page(request, staff, 400, problem=exc.message, typed=typed, action=action)
+    console.refresh_roster()
+    request.app.state.templates.env.globals["settings"] = console.settings
+    if console.on_roster is not None:
+        console.on_roster()  # the daemon running us reloads now, not at its next file look
+    code = {"added": "unit-added", "removed": "unit-removed"}.get(done.action, "unit-changed")
+    return _back(request, "/units", code if done.action != "changed" or done.fields else "nothing-changed",
+                 unit=done.unit)
 
 
 @page()
@@ -555,8 +655,10 @@ class Headers:
         return await self.app(scope, receive, sending)
 
 
-def create_app(settings, engine=None, *, office: Office | None = None, now=clock.now, on_mail=None) -> Starlette:
-    """The console for these settings (the engine's schema must be current)."""
+def create_app(settings, engine=None, *, office: Office | None = None, now=clock.now, on_mail=None,
+               on_roster=None) -> Starlette:
+    """The console for these settings (the engine's schema must be current). `on_roster` is
+    called after the console changed the roster file (the daemon: reload now)."""
     from mailbot.store import make_engine
 
     engine = engine or make_engine(settings.db_url)
@@ -581,6 +683,7 @@ def create_app(settings, engine=None, *, office: Office | None = None, now=clock
         Route("/returns/{return_id:int}/file", return_file),
         Route("/returns/{return_id:int}/enter", return_enter, methods=["POST"]),
         Route("/units", units),
+        Route("/units/{action}", unit_action, methods=["POST"]),
         Route("/digest", digest_page),
         Route("/digest/view", digest_view),
         Route("/healthz", healthz),
@@ -594,7 +697,7 @@ def create_app(settings, engine=None, *, office: Office | None = None, now=clock
     ]
     app = Starlette(routes=routes, middleware=middleware,
                     exception_handlers={HTTPException: _not_found, Exception: _server_error})
-    app.state.console = Console(settings, engine, office, now, on_mail)
+    app.state.console = Console(settings, engine, office, now, on_mail, on_roster)
     app.state.templates = _templates(settings)
     return app
 
