@@ -192,7 +192,7 @@ def _digest_preview(rt, console: Console) -> None:
     from mailbot.digest import digesting
 
     now = clock.now()
-    period = digest.period_for(now + timedelta(days=7), rt.settings.digest, rt.settings.tz)
+    period = digest.current_period(now, rt.settings.digest, rt.settings.tz)
     with Session(rt.engine) as session:
         r = digesting.render(session, rt.settings, period, now, inline_chart=True)
     page = rt.settings.storage / f"周报预览-{period.key}.html"

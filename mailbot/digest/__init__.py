@@ -61,6 +61,13 @@ def period_for(now: datetime, cfg, tz) -> Period:
     return period
 
 
+def current_period(now: datetime, cfg, tz) -> Period:
+    """The period that holds `now`: the week so far, whose digest is sent when it ends."""
+    local = now.astimezone(tz)
+    ahead = (WEEKDAYS.index(cfg.day) - local.weekday()) % 7 or 7
+    return _period_ending(local.date() + timedelta(days=ahead), cfg, tz)
+
+
 def next_run(now: datetime, cfg, tz) -> datetime:
     """The next send minute after `now` (UTC)."""
     return period_for(now, cfg, tz).scheduled_at + timedelta(days=7)
