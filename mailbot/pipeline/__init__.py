@@ -162,13 +162,20 @@ def _hashers() -> ThreadPoolExecutor:
     return _HASHERS
 
 
-def keep_batch(engine, raws: RawStore, batch: list[RawMail], folder: str, state_update) -> Counts:
+def identify(batch: list[RawMail]):
+    """Start hashing a batch (sha256, Message-ID, fingerprint) in the hash threads; the
+    result is handed to `keep_batch`, so the caller can record parse results meanwhile."""
+    return [_hashers().submit(_ident, raw) for raw in batch] if len(batch) > 1 else [_Ready(_ident(raw)) for raw in batch]
+
+
+def keep_batch(engine, raws: RawStore, batch: list[RawMail], folder: str, state_update, idents=None) -> Counts:
     """Store a fetched batch in one transaction together with the mailbox's progress.
 
     `state_update(session)` moves the mailbox's last UID in the same commit, so progress
     and stored rows never disagree. A unique-key race with another worker is retried.
+    `idents` is what `identify(batch)` started (computed here when not given).
     """
-    idents = list(_hashers().map(_ident, batch)) if len(batch) > 1 else [_ident(raw) for raw in batch]
+    idents = [f.result() for f in (identify(batch) if idents is None else idents)]
     for attempt in range(1, 6):
         counts = Counts(fetched=len(batch))
         try:
