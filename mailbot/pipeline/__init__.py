@@ -72,6 +72,7 @@ class _Seen:
         self.session = session
         self.copies: set[tuple[str, int, int]] = set()
         self.new_copies: list[dict] = []
+        self.writing: set[str] = set()  # raw files the caller is writing (keep_batch)
         uids = [r.uid for r in batch if r.uid is not None]
         if uids:
             first = batch[0]
@@ -123,7 +124,7 @@ def keep(session: Session, raws: RawStore, raw: RawMail, folder: str = "INBOX",
         row = seen.row(key)
     outcome = "duplicate"
     if row is None:
-        rel = raws.put(raw.data, sha)
+        rel = raws.relative(sha) if sha in seen.writing else raws.put(raw.data, sha)
         new_id = session.execute(insert(InboundMessage).values(
             key=key, message_id=message_id, sha256=sha, fingerprint=fingerprint, size=len(raw.data),
             raw_path=rel, first_mailbox=raw.mailbox or "replay", status="stored", received_at=clock.now(),
@@ -168,6 +169,17 @@ def identify(batch: list[RawMail]):
     return [_hashers().submit(_ident, raw) for raw in batch] if len(batch) > 1 else [_Ready(_ident(raw)) for raw in batch]
 
 
+def _write_all(raws: RawStore, items: list[tuple[bytes, str]]) -> None:
+    """Write raw files (several threads when there are several) and flush them to disk."""
+    if len(items) > 1:
+        with ThreadPoolExecutor(2, thread_name_prefix="raw") as pool:
+            list(pool.map(lambda item: raws.put(*item), items))
+    else:
+        for item in items:
+            raws.put(*item)
+    RawStore.sync()
+
+
 def keep_batch(engine, raws: RawStore, batch: list[RawMail], folder: str, state_update, idents=None) -> Counts:
     """Store a fetched batch in one transaction together with the mailbox's progress.
 
@@ -181,10 +193,11 @@ def keep_batch(engine, raws: RawStore, batch: list[RawMail], folder: str, state_
         try:
             with Session(engine) as session:
                 seen = _Seen(session, batch, [i[1] for i in idents])
-                # the new messages' raw files are written in threads (the writes let go of the GIL);
-                # keep() then finds each in place
+                # the new messages' raw files are written and flushed to disk in a thread (the
+                # writes and the sync let go of the GIL) while their rows are inserted here
                 fresh = [(raw.data, ident[3]) for raw, ident in zip(batch, idents) if seen.rows.get(ident[1]) is None]
-                list(_hashers().map(lambda item: raws.put(*item), fresh))
+                seen.writing = {sha for _data, sha in fresh}
+                written = _hashers().submit(_write_all, raws, fresh)
                 for raw, ident in zip(batch, idents):
                     _row, outcome = keep(session, raws, raw, folder, seen, ident)
                     if outcome == "stored":
@@ -193,7 +206,7 @@ def keep_batch(engine, raws: RawStore, batch: list[RawMail], folder: str, state_
                         counts.duplicates += 1
                 seen.flush_copies()
                 state_update(session)
-                RawStore.sync()
+                written.result()  # the files are on disk before the rows that point at them
                 session.commit()
             return counts
         except IntegrityError:

@@ -425,6 +425,10 @@ class RawStore:
     def path_for(self, sha256: str) -> Path:
         return self.root / "raw" / sha256[:2] / sha256[2:4] / f"{sha256}.eml"
 
+    def relative(self, sha256: str) -> str:
+        """Where `put` writes these bytes, relative to root."""
+        return str(self.path_for(sha256).relative_to(self.root))
+
     def put(self, data: bytes, sha256: str, durable: bool = False) -> str:
         """Write the bytes once (same hash, same file); return the path relative to root."""
         path = self.path_for(sha256)
