@@ -36,7 +36,7 @@ from sqlmodel import Session, select
 
 from mailbot import clock
 from mailbot.models import aware as _aware
-from mailbot.store import OutboxMessage, log_event
+from mailbot.store import OutboxMessage, add_row, log_event
 
 log = logging.getLogger("mailbot.outbox")
 TEMPLATES = Path(__file__).parent / "templates"
@@ -334,9 +334,13 @@ def count_recent(session: Session, addresses, now: datetime) -> None:
     session.info[_RECENT] = (now, counts)
 
 
+QUEUED = "mailbot.outbox.queued"  # session.info key: letters this session has queued
+
+
 def enqueue(session: Session, out: Outgoing, cfg, now: datetime, submission_id: int | None = None,
-            inbound_id: int | None = None, capped: bool | None = None) -> OutboxMessage | None:
-    """Write one message to the outbox (caller commits). None when the daily cap for that
+            inbound_id: int | None = None, capped: bool | None = None) -> bool | None:
+    """Write one message to the outbox (caller commits; the row is INSERTed before the
+    session's next statement, see `store.add_row`). None when the daily cap for that
     address is reached: a loop or a flood is stopped here, and the event is recorded.
     `capped`: whether the cap applies (callers pass `not owed(...)`); by default, for the
     kinds in CAPPED_KINDS."""
@@ -351,12 +355,13 @@ def enqueue(session: Session, out: Outgoing, cfg, now: datetime, submission_id: 
     known = session.info.get(_RECENT)
     if known is not None and known[0] == now and out.to_address.lower() in known[1]:
         known[1][out.to_address.lower()] += 1  # what the count query would now also see
-    row = OutboxMessage(kind=out.kind, mailbox=out.mailbox, to_address=out.to_address.lower(),
-                        subject=out.subject, message_id=out.message_id, raw=build(out), next_attempt_at=now,
-                        give_up_at=now + timedelta(hours=cfg.give_up_after_hours),
-                        submission_id=submission_id, inbound_id=inbound_id, created_at=now)
-    session.add(row)
-    return row
+    add_row(session, _OUTBOX, dict(
+        kind=out.kind, mailbox=out.mailbox, to_address=out.to_address.lower(), subject=out.subject,
+        message_id=out.message_id, raw=build(out), status="pending", attempts=0, next_attempt_at=now,
+        give_up_at=now + timedelta(hours=cfg.give_up_after_hours), sending_at=None, sent_at=None, last_error=None,
+        submission_id=submission_id, inbound_id=inbound_id, created_at=now))
+    session.info[QUEUED] = session.info.get(QUEUED, 0) + 1
+    return True
 
 
 # --- sending -------------------------------------------------------------------------

@@ -23,7 +23,7 @@ from sqlalchemy import bindparam, insert, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
-from mailbot import alerts, clock, filing
+from mailbot import alerts, clock, filing, outbox
 from mailbot.models import Parsed, RawMail, mail_from_json
 from mailbot.office import Office
 from mailbot.pipeline import parseworker
@@ -31,7 +31,6 @@ from mailbot.read import parse as parser
 from mailbot.store import (
     InboundMessage,
     MessageCopy,
-    OutboxMessage,
     RawStore,
     log_event,
 )
@@ -432,10 +431,10 @@ def _apply(session: Session, results: list[tuple[int, Parsed]], ctx=None) -> tup
     rows = {r.id: r for r in session.exec(select(InboundMessage).where(InboundMessage.id.in_(ids))).all()}
     items = [(rows[inbound_id], mail_from_json(json.loads(result.summary)), result) for inbound_id, result in routed]
     filing.prepare_batch(session, ctx, [(row, mail, result.route) for row, mail, result in items])
+    before = session.info.get(outbox.QUEUED, 0)
     for row, mail, result in items:
-        before = len([o for o in session.new if isinstance(o, OutboxMessage)])
         filing.handle(session, ctx, row, mail, result.route, result.staged)
-        queued += len([o for o in session.new if isinstance(o, OutboxMessage)]) - before
+    queued = session.info.get(outbox.QUEUED, 0) - before
     filing.finish_batch(session)
     return outcomes, queued
 

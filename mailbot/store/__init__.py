@@ -350,8 +350,60 @@ def make_engine(url: str) -> Engine:
 
 def log_event(session: Session, kind: str, detail: str = "", mailbox: str | None = None,
               inbound_id: int | None = None, submission_id: int | None = None, actor: str | None = None) -> None:
-    session.add(Event(kind=kind, detail=detail, mailbox=mailbox, inbound_id=inbound_id,
-                      submission_id=submission_id, actor=actor))
+    add_row(session, Event.__table__, dict(at=clock.now(), kind=kind, detail=detail, mailbox=mailbox,
+                                           inbound_id=inbound_id, submission_id=submission_id, actor=actor))
+
+
+# --- rows written without ORM objects ---------------------------------------------
+
+_ROWS = "mailbot.rows"  # session.info key: [(table, values)] not yet INSERTed, in the order added
+
+
+def add_row(session: Session, table, values: dict) -> None:
+    """Add a row that nothing reads back as an object (an event, an outbox letter): kept as
+    plain values and INSERTed with the rows added after it, one executemany per table, before
+    the session's next statement, flush or commit. Building ORM objects for thousands of
+    these per batch cost more than the SQL. Every row of one table must give the same keys.
+    Rows referring to other rows only name rows that are already INSERTed."""
+    rows = session.info.get(_ROWS)
+    if rows is None:
+        session.connection()  # in a transaction now: its end (commit, rollback, close) ends the list too
+        rows = session.info[_ROWS] = []
+    rows.append((table, values))
+
+
+def write_rows(session: Session) -> None:
+    """INSERT the rows `add_row` holds (in order; consecutive rows of a table together)."""
+    rows = session.info.pop(_ROWS, None)
+    if not rows:
+        return
+    conn = session.connection()
+    start = 0
+    for i in range(1, len(rows) + 1):
+        if i == len(rows) or rows[i][0] is not rows[start][0]:
+            conn.execute(rows[start][0].insert(), [values for _table, values in rows[start:i]])
+            start = i
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _rows_before_statement(state) -> None:
+    write_rows(state.session)  # a query sees every row added before it
+
+
+@event.listens_for(Session, "before_flush")
+def _rows_before_flush(session, _context, _instances) -> None:
+    write_rows(session)
+
+
+@event.listens_for(Session, "before_commit")
+def _rows_before_commit(session) -> None:
+    write_rows(session)
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _rows_dropped(session, transaction) -> None:
+    if transaction.parent is None:  # the transaction is over: rows not written were rolled back
+        session.info.pop(_ROWS, None)
 
 
 def mailbox_state(session: Session, mailbox: str, folder: str = "INBOX") -> MailboxState:
