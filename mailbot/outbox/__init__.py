@@ -407,19 +407,20 @@ def _due(engine, now: datetime, limit: int = 500) -> list[tuple[int, str]]:
 _OUTBOX = OutboxMessage.__table__
 
 
-def _claim_one(engine, outbox_id: int, now: datetime) -> tuple[bytes, str] | None:
+def _claim_one(conn, outbox_id: int, now: datetime) -> tuple[bytes, str] | None:
     """Mark one due row 'sending', committed before its SMTP conversation, so that only
-    the message on the wire can be in doubt after a crash. None if another drainer took it."""
-    with Session(engine) as session:
+    the message on the wire can be in doubt after a crash. None if another drainer took it.
+    `conn`: the drain round's connection (plain statements, no ORM session per letter)."""
+    with conn.begin():
         # no RETURNING of the bytes: SQLite would hold a 40 MB letter in a temporary table too
-        claimed = session.execute(update(_OUTBOX).where(
+        claimed = conn.execute(update(_OUTBOX).where(
             _OUTBOX.c.id == outbox_id, _OUTBOX.c.status == "pending", _OUTBOX.c.next_attempt_at <= now)
             .values(status="sending", sending_at=now, attempts=_OUTBOX.c.attempts + 1)).rowcount
-        session.commit()
-        if claimed != 1:
-            return None
-        got = session.execute(select(_OUTBOX.c.raw, _OUTBOX.c.to_address).where(_OUTBOX.c.id == outbox_id)).first()
-        return (got[0], got[1]) if got else None
+    if claimed != 1:
+        return None
+    with conn.begin():
+        got = conn.execute(select(_OUTBOX.c.raw, _OUTBOX.c.to_address).where(_OUTBOX.c.id == outbox_id)).first()
+    return (got[0], got[1]) if got else None
 
 
 _STREAM_FROM = 1 << 20  # letters this large go out a slice at a time (`_sendmail`)
@@ -537,6 +538,7 @@ async def drain(engine, settings, now: datetime | None = None) -> DrainCounts:
     counts = DrainCounts()
     cfg = settings.outbox
     connections: dict[str, _Connection] = {}
+    conn = engine.connect()
     try:
         while True:
             stamp = now or clock.now()
@@ -545,7 +547,7 @@ async def drain(engine, settings, now: datetime | None = None) -> DrainCounts:
             if not due:
                 return counts
             for outbox_id, mailbox in due:
-                claimed = _claim_one(engine, outbox_id, stamp)
+                claimed = _claim_one(conn, outbox_id, stamp)
                 if claimed is None:
                     continue
                 raw, to = claimed
@@ -553,20 +555,21 @@ async def drain(engine, settings, now: datetime | None = None) -> DrainCounts:
                     connections[mailbox] = _Connection(settings, settings.mailbox(mailbox))
                 error, permanent = await connections[mailbox].send(raw, to)
                 del raw, claimed  # a 40 MB letter is not held while its outcome is written
-                outcome = _record(engine, cfg, outbox_id, stamp, error, permanent)
+                outcome = _record(engine, conn, cfg, outbox_id, stamp, error, permanent)
                 setattr(counts, outcome, getattr(counts, outcome) + 1)
     finally:
+        conn.close()
         for connection in connections.values():
             await connection.close()
 
 
-def _record(engine, cfg, outbox_id: int, now: datetime, error: str | None, permanent: bool) -> str:
-    with Session(engine) as session:
-        if error is None:
-            session.execute(update(_OUTBOX).where(_OUTBOX.c.id == outbox_id).values(
+def _record(engine, conn, cfg, outbox_id: int, now: datetime, error: str | None, permanent: bool) -> str:
+    if error is None:
+        with conn.begin():
+            conn.execute(update(_OUTBOX).where(_OUTBOX.c.id == outbox_id).values(
                 status="sent", sent_at=clock.now(), last_error=None, sending_at=None))
-            session.commit()
-            return "sent"
+        return "sent"
+    with Session(engine) as session:
         row = session.get(OutboxMessage, outbox_id, options=[defer(OutboxMessage.raw)])  # not 40 MB again
         row.sending_at = None
         row.last_error = error
