@@ -362,7 +362,7 @@ _ROWS = "mailbot.rows"  # session.info key: [(table, values)] not yet INSERTed, 
 def add_row(session: Session, table, values: dict) -> None:
     """Add a row that nothing reads back as an object (an event, an outbox letter): kept as
     plain values and INSERTed with the rows added after it, one executemany per table, before
-    the session's next statement, flush or commit. Building ORM objects for thousands of
+    the session's next ORM statement, flush or commit. Building ORM objects for thousands of
     these per batch cost more than the SQL. Every row of one table must give the same keys.
     Rows referring to other rows only name rows that are already INSERTed."""
     rows = session.info.get(_ROWS)
@@ -373,16 +373,17 @@ def add_row(session: Session, table, values: dict) -> None:
 
 
 def write_rows(session: Session) -> None:
-    """INSERT the rows `add_row` holds (in order; consecutive rows of a table together)."""
+    """INSERT the rows `add_row` holds: one executemany per table, each table's rows in the
+    order they were added (so are their ids; the rows held never refer to each other)."""
     rows = session.info.pop(_ROWS, None)
     if not rows:
         return
+    by_table: dict = {}
+    for table, values in rows:
+        by_table.setdefault(table, []).append(values)
     conn = session.connection()
-    start = 0
-    for i in range(1, len(rows) + 1):
-        if i == len(rows) or rows[i][0] is not rows[start][0]:
-            conn.execute(rows[start][0].insert(), [values for _table, values in rows[start:i]])
-            start = i
+    for table, values in by_table.items():
+        conn.execute(table.insert(), values)
 
 
 @event.listens_for(Session, "do_orm_execute")
