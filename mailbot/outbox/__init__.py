@@ -416,9 +416,8 @@ def _claim_one(conn, outbox_id: int, now: datetime) -> tuple[bytes, str] | None:
         claimed = conn.execute(update(_OUTBOX).where(
             _OUTBOX.c.id == outbox_id, _OUTBOX.c.status == "pending", _OUTBOX.c.next_attempt_at <= now)
             .values(status="sending", sending_at=now, attempts=_OUTBOX.c.attempts + 1)).rowcount
-    if claimed != 1:
-        return None
-    with conn.begin():
+        if claimed != 1:
+            return None
         got = conn.execute(select(_OUTBOX.c.raw, _OUTBOX.c.to_address).where(_OUTBOX.c.id == outbox_id)).first()
     return (got[0], got[1]) if got else None
 
