@@ -30,7 +30,7 @@ from typing import Sequence
 
 import aiosmtplib
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
-from sqlalchemy import func, update
+from sqlalchemy import bindparam, func, update
 from sqlalchemy.orm import defer
 from sqlmodel import Session, select
 
@@ -412,14 +412,21 @@ def _claim_one(conn, outbox_id: int, now: datetime) -> tuple[bytes, str] | None:
     the message on the wire can be in doubt after a crash. None if another drainer took it.
     `conn`: the drain round's connection (plain statements, no ORM session per letter)."""
     with conn.begin():
-        # no RETURNING of the bytes: SQLite would hold a 40 MB letter in a temporary table too
-        claimed = conn.execute(update(_OUTBOX).where(
-            _OUTBOX.c.id == outbox_id, _OUTBOX.c.status == "pending", _OUTBOX.c.next_attempt_at <= now)
-            .values(status="sending", sending_at=now, attempts=_OUTBOX.c.attempts + 1)).rowcount
+        claimed = conn.execute(_CLAIM, {"_id": outbox_id, "_at": now}).rowcount
         if claimed != 1:
             return None
-        got = conn.execute(select(_OUTBOX.c.raw, _OUTBOX.c.to_address).where(_OUTBOX.c.id == outbox_id)).first()
+        got = conn.execute(_LETTER, {"_id": outbox_id}).first()
     return (got[0], got[1]) if got else None
+
+
+# built once (a statement built per letter cost more than its SQL)
+_CLAIM = (update(_OUTBOX).where(_OUTBOX.c.id == bindparam("_id"), _OUTBOX.c.status == "pending",
+                                _OUTBOX.c.next_attempt_at <= bindparam("_at"))
+          .values(status="sending", sending_at=bindparam("_at"), attempts=_OUTBOX.c.attempts + 1))
+# no RETURNING of the bytes in the claim: SQLite would hold a 40 MB letter in a temporary table too
+_LETTER = select(_OUTBOX.c.raw, _OUTBOX.c.to_address).where(_OUTBOX.c.id == bindparam("_id"))
+_SENT = (update(_OUTBOX).where(_OUTBOX.c.id == bindparam("_id"))
+         .values(status="sent", sent_at=bindparam("_sent"), last_error=None, sending_at=None))
 
 
 _STREAM_FROM = 1 << 20  # letters this large go out a slice at a time (`_sendmail`)
@@ -565,8 +572,7 @@ async def drain(engine, settings, now: datetime | None = None) -> DrainCounts:
 def _record(engine, conn, cfg, outbox_id: int, now: datetime, error: str | None, permanent: bool) -> str:
     if error is None:
         with conn.begin():
-            conn.execute(update(_OUTBOX).where(_OUTBOX.c.id == outbox_id).values(
-                status="sent", sent_at=clock.now(), last_error=None, sending_at=None))
+            conn.execute(_SENT, {"_id": outbox_id, "_sent": clock.now()})
         return "sent"
     with Session(engine) as session:
         row = session.get(OutboxMessage, outbox_id, options=[defer(OutboxMessage.raw)])  # not 40 MB again

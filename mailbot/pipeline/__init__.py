@@ -102,6 +102,10 @@ class _Seen:
             self.new_copies = []
 
 
+# built once: a statement built per message cost more than its SQL (coercion, cache key)
+_INSERT_INBOUND = insert(InboundMessage.__table__).returning(InboundMessage.__table__.c.id)
+
+
 def keep(session: Session, raws: RawStore, raw: RawMail, folder: str = "INBOX",
          seen: _Seen | None = None, ident: tuple | None = None) -> tuple[_Known | None, str]:
     """Store one fetched message: raw file, then an inbound row (or a duplicate copy).
@@ -124,11 +128,11 @@ def keep(session: Session, raws: RawStore, raw: RawMail, folder: str = "INBOX",
     outcome = "duplicate"
     if row is None:
         rel = raws.relative(sha) if sha in seen.writing else raws.put(raw.data, sha)
-        new_id = session.execute(insert(InboundMessage).values(
+        new_id = session.execute(_INSERT_INBOUND, dict(
             key=key, message_id=message_id, sha256=sha, fingerprint=fingerprint, size=len(raw.data),
             raw_path=rel, first_mailbox=raw.mailbox or "replay", status="stored", received_at=clock.now(),
             auto_reply=False, bounce=False, attachment_count=0, attempts=0,
-        ).returning(InboundMessage.id)).scalar_one()
+        )).scalar_one()
         row = seen.rows[key] = _Known(new_id, fingerprint, sha, "stored")
         outcome = "stored"
     else:
