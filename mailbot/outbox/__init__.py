@@ -30,13 +30,13 @@ from typing import Sequence
 
 import aiosmtplib
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
-from sqlalchemy import func, update
+from sqlalchemy import bindparam, func, update
 from sqlalchemy.orm import defer
 from sqlmodel import Session, select
 
 from mailbot import clock
 from mailbot.models import aware as _aware
-from mailbot.store import OutboxMessage, log_event
+from mailbot.store import OutboxMessage, add_row, log_event
 
 log = logging.getLogger("mailbot.outbox")
 TEMPLATES = Path(__file__).parent / "templates"
@@ -334,9 +334,13 @@ def count_recent(session: Session, addresses, now: datetime) -> None:
     session.info[_RECENT] = (now, counts)
 
 
+QUEUED = "mailbot.outbox.queued"  # session.info key: letters this session has queued
+
+
 def enqueue(session: Session, out: Outgoing, cfg, now: datetime, submission_id: int | None = None,
-            inbound_id: int | None = None, capped: bool | None = None) -> OutboxMessage | None:
-    """Write one message to the outbox (caller commits). None when the daily cap for that
+            inbound_id: int | None = None, capped: bool | None = None) -> bool | None:
+    """Write one message to the outbox (caller commits; the row is INSERTed before the
+    session's next statement, see `store.add_row`). None when the daily cap for that
     address is reached: a loop or a flood is stopped here, and the event is recorded.
     `capped`: whether the cap applies (callers pass `not owed(...)`); by default, for the
     kinds in CAPPED_KINDS."""
@@ -351,12 +355,13 @@ def enqueue(session: Session, out: Outgoing, cfg, now: datetime, submission_id: 
     known = session.info.get(_RECENT)
     if known is not None and known[0] == now and out.to_address.lower() in known[1]:
         known[1][out.to_address.lower()] += 1  # what the count query would now also see
-    row = OutboxMessage(kind=out.kind, mailbox=out.mailbox, to_address=out.to_address.lower(),
-                        subject=out.subject, message_id=out.message_id, raw=build(out), next_attempt_at=now,
-                        give_up_at=now + timedelta(hours=cfg.give_up_after_hours),
-                        submission_id=submission_id, inbound_id=inbound_id, created_at=now)
-    session.add(row)
-    return row
+    add_row(session, _OUTBOX, dict(
+        kind=out.kind, mailbox=out.mailbox, to_address=out.to_address.lower(), subject=out.subject,
+        message_id=out.message_id, raw=build(out), status="pending", attempts=0, next_attempt_at=now,
+        give_up_at=now + timedelta(hours=cfg.give_up_after_hours), sending_at=None, sent_at=None, last_error=None,
+        submission_id=submission_id, inbound_id=inbound_id, created_at=now))
+    session.info[QUEUED] = session.info.get(QUEUED, 0) + 1
+    return True
 
 
 # --- sending -------------------------------------------------------------------------
@@ -402,19 +407,26 @@ def _due(engine, now: datetime, limit: int = 500) -> list[tuple[int, str]]:
 _OUTBOX = OutboxMessage.__table__
 
 
-def _claim_one(engine, outbox_id: int, now: datetime) -> tuple[bytes, str] | None:
+def _claim_one(conn, outbox_id: int, now: datetime) -> tuple[bytes, str] | None:
     """Mark one due row 'sending', committed before its SMTP conversation, so that only
-    the message on the wire can be in doubt after a crash. None if another drainer took it."""
-    with Session(engine) as session:
-        # no RETURNING of the bytes: SQLite would hold a 40 MB letter in a temporary table too
-        claimed = session.execute(update(_OUTBOX).where(
-            _OUTBOX.c.id == outbox_id, _OUTBOX.c.status == "pending", _OUTBOX.c.next_attempt_at <= now)
-            .values(status="sending", sending_at=now, attempts=_OUTBOX.c.attempts + 1)).rowcount
-        session.commit()
+    the message on the wire can be in doubt after a crash. None if another drainer took it.
+    `conn`: the drain round's connection (plain statements, no ORM session per letter)."""
+    with conn.begin():
+        claimed = conn.execute(_CLAIM, {"_id": outbox_id, "_at": now}).rowcount
         if claimed != 1:
             return None
-        got = session.execute(select(_OUTBOX.c.raw, _OUTBOX.c.to_address).where(_OUTBOX.c.id == outbox_id)).first()
-        return (got[0], got[1]) if got else None
+        got = conn.execute(_LETTER, {"_id": outbox_id}).first()
+    return (got[0], got[1]) if got else None
+
+
+# built once (a statement built per letter cost more than its SQL)
+_CLAIM = (update(_OUTBOX).where(_OUTBOX.c.id == bindparam("_id"), _OUTBOX.c.status == "pending",
+                                _OUTBOX.c.next_attempt_at <= bindparam("_at"))
+          .values(status="sending", sending_at=bindparam("_at"), attempts=_OUTBOX.c.attempts + 1))
+# no RETURNING of the bytes in the claim: SQLite would hold a 40 MB letter in a temporary table too
+_LETTER = select(_OUTBOX.c.raw, _OUTBOX.c.to_address).where(_OUTBOX.c.id == bindparam("_id"))
+_SENT = (update(_OUTBOX).where(_OUTBOX.c.id == bindparam("_id"))
+         .values(status="sent", sent_at=bindparam("_sent"), last_error=None, sending_at=None))
 
 
 _STREAM_FROM = 1 << 20  # letters this large go out a slice at a time (`_sendmail`)
@@ -532,6 +544,7 @@ async def drain(engine, settings, now: datetime | None = None) -> DrainCounts:
     counts = DrainCounts()
     cfg = settings.outbox
     connections: dict[str, _Connection] = {}
+    conn = engine.connect()
     try:
         while True:
             stamp = now or clock.now()
@@ -540,7 +553,7 @@ async def drain(engine, settings, now: datetime | None = None) -> DrainCounts:
             if not due:
                 return counts
             for outbox_id, mailbox in due:
-                claimed = _claim_one(engine, outbox_id, stamp)
+                claimed = _claim_one(conn, outbox_id, stamp)
                 if claimed is None:
                     continue
                 raw, to = claimed
@@ -548,20 +561,20 @@ async def drain(engine, settings, now: datetime | None = None) -> DrainCounts:
                     connections[mailbox] = _Connection(settings, settings.mailbox(mailbox))
                 error, permanent = await connections[mailbox].send(raw, to)
                 del raw, claimed  # a 40 MB letter is not held while its outcome is written
-                outcome = _record(engine, cfg, outbox_id, stamp, error, permanent)
+                outcome = _record(engine, conn, cfg, outbox_id, stamp, error, permanent)
                 setattr(counts, outcome, getattr(counts, outcome) + 1)
     finally:
+        conn.close()
         for connection in connections.values():
             await connection.close()
 
 
-def _record(engine, cfg, outbox_id: int, now: datetime, error: str | None, permanent: bool) -> str:
+def _record(engine, conn, cfg, outbox_id: int, now: datetime, error: str | None, permanent: bool) -> str:
+    if error is None:
+        with conn.begin():
+            conn.execute(_SENT, {"_id": outbox_id, "_sent": clock.now()})
+        return "sent"
     with Session(engine) as session:
-        if error is None:
-            session.execute(update(_OUTBOX).where(_OUTBOX.c.id == outbox_id).values(
-                status="sent", sent_at=clock.now(), last_error=None, sending_at=None))
-            session.commit()
-            return "sent"
         row = session.get(OutboxMessage, outbox_id, options=[defer(OutboxMessage.raw)])  # not 40 MB again
         row.sending_at = None
         row.last_error = error

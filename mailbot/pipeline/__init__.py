@@ -23,7 +23,7 @@ from sqlalchemy import bindparam, insert, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
-from mailbot import alerts, clock, filing
+from mailbot import alerts, clock, filing, outbox
 from mailbot.models import Parsed, RawMail, mail_from_json
 from mailbot.office import Office
 from mailbot.pipeline import parseworker
@@ -31,7 +31,6 @@ from mailbot.read import parse as parser
 from mailbot.store import (
     InboundMessage,
     MessageCopy,
-    OutboxMessage,
     RawStore,
     log_event,
 )
@@ -72,6 +71,7 @@ class _Seen:
         self.session = session
         self.copies: set[tuple[str, int, int]] = set()
         self.new_copies: list[dict] = []
+        self.writing: set[str] = set()  # raw files the caller is writing (keep_batch)
         uids = [r.uid for r in batch if r.uid is not None]
         if uids:
             first = batch[0]
@@ -102,6 +102,10 @@ class _Seen:
             self.new_copies = []
 
 
+# built once: a statement built per message cost more than its SQL (coercion, cache key)
+_INSERT_INBOUND = insert(InboundMessage.__table__).returning(InboundMessage.__table__.c.id)
+
+
 def keep(session: Session, raws: RawStore, raw: RawMail, folder: str = "INBOX",
          seen: _Seen | None = None, ident: tuple | None = None) -> tuple[_Known | None, str]:
     """Store one fetched message: raw file, then an inbound row (or a duplicate copy).
@@ -123,12 +127,12 @@ def keep(session: Session, raws: RawStore, raw: RawMail, folder: str = "INBOX",
         row = seen.row(key)
     outcome = "duplicate"
     if row is None:
-        rel = raws.put(raw.data, sha)
-        new_id = session.execute(insert(InboundMessage).values(
+        rel = raws.relative(sha) if sha in seen.writing else raws.put(raw.data, sha)
+        new_id = session.execute(_INSERT_INBOUND, dict(
             key=key, message_id=message_id, sha256=sha, fingerprint=fingerprint, size=len(raw.data),
             raw_path=rel, first_mailbox=raw.mailbox or "replay", status="stored", received_at=clock.now(),
             auto_reply=False, bounce=False, attachment_count=0, attempts=0,
-        ).returning(InboundMessage.id)).scalar_one()
+        )).scalar_one()
         row = seen.rows[key] = _Known(new_id, fingerprint, sha, "stored")
         outcome = "stored"
     else:
@@ -162,22 +166,41 @@ def _hashers() -> ThreadPoolExecutor:
     return _HASHERS
 
 
-def keep_batch(engine, raws: RawStore, batch: list[RawMail], folder: str, state_update) -> Counts:
+def identify(batch: list[RawMail]):
+    """Start hashing a batch (sha256, Message-ID, fingerprint) in the hash threads; the
+    result is handed to `keep_batch`, so the caller can record parse results meanwhile."""
+    return [_hashers().submit(_ident, raw) for raw in batch] if len(batch) > 1 else [_Ready(_ident(raw)) for raw in batch]
+
+
+def _write_all(raws: RawStore, items: list[tuple[bytes, str]]) -> None:
+    """Write raw files (several threads when there are several) and flush them to disk."""
+    if len(items) > 1:
+        with ThreadPoolExecutor(2, thread_name_prefix="raw") as pool:
+            list(pool.map(lambda item: raws.put(*item), items))
+    else:
+        for item in items:
+            raws.put(*item)
+    RawStore.sync()
+
+
+def keep_batch(engine, raws: RawStore, batch: list[RawMail], folder: str, state_update, idents=None) -> Counts:
     """Store a fetched batch in one transaction together with the mailbox's progress.
 
     `state_update(session)` moves the mailbox's last UID in the same commit, so progress
     and stored rows never disagree. A unique-key race with another worker is retried.
+    `idents` is what `identify(batch)` started (computed here when not given).
     """
-    idents = list(_hashers().map(_ident, batch)) if len(batch) > 1 else [_ident(raw) for raw in batch]
+    idents = [f.result() for f in (identify(batch) if idents is None else idents)]
     for attempt in range(1, 6):
         counts = Counts(fetched=len(batch))
         try:
             with Session(engine) as session:
                 seen = _Seen(session, batch, [i[1] for i in idents])
-                # the new messages' raw files are written in threads (the writes let go of the GIL);
-                # keep() then finds each in place
+                # the new messages' raw files are written and flushed to disk in a thread (the
+                # writes and the sync let go of the GIL) while their rows are inserted here
                 fresh = [(raw.data, ident[3]) for raw, ident in zip(batch, idents) if seen.rows.get(ident[1]) is None]
-                list(_hashers().map(lambda item: raws.put(*item), fresh))
+                seen.writing = {sha for _data, sha in fresh}
+                written = _hashers().submit(_write_all, raws, fresh)
                 for raw, ident in zip(batch, idents):
                     _row, outcome = keep(session, raws, raw, folder, seen, ident)
                     if outcome == "stored":
@@ -186,7 +209,7 @@ def keep_batch(engine, raws: RawStore, batch: list[RawMail], folder: str, state_
                         counts.duplicates += 1
                 seen.flush_copies()
                 state_update(session)
-                RawStore.sync()
+                written.result()  # the files are on disk before the rows that point at them
                 session.commit()
             return counts
         except IntegrityError:
@@ -412,10 +435,10 @@ def _apply(session: Session, results: list[tuple[int, Parsed]], ctx=None) -> tup
     rows = {r.id: r for r in session.exec(select(InboundMessage).where(InboundMessage.id.in_(ids))).all()}
     items = [(rows[inbound_id], mail_from_json(json.loads(result.summary)), result) for inbound_id, result in routed]
     filing.prepare_batch(session, ctx, [(row, mail, result.route) for row, mail, result in items])
+    before = session.info.get(outbox.QUEUED, 0)
     for row, mail, result in items:
-        before = len([o for o in session.new if isinstance(o, OutboxMessage)])
         filing.handle(session, ctx, row, mail, result.route, result.staged)
-        queued += len([o for o in session.new if isinstance(o, OutboxMessage)]) - before
+    queued = session.info.get(outbox.QUEUED, 0) - before
     filing.finish_batch(session)
     return outcomes, queued
 

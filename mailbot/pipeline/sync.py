@@ -17,7 +17,7 @@ from sqlmodel import Session, select
 from mailbot import clock, ingest
 from mailbot.config import Mailbox, Settings
 from mailbot.ingest import Folder, MailboxError
-from mailbot.pipeline import Counts, Processor, keep_batch
+from mailbot.pipeline import Counts, Processor, identify, keep_batch
 from mailbot.store import (
     InboundMessage,
     MessageCopy,
@@ -47,16 +47,17 @@ def sync(client: IMAPClient, box: Mailbox, settings: Settings, engine, raws: Raw
         for uid, why in failed:
             _fetch_failed(engine, box, folder.uidvalidity, uid, why)
         counts.fetch_failed += len(batch) - len(got)
+        idents = identify(got)  # hashed in threads while the last batch's results are recorded
+        counts.add(processor.collect())
         try:
             counts.add(keep_batch(engine, raws, got, box.folder,
-                                           _advance(box, folder.uidvalidity, max(batch))))
+                                  _advance(box, folder.uidvalidity, max(batch)), idents))
         except OSError as exc:  # disk full, permissions: nothing was committed, nothing is lost
             raise MailboxError("storage", f"邮箱 {box.name}：无法把邮件写入存储目录 {raws.root}"
                                           f"（{exc.strerror or exc}），请检查磁盘空间和权限；"
                                           "邮件仍在服务器上，恢复后会继续") from None
         del got  # stored on disk now: parsing reads it back, so a 40 MB message is not held twice
         processor.submit()
-        counts.add(processor.collect())
     counts.add(processor.drain())
     apply_server_actions(client, box, folder, engine, settings.mark_processed)
     _touch(engine, box)

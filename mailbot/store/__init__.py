@@ -350,8 +350,61 @@ def make_engine(url: str) -> Engine:
 
 def log_event(session: Session, kind: str, detail: str = "", mailbox: str | None = None,
               inbound_id: int | None = None, submission_id: int | None = None, actor: str | None = None) -> None:
-    session.add(Event(kind=kind, detail=detail, mailbox=mailbox, inbound_id=inbound_id,
-                      submission_id=submission_id, actor=actor))
+    add_row(session, Event.__table__, dict(at=clock.now(), kind=kind, detail=detail, mailbox=mailbox,
+                                           inbound_id=inbound_id, submission_id=submission_id, actor=actor))
+
+
+# --- rows written without ORM objects ---------------------------------------------
+
+_ROWS = "mailbot.rows"  # session.info key: [(table, values)] not yet INSERTed, in the order added
+
+
+def add_row(session: Session, table, values: dict) -> None:
+    """Add a row that nothing reads back as an object (an event, an outbox letter): kept as
+    plain values and INSERTed with the rows added after it, one executemany per table, before
+    the session's next ORM statement, flush or commit. Building ORM objects for thousands of
+    these per batch cost more than the SQL. Every row of one table must give the same keys.
+    Rows referring to other rows only name rows that are already INSERTed."""
+    rows = session.info.get(_ROWS)
+    if rows is None:
+        session.connection()  # in a transaction now: its end (commit, rollback, close) ends the list too
+        rows = session.info[_ROWS] = []
+    rows.append((table, values))
+
+
+def write_rows(session: Session) -> None:
+    """INSERT the rows `add_row` holds: one executemany per table, each table's rows in the
+    order they were added (so are their ids; the rows held never refer to each other)."""
+    rows = session.info.pop(_ROWS, None)
+    if not rows:
+        return
+    by_table: dict = {}
+    for table, values in rows:
+        by_table.setdefault(table, []).append(values)
+    conn = session.connection()
+    for table, values in by_table.items():
+        conn.execute(table.insert(), values)
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _rows_before_statement(state) -> None:
+    write_rows(state.session)  # a query sees every row added before it
+
+
+@event.listens_for(Session, "before_flush")
+def _rows_before_flush(session, _context, _instances) -> None:
+    write_rows(session)
+
+
+@event.listens_for(Session, "before_commit")
+def _rows_before_commit(session) -> None:
+    write_rows(session)
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _rows_dropped(session, transaction) -> None:
+    if transaction.parent is None:  # the transaction is over: rows not written were rolled back
+        session.info.pop(_ROWS, None)
 
 
 def mailbox_state(session: Session, mailbox: str, folder: str = "INBOX") -> MailboxState:
@@ -424,6 +477,10 @@ class RawStore:
 
     def path_for(self, sha256: str) -> Path:
         return self.root / "raw" / sha256[:2] / sha256[2:4] / f"{sha256}.eml"
+
+    def relative(self, sha256: str) -> str:
+        """Where `put` writes these bytes, relative to root."""
+        return str(self.path_for(sha256).relative_to(self.root))
 
     def put(self, data: bytes, sha256: str, durable: bool = False) -> str:
         """Write the bytes once (same hash, same file); return the path relative to root."""
