@@ -138,7 +138,7 @@ class Department(_Strict):
     name: str
     prefix: str = Field(pattern=r"^[A-Z]{1,4}$")
     mailbox: str | None = None
-    sender_name: str | None = None  # display name on its mail, e.g. 临沂市科协科普部
+    sender_name: str | None = None  # display name on its mail, e.g. the office and department name
     contact: Contact | None = None  # overrides office.contact on this department's mail
 
 
@@ -240,7 +240,7 @@ class Calendar(_Strict):
 
 
 class Audience(_Strict):
-    """A group of units asked for the form, with its own deadline (毕节: 市直 10月25日, 县区 11月5日)."""
+    """A group of units asked for the form, with its own deadline (e.g. city units by one date, county offices by a later one)."""
 
     name: str
     units: list[str] = Field(default_factory=list)  # unit names from the roster
@@ -663,7 +663,7 @@ def _resolve_paths(data: dict, folder: Path) -> None:
 
 
 def _department_names_as_keys(data: dict) -> list[Problem]:
-    """A department may be named by its key (kepu) or its name (科普部) wherever one is
+    """A department may be named by its key or its name wherever one is
     expected: names become keys here, so the checks after see keys only."""
     depts = [d for d in (data.get("departments") or []) if isinstance(d, dict)]
     by_name = {str(d.get("name")): d.get("key") for d in depts if d.get("key") and d.get("name")}

@@ -111,7 +111,7 @@ def _missing_list(session, ctx, campaign, missing) -> int:
 
 
 def form_title(ctx, template: str) -> str:
-    """The form's own title (临沂科协微信公众号关注情况统计表), as units know it; else the template name."""
+    """The form's own title, as units know it; else the template name."""
     found = ctx.template(template)
     return found.title if found and found.title else template
 

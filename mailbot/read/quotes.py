@@ -84,17 +84,17 @@ RETURN_FOLLOW = ("修改", "重写", "重报", "补充", "完善", "给", "至",
 # caller, i.e. configuration; a short form without the final 部 is allowed). What may stand
 # before 转 on the command line: a request or suggestion (请转…, 建议转…, 此稿转…).
 REROUTE_VERB = "转"
-REROUTE_VERB_TAILS = ("发", "交", "送")  # 转发给学会部, 转交学会部, 转送学会部
+REROUTE_VERB_TAILS = ("发", "交", "送")  # 转发给<dept>, 转交<dept>, 转送<dept>
 REROUTE_TO = ("给", "至", "到", "往")  # 转给 / 转至 / 转到 / 转往
 REROUTE_LEADS = ("烦请", "麻烦", "劳烦", "建议", "请", "拟", "需要", "需", "应该", "应", "最好", "还是", "直接",
                  "帮忙", "帮", "您", "你", "此稿", "该稿", "本稿", "此文", "该文", "此件", "这篇稿件", "这篇")
-# Right after a short form (学会 for 学会部) only these may follow, so 转学会员单位 is no reroute.
+# Right after a short form (the name without its last character) only these may follow, so 转<dept-short>员单位 is no reroute.
 REROUTE_SHORT_FOLLOW = ("处理", "审核", "审阅", "审定", "审批", "审", "办理", "办", "核", "看", "阅", "定",
                         "研究", "把关", "负责", "跟进", "一下", "吧", "了", "啊", "呀", "的", "老师", "领导")
 # 转 + these, with no configured department after, is no reroute ("转发给大家学习", "转载"): asked.
 NOT_REROUTE = ("转发", "转载", "转帖", "转贴", "转正", "转达", "转告", "转账", "转换", "转变", "转向", "转入",
                "转出", "转移", "转让", "转型", "转化", "转而")
-# 已转学会部 states that someone already forwarded it: not a command (asked, nothing moves).
+# 已转<dept> states that someone already forwarded it: not a command (asked, nothing moves).
 ALREADY = r"(?:已经|早已|已)"
 ACK_LEAD = r"(?:(?:好的|好|嗯|OK)[\s,.。!~]*)?(?:已收到|收到|已阅|已读|知道了|知悉|明白|了解|谢谢|感谢|多谢)"
 ACK_ANYWHERE = r"收到|已阅|看一?下|看看|再看|明天看|稍后|晚点|回头|抽空|在看|考虑|研究|商量"
@@ -334,10 +334,10 @@ def read_command(text: str, targets: Iterable[str]) -> Command:
     Rules: quoted `>` lines are never read; up to two greeting lines or prefixes
     ("王老师：", "您好，") are skipped; the command must open the next line. 退回-words
     (不通过 included) → return, with the rest of the text as the reason (None if empty);
-    转 + a configured department → reroute, as people write it: 转：学会部, 转 学会部, 转给/转至/
-    转到/转发给学会部, 请转学会部处理, 建议转学会部, 转学会部审核, the short form 转学会 (ASCII
+    转 + a configured department → reroute, as people write it: 转：<dept>, 转 <dept>, 转给/转至/
+    转到/转发给<dept>, 请转<dept>处理, 建议转<dept>, 转<dept>审核, the short form without 部 (ASCII
     or full-width colon and spaces). 转 + anything else (转 宣传部, 转发给大家学习, 转载, 转正, a
-    bare 转) → ask; so is 已转学会部 (a statement that it was forwarded, not a command). A
+    bare 转) → ask; so is 已转<dept> (a statement that it was forwarded, not a command). A
     reroute with 通过/同意 … or a return word after it is contradictory → ask. 通过/同意/OK/好 …
     → approve, unless a return word or a 转 + department also appears anywhere (contradiction → ask).
     收到/已阅/我看一下 … → None (acknowledgement: change nothing, ask nothing), unless a
@@ -384,7 +384,7 @@ def _starts_command(line: str, pos: int) -> bool:
 
 
 def _aliases(targets: Iterable[str]) -> tuple[tuple[str, str], ...]:
-    """(written form, department) pairs, longest first: 学会部 and 学会 → 学会部."""
+    """(written form, department) pairs, longest first: a name and its short form → the name."""
     if isinstance(targets, str):
         targets = [targets]
     pairs = [(_nfkc(target), target) for target in targets]

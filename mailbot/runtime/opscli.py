@@ -259,7 +259,7 @@ def _list_needs_person(settings, limit: int, as_json: bool) -> None:
 
 
 def find_department(settings, text: str):
-    """A department by key, name or tracking prefix (kp, KP, 科普部, kepu), or None."""
+    """A department by its key, name or tracking prefix (any case), or None."""
     wanted = text.strip()
     return next((d for d in settings.departments
                  if wanted in (d.key, d.name) or wanted.upper() == d.prefix or wanted.lower() == d.key.lower()), None)
