@@ -12,6 +12,7 @@ import logging
 import random
 import signal
 import threading
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -191,8 +192,49 @@ class Runtime:
 
 
 def run_once(rt: Runtime) -> list[ingest.MailboxError]:
-    """Process everything pending in every mailbox once, then return the mailboxes' errors."""
+    """Process everything pending in every mailbox once, then return the mailboxes' errors.
+
+    Mail the processing queues (receipts, forwards, replies) is sent while the next batches
+    are read, by a sender thread, as the daemon's drainer does; what the clock makes due
+    after the mailboxes (reminders, alerts, the digest) goes at the end."""
     errors: list[ingest.MailboxError] = []
+    with _sending_meanwhile(rt):
+        _read_all(rt, errors)
+    rt.processor.close()  # workers end with the run; the next run starts fresh ones
+    rt.chase()
+    rt.watch()
+    rt.catch_up()  # run from cron: the digest goes out on the first run after its minute
+    rt.send_due()
+    return errors
+
+
+@contextmanager
+def _sending_meanwhile(rt: Runtime):
+    """A thread that sends what the outbox owes whenever a commit queued mail, until the block ends."""
+    done = threading.Event()
+
+    def sender() -> None:
+        while True:
+            rt.mail_due.wait()
+            rt.mail_due.clear()
+            if done.is_set():
+                return
+            try:
+                rt.send_due()
+            except Exception:  # the database or the disk: the send at the end of the run tries again
+                log.exception("sending during the run failed; trying again at its end")
+
+    thread = threading.Thread(target=sender, name="sender", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        rt.mail_due.set()
+        thread.join()
+
+
+def _read_all(rt: Runtime, errors: list[ingest.MailboxError]) -> None:
     rt.count(rt.processor.drain())  # left from an earlier crash
     for box in rt.settings.mailboxes:
         try:
@@ -212,12 +254,6 @@ def run_once(rt: Runtime) -> list[ingest.MailboxError]:
             errors.append(ingest.MailboxError("network", message))
         finally:
             ingest.close(client)
-    rt.processor.close()  # workers end with the run; the next run starts fresh ones
-    rt.chase()
-    rt.watch()
-    rt.catch_up()  # run from cron: the digest goes out on the first run after its minute
-    rt.send_due()
-    return errors
 
 
 def mailbox_loop(rt: Runtime, box: Mailbox, stop: threading.Event) -> None:

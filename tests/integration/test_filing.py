@@ -8,6 +8,7 @@ import base64
 import functools
 import hashlib
 import time
+from datetime import timedelta
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from email.utils import make_msgid
@@ -122,16 +123,16 @@ def test_one_message_to_two_mailboxes_is_one_submission_one_receipt(servers, mak
 def test_receipt_waits_for_the_smtp_server_and_is_sent_exactly_once(servers, make_settings):
     servers.append("skxkpb", submission())
     servers.smtp.stop()
-    rt = daemon.Runtime.build(make_settings(servers, outbox={"retry_initial": 0.2, "retry_max": 1}))
+    rt = daemon.Runtime.build(make_settings(servers, outbox={"retry_initial": 60, "retry_max": 120}))
     assert daemon.run_once(rt) == []
     [row] = table(rt.engine, OutboxMessage)
     assert row.status == "pending" and "无法连接 SMTP 服务器" in row.last_error and row.attempts == 1
     assert rt.sent.retry == 1
 
     servers.smtp.start()  # back, on the same port
-    time.sleep(0.3)
-    rt.send_due()
-    rt.send_due()  # nothing left: a second drain must not send it again
+    later = rt.clock() + timedelta(seconds=61)  # the retry is due
+    rt.send_due(later)
+    rt.send_due(later)  # nothing left: a second drain must not send it again
     [row] = table(rt.engine, OutboxMessage)
     assert row.status == "sent" and row.attempts == 2
     assert len(inbox(servers, "unit1")) == 1
