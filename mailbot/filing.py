@@ -306,7 +306,10 @@ def _large_attachments(row) -> list[dict]:
     """What became of the message's 超大附件 links (the parse worker's `large_attachments`)."""
     import json
 
-    return json.loads(row.parsed_json or "{}").get("large_attachments") or []
+    text = row.parsed_json or ""
+    if '"large_attachments"' not in text:  # nearly every message: no link, no need to read the summary
+        return []
+    return json.loads(text).get("large_attachments") or []
 
 
 def _links_failed(session, ctx: Context, row, sub: Submission) -> str:

@@ -36,6 +36,7 @@ from sqlmodel import Session, select
 
 from mailbot import clock
 from mailbot.models import aware as _aware
+from mailbot.outbox.fold import fold_words
 from mailbot.store import OutboxMessage, add_row, log_event
 
 log = logging.getLogger("mailbot.outbox")
@@ -67,12 +68,17 @@ class Outgoing:
     related: tuple[tuple[str, bytes, str], ...] = field(default=(), repr=False)  # inline: cid, data, type
 
 
+@functools.lru_cache(maxsize=None)
+def _exists(name: str) -> bool:
+    """Whether templates/<name> exists (the package's templates do not change while it runs)."""
+    return (TEMPLATES / name).exists()
+
+
 def render(template: str, **context) -> tuple[str, str, str | None]:
     """(subject, text, html) from templates/<template>.subject.j2, .txt.j2 and .html.j2."""
     subject = _env.get_template(f"{template}.subject.j2").render(**context).strip()
     text = _env.get_template(f"{template}.txt.j2").render(**context)
-    html_path = TEMPLATES / f"{template}.html.j2"
-    html = _env.get_template(f"{template}.html.j2").render(**context) if html_path.exists() else None
+    html = _env.get_template(f"{template}.html.j2").render(**context) if _exists(f"{template}.html.j2") else None
     return " ".join(subject.split()), text, html
 
 
@@ -139,9 +145,9 @@ def letter(kind: str, template: str | None = None, *, settings, to: str, now: da
         theirs = re.sub(r"^\s*(?:(?:re|fw|fwd|回复|答复|转发)\s*[:：]\s*)+", "", answering_subject.strip(), flags=re.I)
         theirs = re.sub(r"\s*【[^【】]*】\s*$", "", theirs)  # our part of an earlier answer
         subject = f"回复：{theirs}【{subject}】"
-    named = TEMPLATES / f"{template or kind}.from.j2"
-    if named.exists():
-        from_name = " ".join(_env.get_template(named.name).render(**context).split())
+    named = f"{template or kind}.from.j2"
+    if _exists(named):
+        from_name = " ".join(_env.get_template(named).render(**context).split())
     elif from_name is None:
         from_name = (dept.sender_name or dept.name) if dept else settings.organisation
     refs = tuple(answering_refs) + ((answering,) if answering else ())
@@ -248,6 +254,8 @@ def _fold(name: str, value: str) -> bytes:
     if (name in _VERBATIM and len(name) + 2 + len(value) <= SMTP.max_line_length and "=?" not in value
             and _PLAIN.fullmatch(value)):
         return f"{name}: {value}\r\n".encode("ascii")
+    if name == "Subject" and (folded := fold_words(name, value)) is not None:
+        return folded  # the same bytes, without the stdlib's encode-and-shrink loop (outbox/fold.py)
     return _fold_slow(name, value)
 
 

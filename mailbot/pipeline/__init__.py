@@ -56,7 +56,7 @@ class Counts:
 
 @dataclass
 class _Known:
-    id: int
+    id: int | None  # None until the batch's new rows are INSERTed (`_Seen.flush_inbound`)
     fingerprint: str
     sha256: str
     status: str
@@ -70,7 +70,8 @@ class _Seen:
     def __init__(self, session: Session, batch: list[RawMail], keys: list[str]):
         self.session = session
         self.copies: set[tuple[str, int, int]] = set()
-        self.new_copies: list[dict] = []
+        self.new_copies: list[tuple[_Known, dict]] = []
+        self.new_inbound: list[tuple[_Known, dict]] = []  # INSERTed together, ids back in order
         self.writing: set[str] = set()  # raw files the caller is writing (keep_batch)
         uids = [r.uid for r in batch if r.uid is not None]
         if uids:
@@ -96,14 +97,33 @@ class _Seen:
             self.rows.setdefault(key, None)
         return self.rows[key]
 
+    def known_id(self, row: _Known) -> int:
+        """The row's id, INSERTing the batch's new rows first if it is one of them."""
+        if row.id is None:
+            self.flush_inbound()
+        return row.id
+
+    def flush_inbound(self) -> None:
+        """One multi-row INSERT … RETURNING for the batch's new inbound rows (was one per message)."""
+        if not self.new_inbound:
+            return
+        rows, self.new_inbound = self.new_inbound, []
+        ids = self.session.connection().execute(_INSERT_INBOUND, [values for _row, values in rows]).scalars().all()
+        for (row, _values), new_id in zip(rows, ids, strict=True):
+            row.id = new_id
+
     def flush_copies(self) -> None:
+        self.flush_inbound()
         if self.new_copies:
-            self.session.execute(insert(MessageCopy), self.new_copies)
+            self.session.execute(insert(MessageCopy), [dict(values, inbound_id=row.id)
+                                                       for row, values in self.new_copies])
             self.new_copies = []
 
 
-# built once: a statement built per message cost more than its SQL (coercion, cache key)
-_INSERT_INBOUND = insert(InboundMessage.__table__).returning(InboundMessage.__table__.c.id)
+# built once: a statement built per message cost more than its SQL (coercion, cache key);
+# executed with a batch's rows it is one INSERT … VALUES (…), (…) RETURNING, ids in row order
+_INSERT_INBOUND = insert(InboundMessage.__table__).returning(InboundMessage.__table__.c.id,
+                                                            sort_by_parameter_order=True)
 
 
 def keep(session: Session, raws: RawStore, raw: RawMail, folder: str = "INBOX",
@@ -123,27 +143,26 @@ def keep(session: Session, raws: RawStore, raw: RawMail, folder: str = "INBOX",
         # Same Message-ID, different message (a broken client, a template re-used): both are kept.
         key = f"{message_id}#{fingerprint[:16]}"
         log_event(session, "message-id-collision", f"{message_id} in {raw.mailbox} uid {raw.uid}",
-                  mailbox=raw.mailbox, inbound_id=row.id)
+                  mailbox=raw.mailbox, inbound_id=seen.known_id(row))
         row = seen.row(key)
     outcome = "duplicate"
     if row is None:
         rel = raws.relative(sha) if sha in seen.writing else raws.put(raw.data, sha)
-        new_id = session.execute(_INSERT_INBOUND, dict(
+        row = seen.rows[key] = _Known(None, fingerprint, sha, "stored")
+        seen.new_inbound.append((row, dict(
             key=key, message_id=message_id, sha256=sha, fingerprint=fingerprint, size=len(raw.data),
             raw_path=rel, first_mailbox=raw.mailbox or "replay", status="stored", received_at=clock.now(),
-            auto_reply=False, bounce=False, attachment_count=0, attempts=0,
-        )).scalar_one()
-        row = seen.rows[key] = _Known(new_id, fingerprint, sha, "stored")
+            auto_reply=False, bounce=False, attachment_count=0, attempts=0)))
         outcome = "stored"
     else:
         note = "same bytes" if row.sha256 == sha else "same Message-ID, different bytes"
         log_event(session, "duplicate", f"{note}; copy in {raw.mailbox} uid {raw.uid}",
-                  mailbox=raw.mailbox, inbound_id=row.id)
+                  mailbox=raw.mailbox, inbound_id=seen.known_id(row))
     if raw.uid is not None:
-        seen.new_copies.append(dict(inbound_id=row.id, mailbox=raw.mailbox, folder=folder,
-                                    uidvalidity=raw.uidvalidity, uid=raw.uid, sha256=sha,
-                                    duplicate=outcome == "duplicate", server_action="pending",
-                                    created_at=clock.now()))
+        seen.new_copies.append((row, dict(mailbox=raw.mailbox, folder=folder,
+                                          uidvalidity=raw.uidvalidity, uid=raw.uid, sha256=sha,
+                                          duplicate=outcome == "duplicate", server_action="pending",
+                                          created_at=clock.now())))
         seen.copies.add((raw.mailbox, raw.uidvalidity, raw.uid))
     if alone:
         seen.flush_copies()

@@ -430,6 +430,8 @@ def place_files(session: Session, storage: Path, submission_id: int, staged, fol
     same-named different file gets ' (2)'), the sender's name kept in the database."""
     from mailbot.read.parse import unique_name
 
+    if not staged:  # a 稿件 written in the body alone: no folder until it has a file
+        return []
     target = storage / folder
     target.mkdir(parents=True, exist_ok=True)
     taken = {p.name for p in target.iterdir()}
