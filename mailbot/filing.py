@@ -15,7 +15,6 @@ from pathlib import Path
 
 from sqlalchemy import bindparam, insert, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import make_transient_to_detached
 from sqlmodel import Session, select
 
 from mailbot import alerts, outbox, review, reviewing
@@ -43,6 +42,7 @@ _ADDRESS = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(?:\.[A-Z
 
 _POOL = "mailbot.tracking"  # session.info key: {(prefix, year): [next, last]} reserved by this transaction
 _MOVES = "mailbot.target-folders"  # session.info key: [(inbound_id, folder)] written at finish_batch
+_FILED = "mailbot.new-submissions"  # session.info key: {inbound_id: Submission} INSERTed at prepare_batch
 
 
 def _bump(session: Session, prefix: str, year: int, n: int) -> int:
@@ -111,11 +111,17 @@ def prepare_batch(session: Session, ctx: Context, items: list[tuple[InboundMessa
     reserve_tracking(session, wanted)
     outbox.count_recent(session, senders, ctx.now)
     session.info[_MOVES] = []
+    # the batch's new 稿件, numbered in the order they came and INSERTed with one statement
+    new = [(row.id, _new_submission(session, ctx, row, mail, route))
+           for row, mail, route in items if route.kind == "submission"]
+    subs = _insert_all(session, [values for _id, values in new])
+    session.info[_FILED] = {inbound_id: sub for (inbound_id, _values), sub in zip(new, subs)}
 
 
 def finish_batch(session: Session) -> None:
     """After the batch's handlers: unused numbers back, the server moves in one statement."""
     release_tracking(session)
+    session.info.pop(_FILED, None)
     moves = session.info.pop(_MOVES, None)
     if moves:
         session.execute(update(MessageCopy.__table__).where(MessageCopy.__table__.c.inbound_id == bindparam("_id"))
@@ -148,6 +154,19 @@ def record_outcome(session, row: InboundMessage, done: Handled) -> None:
 
 
 def file_submission(session, ctx: Context, row, mail: Mail, route: Route, staged) -> Submission:
+    sub = session.info.get(_FILED, {}).pop(row.id, None)  # INSERTed with its batch (prepare_batch)
+    if sub is None:
+        [sub] = _insert_all(session, [_new_submission(session, ctx, row, mail, route)])
+    files = place_files(session, ctx.storage, sub.id, staged, sub.folder, revision=1)
+    _target_folder(session, ctx, row, route.unit)
+    log_event(session, "filed", f"{sub.tracking}: {route.reason}", inbound_id=row.id, submission_id=sub.id)
+    _receipt(session, ctx, sub, row, mail, files)
+    reviewing.start_stage(session, ctx, sub, 0, mail.text)
+    return sub
+
+
+def _new_submission(session, ctx: Context, row, mail: Mail, route: Route) -> dict:
+    """A new 稿件's columns for this message, with the next tracking number of its department."""
     settings = ctx.settings
     dept = settings.department(route.department)
     # The year the robot received it: a 稿件 kept at 12-31 23:59 and filed after midnight is
@@ -156,30 +175,30 @@ def file_submission(session, ctx: Context, row, mail: Mail, route: Route, staged
     tracking = allocate_tracking(session, dept.prefix, local.year)
     unit_dir = safe_name(route.unit or settings.filing.unknown_unit_folder, 1, "")
     folder = f"{local.year}/{safe_name(dept.name, 1, '')}/{unit_dir}/{tracking}"
-    sub = Submission(tracking=tracking, department=dept.key, unit=route.unit, unit_known=route.unit_known,
-                     title=_title(mail), sender=_reply_address(mail), sender_name=mail.from_.name or None,
-                     mailbox=row.first_mailbox, route_reason=route.reason, inbound_id=row.id, folder=folder,
-                     oversized=row.size > settings.filing.max_message_bytes, created_at=ctx.now, updated_at=ctx.now)
-    _insert(session, sub)
-    files = place_files(session, ctx.storage, sub.id, staged, folder, revision=1)
-    _target_folder(session, ctx, row, route.unit)
-    log_event(session, "filed", f"{tracking}: {route.reason}", inbound_id=row.id, submission_id=sub.id)
-    _receipt(session, ctx, sub, row, mail, files)
-    reviewing.start_stage(session, ctx, sub, 0, mail.text)
-    return sub
+    return dict(_SUBMISSION_DEFAULTS, tracking=tracking, department=dept.key, unit=route.unit,
+                unit_known=route.unit_known, title=_title(mail), sender=_reply_address(mail),
+                sender_name=mail.from_.name or None, mailbox=row.first_mailbox, route_reason=route.reason,
+                inbound_id=row.id, folder=folder, oversized=row.size > settings.filing.max_message_bytes,
+                created_at=ctx.now, updated_at=ctx.now)
 
 
-_INSERT_SUBMISSION = insert(Submission.__table__).returning(Submission.__table__.c.id)
+# the columns a new 稿件 does not set, as the model defaults them
+_SUBMISSION_DEFAULTS = {name: field.default for name, field in Submission.model_fields.items()
+                        if name != "id" and not field.is_required() and field.default_factory is None}
+_INSERT_SUBMISSIONS = insert(Submission.__table__).returning(Submission.__table__.c.id, sort_by_parameter_order=True)
 
 
-def _insert(session: Session, sub: Submission) -> None:
-    """INSERT the 稿件 at once for its id, then let the session track it as loaded: no flush
-    of everything pending per 稿件 (its files, events and receipt go in together at commit)."""
+def _insert_all(session: Session, rows: list[dict]) -> list[Submission]:
+    """INSERT new 稿件 with one multi-row statement, then load them with one SELECT (the
+    session tracks them as loaded, and loading is far cheaper than building each through the
+    model). Nothing else pending is flushed per 稿件: their files, events and receipts go in
+    together at commit."""
+    if not rows:
+        return []
     # on the session's connection: the ORM's execute() would flush everything pending first
-    new_id = session.connection().execute(_INSERT_SUBMISSION, sub.model_dump(exclude={"id"})).scalar_one()
-    sub.id = new_id
-    make_transient_to_detached(sub)
-    session.add(sub)
+    ids = session.connection().execute(_INSERT_SUBMISSIONS, rows).scalars().all()
+    loaded = {sub.id: sub for sub in session.exec(select(Submission).where(Submission.id.in_(ids)))}
+    return [loaded[i] for i in ids]
 
 
 def file_resubmission(session, ctx: Context, row, mail: Mail, route: Route, staged,

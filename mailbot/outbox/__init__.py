@@ -41,9 +41,17 @@ from mailbot.store import OutboxMessage, add_row, log_event
 
 log = logging.getLogger("mailbot.outbox")
 TEMPLATES = Path(__file__).parent / "templates"
+# auto_reload off: no stat of each template file per letter (5 a receipt); an edited template
+# is read again on the robot's reload (SIGHUP, `forget_templates`) or restart
 _env = Environment(loader=FileSystemLoader(TEMPLATES), undefined=StrictUndefined,
                    autoescape=select_autoescape(["html", "html.j2"]), trim_blocks=True, lstrip_blocks=True,
-                   keep_trailing_newline=True)
+                   keep_trailing_newline=True, auto_reload=False)
+
+
+def forget_templates() -> None:
+    """Read the template files again at their next use (after someone edited one)."""
+    _env.cache.clear()
+    _exists.cache_clear()
 
 
 @dataclass(frozen=True)

@@ -209,34 +209,77 @@ def keep_batch(engine, raws: RawStore, batch: list[RawMail], folder: str, state_
     and stored rows never disagree. A unique-key race with another worker is retried.
     `idents` is what `identify(batch)` started (computed here when not given).
     """
-    idents = [f.result() for f in (identify(batch) if idents is None else idents)]
-    for attempt in range(1, 6):
-        counts = Counts(fetched=len(batch))
+    return start_keep(engine, raws, batch, folder, state_update, idents).finish()
+
+
+def start_keep(engine, raws: RawStore, batch: list[RawMail], folder: str, state_update, idents=None) -> "Keeping":
+    """`keep_batch` in two halves: this starts writing the batch's new raw files (a thread
+    writes them and flushes them to disk) and prepares its rows; `finish()` waits for the
+    files, then INSERTs and commits. The caller fetches the next batch in between, so the
+    disk's work overlaps the network's."""
+    return Keeping(engine, raws, batch, folder, state_update,
+                   [f.result() for f in (identify(batch) if idents is None else idents)])
+
+
+class Keeping:
+    """A batch being stored (`start_keep`)."""
+
+    def __init__(self, engine, raws: RawStore, batch: list[RawMail], folder: str, state_update, idents: list):
+        self.engine, self.raws, self.batch, self.folder, self.state_update = engine, raws, batch, folder, state_update
+        self.idents = idents
+        self.session = Session(engine)
         try:
-            with Session(engine) as session:
-                seen = _Seen(session, batch, [i[1] for i in idents])
-                # the new messages' raw files are written and flushed to disk in a thread (the
-                # writes and the sync let go of the GIL) while their rows are inserted here
-                fresh = [(raw.data, ident[3]) for raw, ident in zip(batch, idents) if seen.rows.get(ident[1]) is None]
-                seen.writing = {sha for _data, sha in fresh}
-                written = _hashers().submit(_write_all, raws, fresh)
-                for raw, ident in zip(batch, idents):
-                    _row, outcome = keep(session, raws, raw, folder, seen, ident)
-                    if outcome == "stored":
-                        counts.stored += 1
-                    elif outcome == "duplicate":
-                        counts.duplicates += 1
-                seen.flush_copies()
-                state_update(session)
-                written.result()  # the files are on disk before the rows that point at them
-                session.commit()
-            return counts
-        except IntegrityError:
-            if attempt == 5:
-                raise
+            self.counts, self.seen = self._prepare(self.session)
+            # the new messages' raw files are written and flushed to disk in a thread (the
+            # writes and the sync let go of the GIL) while the rows wait here
+            fresh = {ident[3]: raw.data for raw, ident in zip(batch, idents) if ident[3] in self.seen.writing}
+            self.written = _hashers().submit(_write_all, raws, [(data, sha) for sha, data in fresh.items()])
+        except BaseException:
+            self.session.close()
+            raise
+
+    def _prepare(self, session: Session) -> tuple[Counts, _Seen]:
+        counts = Counts(fetched=len(self.batch))
+        seen = _Seen(session, self.batch, [i[1] for i in self.idents])
+        seen.writing = {ident[3] for ident in self.idents if seen.rows.get(ident[1]) is None}
+        for raw, ident in zip(self.batch, self.idents):
+            _row, outcome = keep(session, self.raws, raw, self.folder, seen, ident)
+            if outcome == "stored":
+                counts.stored += 1
+            elif outcome == "duplicate":
+                counts.duplicates += 1
+        return counts, seen
+
+    def finish(self) -> Counts:
+        """The files on disk, then the rows and the mailbox's progress in one commit."""
+        try:
+            self.written.result()  # the files are on disk before the rows that point at them
+            try:
+                self.seen.flush_copies()
+                self.state_update(self.session)
+                self.session.commit()
+                return self.counts
+            except IntegrityError:
+                self.session.rollback()
+        finally:
+            self.session.close()
+        for attempt in range(2, 6):  # another worker stored some of these meanwhile: again, as things are now
             log.info("batch raced with another worker; retrying (%d)", attempt)
             time.sleep(0.05 * attempt)
-    return Counts()
+            try:
+                with Session(self.engine) as session:
+                    counts, seen = self._prepare(session)
+                    missing = [(raw.data, ident[3]) for raw, ident in zip(self.batch, self.idents)
+                               if ident[3] in seen.writing and not self.raws.path_for(ident[3]).exists()]
+                    _write_all(self.raws, missing)
+                    seen.flush_copies()
+                    self.state_update(session)
+                    session.commit()
+                return counts
+            except IntegrityError:
+                if attempt == 5:
+                    raise
+        return Counts()
 
 
 class _Ready:

@@ -17,7 +17,7 @@ from sqlmodel import Session, select
 from mailbot import clock, ingest
 from mailbot.config import Mailbox, Settings
 from mailbot.ingest import Folder, MailboxError
-from mailbot.pipeline import Counts, Processor, identify, keep_batch
+from mailbot.pipeline import Counts, Keeping, Processor, identify, start_keep
 from mailbot.store import (
     InboundMessage,
     MessageCopy,
@@ -41,27 +41,59 @@ def sync(client: IMAPClient, box: Mailbox, settings: Settings, engine, raws: Raw
     if uids:
         processor.warm()  # the parse worker starts (imports) while the first batch is fetched
     counts = Counts()
-    for batch in ingest.batches(client, uids, settings.batch_size, settings.batch_bytes):
-        failed: list[tuple[int, str]] = []
-        got = ingest.fetch(client, box, folder.uidvalidity, batch, failed)
-        for uid, why in failed:
-            _fetch_failed(engine, box, folder.uidvalidity, uid, why)
-        counts.fetch_failed += len(batch) - len(got)
-        idents = identify(got)  # hashed in threads while the last batch's results are recorded
-        counts.add(processor.collect())
-        try:
-            counts.add(keep_batch(engine, raws, got, box.folder,
-                                  _advance(box, folder.uidvalidity, max(batch)), idents))
-        except OSError as exc:  # disk full, permissions: nothing was committed, nothing is lost
-            raise MailboxError("storage", f"邮箱 {box.name}：无法把邮件写入存储目录 {raws.root}"
-                                          f"（{exc.strerror or exc}），请检查磁盘空间和权限；"
-                                          "邮件仍在服务器上，恢复后会继续") from None
-        del got  # stored on disk now: parsing reads it back, so a 40 MB message is not held twice
-        processor.submit()
+    keeping = None  # the last batch, its files being written while the next one is fetched
+    try:
+        for batch in ingest.batches(client, uids, settings.batch_size, settings.batch_bytes):
+            failed: list[tuple[int, str]] = []
+            got = ingest.fetch(client, box, folder.uidvalidity, batch, failed)
+            for uid, why in failed:
+                _fetch_failed(engine, box, folder.uidvalidity, uid, why)
+            counts.fetch_failed += len(batch) - len(got)
+            idents = identify(got)  # hashed in threads while the last batch's results are recorded
+            counts.add(processor.collect())
+            if keeping is not None:
+                done, keeping = keeping, None
+                counts.add(_stored(done, box, raws))
+                processor.submit()
+            keeping = _storing(start_keep, engine, raws, got, box.folder,
+                               _advance(box, folder.uidvalidity, max(batch)), idents, box=box)
+            del got  # the writer holds the batch until its files are on disk: parsing reads them back
+        if keeping is not None:
+            done, keeping = keeping, None
+            counts.add(_stored(done, box, raws))
+            processor.submit()
+    finally:
+        if keeping is not None:  # a fetch failed: what was fetched before it is still stored
+            try:
+                keeping.finish()
+            except Exception:  # the error on its way out says what went wrong; this is logged
+                log.exception("%s: storing the last fetched batch failed", box.name)
     counts.add(processor.drain())
     apply_server_actions(client, box, folder, engine, settings.mark_processed)
     _touch(engine, box)
     return counts
+
+
+def _storage_error(box: Mailbox, raws: RawStore, exc: OSError) -> MailboxError:
+    # disk full, permissions: nothing was committed, nothing is lost
+    return MailboxError("storage", f"邮箱 {box.name}：无法把邮件写入存储目录 {raws.root}"
+                                   f"（{exc.strerror or exc}），请检查磁盘空间和权限；"
+                                   "邮件仍在服务器上，恢复后会继续")
+
+
+def _storing(start, *args, box: Mailbox):
+    raws = args[1]
+    try:
+        return start(*args)
+    except OSError as exc:
+        raise _storage_error(box, raws, exc) from None
+
+
+def _stored(keeping: Keeping, box: Mailbox, raws: RawStore) -> Counts:
+    try:
+        return keeping.finish()
+    except OSError as exc:
+        raise _storage_error(box, raws, exc) from None
 
 
 def _progress(engine, box: Mailbox, uidvalidity: int) -> int:

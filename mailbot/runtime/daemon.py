@@ -141,6 +141,7 @@ class Runtime:
         running values until a restart. A configuration with problems is not taken (logged)."""
         from mailbot.forms import TemplateError
 
+        outbox.forget_templates()  # letters' wording: read again from the template files
         if self.config_path is None:
             return False
         try:
