@@ -312,12 +312,13 @@ def find_campaign_scan(mail: Mail | dict, directory: Directory) -> str | None:
 
 
 def classify(mail: Mail | dict, directory: Directory, mailbox: str = "", forms: list[dict] | tuple = (),
-             campaign_scan: str | None = None) -> Route:
+             campaign_scan: str | None = None, routed: Route | None = None) -> Route:
     """The one classification, for the pipeline and `mailbot parse` alike: `route()`, then
     the forms the caller read among the attachments (`forms`: a campaign's form makes the
     message a form, not a 稿件) and a scan answering a campaign's mail (`campaign_scan`,
-    from `find_campaign_scan`: the stamped copy of a form)."""
-    found = route(mail, directory, mailbox)
+    from `find_campaign_scan`: the stamped copy of a form). `routed`: what `route()` gave
+    for this very message and directory, when the caller already asked it."""
+    found = routed if routed is not None else route(mail, directory, mailbox)
     if forms and found.kind not in ("auto_reply", "bounce", "other"):
         return replace(found, kind="form", reason=f"附件是报表《{forms[0]['result']['form_type']}》；{found.reason}",
                        forms=tuple(forms))

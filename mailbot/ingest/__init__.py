@@ -102,22 +102,27 @@ def open_folder(client: IMAPClient, box: Mailbox) -> Folder:
                   exists=int(info.get(b"EXISTS", 0)))
 
 
+class Batch(list):
+    """UIDs to fetch together, with their total size as the server gave it (`size`)."""
+
+    size: int = 0
+
+
 def batches(client: IMAPClient, uids: list[int], count: int, max_bytes: int):
     """Groups of UIDs bounded by count and total size, so one huge message travels alone."""
     for start in range(0, len(uids), 1000):
         chunk = uids[start:start + 1000]
         sizes = client.fetch(chunk, ["RFC822.SIZE"])
-        batch: list[int] = []
-        total = 0
+        batch = Batch()
         for uid in chunk:
             if uid not in sizes:
                 continue  # expunged meanwhile
             size = int(sizes[uid].get(b"RFC822.SIZE", 0))
-            if batch and (len(batch) >= count or total + size > max_bytes):
+            if batch and (len(batch) >= count or batch.size + size > max_bytes):
                 yield batch
-                batch, total = [], 0
+                batch = Batch()
             batch.append(uid)
-            total += size
+            batch.size += size
         if batch:
             yield batch
 

@@ -227,6 +227,7 @@ class Keeping:
     def __init__(self, engine, raws: RawStore, batch: list[RawMail], folder: str, state_update, idents: list):
         self.engine, self.raws, self.batch, self.folder, self.state_update = engine, raws, batch, folder, state_update
         self.idents = idents
+        self.size = sum(len(raw.data) for raw in batch)  # the fetched bytes held until `finish`
         self.session = Session(engine)
         try:
             self.counts, self.seen = self._prepare(self.session)
@@ -251,7 +252,15 @@ class Keeping:
         return counts, seen
 
     def finish(self) -> Counts:
-        """The files on disk, then the rows and the mailbox's progress in one commit."""
+        """The files on disk, then the rows and the mailbox's progress in one commit. The
+        fetched bytes are let go of here (parsing reads the files: a 40 MB message is not
+        held by the robot while its worker parses it)."""
+        try:
+            return self._finish()
+        finally:
+            self.batch = self.seen = self.written = None
+
+    def _finish(self) -> Counts:
         try:
             self.written.result()  # the files are on disk before the rows that point at them
             try:

@@ -62,11 +62,12 @@ def parse_file(path: str, sha256: str, job: dict | None = None) -> Parsed:
         log.exception("parse failed for %s", path)
         return Parsed.quarantined(f"解析时出错（{type(exc).__name__}: {str(exc)[:200]}）")
     summary = mail.to_json()
+    route, staged = None, ()
+    if job is not None:  # classify (on the whole text), and stage the attachments a 稿件 will keep
+        route = classify(mail, job, summary)
     if len(summary["text"]) > MAX_TEXT:
         summary["text"] = summary["text"][:MAX_TEXT]
-    route, staged = None, ()
-    if job is not None:  # classify, and stage the attachments a 稿件 will keep
-        route = classify(mail, job)
+    if route is not None:
         summary["classification"] = route.to_json()
         summary["reply"] = reply_info(mail, route, list(job["directory"].departments.values()))
         reviewer_files = route.kind == "reply" and any(
@@ -122,17 +123,19 @@ def reply_info(mail, route: Route, targets: list[str]) -> dict:
 OFFICE_TYPES = ("application/", "text/")
 
 
-def classify(mail, job: dict) -> Route:
+def classify(mail, job: dict, summary: dict | None = None) -> Route:
     """routing.classify with what only the worker can find: the campaign forms among the
     attachments (read by their columns) and a scan answering a campaign's mail. The same
-    function serves `mailbot parse`, so the command line and the pipeline never disagree."""
+    function serves `mailbot parse`, so the command line and the pipeline never disagree.
+    `summary`: the message's `to_json()` when the caller has it (made once, not per step)."""
     directory = job["directory"]
-    base = routing.route(mail, directory, job["mailbox"])
+    summary = mail.to_json() if summary is None else summary
+    base = routing.route(summary, directory, job["mailbox"])
     forms = read_forms(mail, job) if base.kind not in ("auto_reply", "bounce", "other") else []
     campaign = None
     if not forms and base.kind in ("reply", "resubmission"):
         campaign = routing.find_campaign_scan(mail, directory)
-    return routing.classify(mail, directory, job["mailbox"], forms, campaign)
+    return routing.classify(summary, directory, job["mailbox"], forms, campaign, routed=base)
 
 
 def make_job(settings, directory, templates: list, mailbox: str, today, staging: str | None = None) -> dict:

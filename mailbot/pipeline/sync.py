@@ -41,9 +41,11 @@ def sync(client: IMAPClient, box: Mailbox, settings: Settings, engine, raws: Raw
     if uids:
         processor.warm()  # the parse worker starts (imports) while the first batch is fetched
     counts = Counts()
-    keeping = None  # the last batch, its files being written while the next one is fetched
+    pending = _Pending(box, raws, processor, counts)
     try:
         for batch in ingest.batches(client, uids, settings.batch_size, settings.batch_bytes):
+            if batch.size > settings.batch_bytes or pending.size + batch.size > 2 * settings.batch_bytes:
+                pending.store()  # a message larger than a batch comes alone: not held beside another batch
             failed: list[tuple[int, str]] = []
             got = ingest.fetch(client, box, folder.uidvalidity, batch, failed)
             for uid, why in failed:
@@ -51,49 +53,61 @@ def sync(client: IMAPClient, box: Mailbox, settings: Settings, engine, raws: Raw
             counts.fetch_failed += len(batch) - len(got)
             idents = identify(got)  # hashed in threads while the last batch's results are recorded
             counts.add(processor.collect())
-            if keeping is not None:
-                done, keeping = keeping, None
-                counts.add(_stored(done, box, raws))
-                processor.submit()
-            keeping = _storing(start_keep, engine, raws, got, box.folder,
-                               _advance(box, folder.uidvalidity, max(batch)), idents, box=box)
+            pending.store()
+            pending.start(engine, got, box.folder, _advance(box, folder.uidvalidity, max(batch)), idents)
             del got  # the writer holds the batch until its files are on disk: parsing reads them back
-        if keeping is not None:
-            done, keeping = keeping, None
-            counts.add(_stored(done, box, raws))
-            processor.submit()
+        pending.store()
     finally:
-        if keeping is not None:  # a fetch failed: what was fetched before it is still stored
-            try:
-                keeping.finish()
-            except Exception:  # the error on its way out says what went wrong; this is logged
-                log.exception("%s: storing the last fetched batch failed", box.name)
+        pending.abandon()
     counts.add(processor.drain())
     apply_server_actions(client, box, folder, engine, settings.mark_processed)
     _touch(engine, box)
     return counts
 
 
-def _storage_error(box: Mailbox, raws: RawStore, exc: OSError) -> MailboxError:
-    # disk full, permissions: nothing was committed, nothing is lost
-    return MailboxError("storage", f"邮箱 {box.name}：无法把邮件写入存储目录 {raws.root}"
-                                   f"（{exc.strerror or exc}），请检查磁盘空间和权限；"
-                                   "邮件仍在服务器上，恢复后会继续")
+class _Pending:
+    """The last fetched batch, its files being written while the next batch is fetched;
+    `store()` commits it and hands it to the parser."""
 
+    def __init__(self, box: Mailbox, raws: RawStore, processor: Processor, counts: Counts):
+        self.box, self.raws, self.processor, self.counts = box, raws, processor, counts
+        self.keeping: Keeping | None = None
 
-def _storing(start, *args, box: Mailbox):
-    raws = args[1]
-    try:
-        return start(*args)
-    except OSError as exc:
-        raise _storage_error(box, raws, exc) from None
+    @property
+    def size(self) -> int:
+        return self.keeping.size if self.keeping is not None else 0
 
+    def start(self, engine, got, folder: str, state_update, idents) -> None:
+        try:
+            self.keeping = start_keep(engine, self.raws, got, folder, state_update, idents)
+        except OSError as exc:
+            raise self._storage_error(exc) from None
 
-def _stored(keeping: Keeping, box: Mailbox, raws: RawStore) -> Counts:
-    try:
-        return keeping.finish()
-    except OSError as exc:
-        raise _storage_error(box, raws, exc) from None
+    def store(self) -> None:
+        if self.keeping is None:
+            return
+        keeping, self.keeping = self.keeping, None
+        try:
+            self.counts.add(keeping.finish())
+        except OSError as exc:
+            raise self._storage_error(exc) from None
+        self.processor.submit()
+
+    def abandon(self) -> None:
+        """On the way out after an error: what was fetched before it is still stored."""
+        if self.keeping is None:
+            return
+        keeping, self.keeping = self.keeping, None
+        try:
+            keeping.finish()
+        except Exception:  # the error on its way out says what went wrong; this is logged
+            log.exception("%s: storing the last fetched batch failed", self.box.name)
+
+    def _storage_error(self, exc: OSError) -> MailboxError:
+        # disk full, permissions: nothing was committed, nothing is lost
+        return MailboxError("storage", f"邮箱 {self.box.name}：无法把邮件写入存储目录 {self.raws.root}"
+                                       f"（{exc.strerror or exc}），请检查磁盘空间和权限；"
+                                       "邮件仍在服务器上，恢复后会继续")
 
 
 def _progress(engine, box: Mailbox, uidvalidity: int) -> int:

@@ -122,9 +122,10 @@ class Runtime:
         for event in self.pokes.values():
             event.set()
 
-    def send_due(self, now=None) -> outbox.DrainCounts:
-        """Send what the outbox owes now (blocking; for run --once and tests)."""
-        counts = asyncio.run(outbox.drain(self.engine, self.settings, now or self.clock()))
+    def send_due(self, now=None, max_bytes: int | None = None) -> outbox.DrainCounts:
+        """Send what the outbox owes now (blocking; for run --once and tests); only letters
+        no larger than `max_bytes` when given."""
+        counts = asyncio.run(outbox.drain(self.engine, self.settings, now or self.clock(), max_bytes))
         self._add_sent(counts)
         return counts
 
@@ -209,9 +210,14 @@ def run_once(rt: Runtime) -> list[ingest.MailboxError]:
     return errors
 
 
+SEND_MEANWHILE_MAX = 1 << 20  # letters with files (a 稿件 forwarded with its video) wait for the run's end
+
+
 @contextmanager
 def _sending_meanwhile(rt: Runtime):
-    """A thread that sends what the outbox owes whenever a commit queued mail, until the block ends."""
+    """A thread that sends what the outbox owes whenever a commit queued mail, until the block
+    ends. Only letters up to SEND_MEANWHILE_MAX: a large one is read whole from the database to
+    be sent, and that is not added to the memory of the messages still being read and parsed."""
     done = threading.Event()
 
     def sender() -> None:
@@ -221,7 +227,7 @@ def _sending_meanwhile(rt: Runtime):
             if done.is_set():
                 return
             try:
-                rt.send_due()
+                rt.send_due(max_bytes=SEND_MEANWHILE_MAX)
             except Exception:  # the database or the disk: the send at the end of the run tries again
                 log.exception("sending during the run failed; trying again at its end")
 

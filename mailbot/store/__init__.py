@@ -460,6 +460,8 @@ def _same_file(path: Path, size: int, sha256: str) -> bool:
 
 def stage_attachments(mail, folder: Path) -> tuple[Staged, ...]:
     """Write a message's attachments to a staging folder (001, 002 …); filing moves them into place."""
+    if not mail.attachments:
+        return ()
     folder.mkdir(parents=True, exist_ok=True)
     out = []
     for i, att in enumerate(mail.attachments, 1):
