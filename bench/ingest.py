@@ -717,7 +717,9 @@ def main() -> int:
             print(f"  bare FETCH, imaplib debug off (reference): {wire['seconds']:.2f} s, "
                   f"{wire['msgs_per_s']:.0f} msg/s, {wire['mb_per_s']:.0f} MB/s", flush=True)
 
-            empty_config = write_config(srv, sink, workdir / "empty-storage", EMPTY_USER, workdir / "empty.yaml")
+            # the start-up run uses the measured run's storage: it creates the database there, as
+            # a robot that has run before has one (the schema is not created on the measured clock)
+            empty_config = write_config(srv, sink, workdir / "storage", EMPTY_USER, workdir / "empty.yaml")
             startup = run_robot(empty_config, workdir, "empty")
             result["robot_startup"] = startup
             print(f"  robot start-up (run --once on an empty mailbox): {startup['seconds']:.2f} s, "

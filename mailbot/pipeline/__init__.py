@@ -330,7 +330,7 @@ class Processor:
     def _pool(self):
         if self.pool is None:
             ctx = multiprocessing.get_context("spawn")  # no fork of a threaded process
-            self.pool = ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=parseworker.watch_parent,
+            self.pool = ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=parseworker.start,
                                             initargs=(os.getpid(),))
         return self.pool
 
@@ -411,7 +411,7 @@ class Processor:
         """The pool broke under some message: try this one alone in a fresh worker."""
         self._kill_pool()
         ctx = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(1, mp_context=ctx, initializer=parseworker.watch_parent,
+        with ProcessPoolExecutor(1, mp_context=ctx, initializer=parseworker.start,
                                  initargs=(os.getpid(),)) as alone:
             try:
                 return [(inbound_id, alone.submit(parseworker.parse_file, path, sha, job).result(self.timeout))]

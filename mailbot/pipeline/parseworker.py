@@ -20,6 +20,15 @@ log = logging.getLogger("mailbot.parseworker")
 MAX_TEXT = 200_000  # characters of body text kept in the database summary
 
 
+def start(robot: int | None = None) -> None:
+    """Pool initializer: the allocator set to give memory back (`mailbot.memory`), and the
+    robot watched (`watch_parent`)."""
+    from mailbot import memory
+
+    memory.tune_malloc()
+    watch_parent(robot)
+
+
 def watch_parent(robot: int | None = None) -> None:
     """Pool initializer: a worker ends when the robot that started it is gone (even after
     SIGKILL, when the pool's own shutdown never runs). `robot` is the robot's pid, passed by

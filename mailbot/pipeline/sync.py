@@ -8,6 +8,8 @@ same commit as the stored rows. Only after that commit is a message flagged or m
 from __future__ import annotations
 
 import logging
+import queue
+import threading
 from datetime import timedelta
 
 from imapclient import IMAPClient
@@ -42,12 +44,9 @@ def sync(client: IMAPClient, box: Mailbox, settings: Settings, engine, raws: Raw
         processor.warm()  # the parse worker starts (imports) while the first batch is fetched
     counts = Counts()
     pending = _Pending(box, raws, processor, counts)
+    fetching = _Prefetch(client, box, folder.uidvalidity, uids, settings, before_large=pending.store)
     try:
-        for batch in ingest.batches(client, uids, settings.batch_size, settings.batch_bytes):
-            if batch.size > settings.batch_bytes or pending.size + batch.size > 2 * settings.batch_bytes:
-                pending.store()  # a message larger than a batch comes alone: not held beside another batch
-            failed: list[tuple[int, str]] = []
-            got = ingest.fetch(client, box, folder.uidvalidity, batch, failed)
+        for batch, got, failed in fetching:
             for uid, why in failed:
                 _fetch_failed(engine, box, folder.uidvalidity, uid, why)
             counts.fetch_failed += len(batch) - len(got)
@@ -58,11 +57,82 @@ def sync(client: IMAPClient, box: Mailbox, settings: Settings, engine, raws: Raw
             del got  # the writer holds the batch until its files are on disk: parsing reads them back
         pending.store()
     finally:
+        fetching.close()
         pending.abandon()
     counts.add(processor.drain())
     apply_server_actions(client, box, folder, engine, settings.mark_processed)
     _touch(engine, box)
     return counts
+
+
+class _Prefetch:
+    """The mailbox's batches, fetched by a thread one batch ahead of the caller: the server
+    sends the next batch while this one is stored and the last results are recorded (the
+    socket and the database let go of the GIL). The client is the thread's until `close()`.
+
+    A batch larger than `batch_bytes` (one huge message) is fetched only after the caller
+    has stored what it holds (`before_large`, called from the caller's thread), so it is never
+    in memory beside other batches."""
+
+    _END = object()
+
+    def __init__(self, client: IMAPClient, box: Mailbox, uidvalidity: int, uids: list[int], settings: Settings,
+                 before_large):
+        self.before_large = before_large
+        self.items: queue.Queue = queue.Queue(maxsize=1)
+        self.stop = threading.Event()
+        self.go_on = threading.Event()
+        self.thread = threading.Thread(target=self._run, args=(client, box, uidvalidity, uids, settings),
+                                       name=f"fetch-{box.name}", daemon=True)
+        self.thread.start()
+
+    def _run(self, client, box, uidvalidity, uids, settings) -> None:
+        try:
+            for batch in ingest.batches(client, uids, settings.batch_size, settings.batch_bytes):
+                if batch.size > settings.batch_bytes:
+                    if not self._put(_LARGE):
+                        return
+                    while not self.go_on.wait(0.2):
+                        if self.stop.is_set():
+                            return
+                    self.go_on.clear()
+                failed: list[tuple[int, str]] = []
+                got = ingest.fetch(client, box, uidvalidity, batch, failed)
+                if not self._put((batch, got, failed)):
+                    return
+            self._put(self._END)
+        except BaseException as exc:  # the caller raises it (network, server, MailboxError)
+            self._put(exc)
+
+    def _put(self, item) -> bool:
+        while not self.stop.is_set():
+            try:
+                self.items.put(item, timeout=0.2)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def __iter__(self):
+        while True:
+            item = self.items.get()
+            if item is self._END:
+                return
+            if item is _LARGE:
+                self.before_large()
+                self.go_on.set()
+                continue
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+
+    def close(self) -> None:
+        """Stop fetching and wait for the thread (the client is free again)."""
+        self.stop.set()
+        self.thread.join()
+
+
+_LARGE = object()  # the next batch is one message larger than a batch: store what you hold first
 
 
 class _Pending:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from imapclient.exceptions import IMAPClientError
 
-from mailbot import clock, ingest, outbox, pipeline
+from mailbot import clock, ingest, memory, outbox, pipeline
 from mailbot import config as config_mod
 from mailbot.config import Mailbox, Settings
 from mailbot.office import Office
@@ -50,6 +50,7 @@ class Runtime:
 
     @classmethod
     def build(cls, settings: Settings, upgrade_sqlite: bool = True) -> "Runtime":
+        memory.tune_malloc()  # large messages come and go: their memory goes back to the system
         settings.storage.mkdir(parents=True, exist_ok=True)
         engine = make_engine(settings.db_url)
         schema.ensure_current(engine, auto_upgrade_sqlite=upgrade_sqlite)
