@@ -7,7 +7,6 @@ import asyncio
 import base64
 import functools
 import hashlib
-import time
 from datetime import timedelta
 from email import message_from_bytes, policy
 from email.message import EmailMessage
@@ -18,6 +17,7 @@ import pytest
 from imapclient import imap_utf7
 from sqlmodel import Session, select
 
+from mailbot.models import aware
 from mailbot.runtime import daemon
 from mailbot.store import Event, InboundMessage, OutboxMessage, Submission, SubmissionFile
 
@@ -84,7 +84,8 @@ def test_submission_is_filed_and_the_unit_gets_a_receipt(servers, make_settings)
     assert daemon.run_once(rt) == []
 
     [sub] = table(rt.engine, Submission)
-    year = time.localtime().tm_year
+    [row] = table(rt.engine, InboundMessage)  # the year the robot received it, on the one clock
+    year = aware(row.received_at).astimezone(rt.settings.tz).year
     assert (sub.tracking, sub.unit, sub.department, sub.title) == (
         f"KP-{year}-0001", "沂水县科协", "kepu", "【沂水县科协】全国科普日活动信息")
     assert "unit1@example.test 登记在 沂水县科协 名下" in sub.route_reason and "科普部" in sub.route_reason
