@@ -57,9 +57,21 @@ class Counts:
 @dataclass
 class _Known:
     id: int | None  # None until the batch's new rows are INSERTed (`_Seen.flush_inbound`)
-    fingerprint: str
+    fingerprint: str  # "" until the parse worker (or a Message-ID collision) computes it
     sha256: str
     status: str
+    data: bytes | None = None  # a row new in this batch: its bytes (its file may not be written yet)
+
+    def content_fingerprint(self, raws: RawStore) -> str | None:
+        """The stored message's fingerprint, computed from its bytes when the row has none
+        yet; None when its file cannot be read (then nothing is taken for a copy of it)."""
+        if not self.fingerprint:
+            try:
+                data = self.data if self.data is not None else raws.path_for(self.sha256).read_bytes()
+            except OSError:
+                return None
+            self.fingerprint = parser.fingerprint(data)
+        return self.fingerprint
 
 
 class _Seen:
@@ -133,22 +145,25 @@ def keep(session: Session, raws: RawStore, raw: RawMail, folder: str = "INBOX",
     Returns (row, outcome) with outcome 'stored', 'duplicate' or 'seen' (this exact UID
     was already recorded). The caller commits; nothing here talks to the server.
     """
-    message_id, key, fingerprint, sha = ident or (*parser.read_key(raw.data), raw.sha256)
+    message_id, key, sha = ident or _ident(raw)
+    fingerprint = ""  # computed only where it decides something (below); the parse worker fills it in
     alone = seen is None
     seen = seen or _Seen(session, [raw], [key])
     if raw.uid is not None and (raw.mailbox, raw.uidvalidity, raw.uid) in seen.copies:
         return None, "seen"
     row = seen.row(key)
-    if row is not None and message_id and row.fingerprint != fingerprint and row.sha256 != sha:
-        # Same Message-ID, different message (a broken client, a template re-used): both are kept.
-        key = f"{message_id}#{fingerprint[:16]}"
-        log_event(session, "message-id-collision", f"{message_id} in {raw.mailbox} uid {raw.uid}",
-                  mailbox=raw.mailbox, inbound_id=seen.known_id(row))
-        row = seen.row(key)
+    if row is not None and message_id and row.sha256 != sha:  # the same message, delivered again?
+        fingerprint = parser.fingerprint(raw.data)
+        if row.content_fingerprint(raws) != fingerprint:
+            # Same Message-ID, different message (a broken client, a template re-used): both are kept.
+            key = f"{message_id}#{fingerprint[:16]}"
+            log_event(session, "message-id-collision", f"{message_id} in {raw.mailbox} uid {raw.uid}",
+                      mailbox=raw.mailbox, inbound_id=seen.known_id(row))
+            row = seen.row(key)
     outcome = "duplicate"
     if row is None:
         rel = raws.relative(sha) if sha in seen.writing else raws.put(raw.data, sha)
-        row = seen.rows[key] = _Known(None, fingerprint, sha, "stored")
+        row = seen.rows[key] = _Known(None, fingerprint, sha, "stored", raw.data)
         seen.new_inbound.append((row, dict(
             key=key, message_id=message_id, sha256=sha, fingerprint=fingerprint, size=len(raw.data),
             raw_path=rel, first_mailbox=raw.mailbox or "replay", status="stored", received_at=clock.now(),
@@ -169,15 +184,17 @@ def keep(session: Session, raws: RawStore, raw: RawMail, folder: str = "INBOX",
     return row, outcome
 
 
-def _ident(raw: RawMail) -> tuple[str | None, str, str, str]:
-    return (*parser.read_key(raw.data), raw.sha256)
+def _ident(raw: RawMail) -> tuple[str | None, str, str]:
+    """(Message-ID, dedup key, sha256): the header block read and the bytes hashed once."""
+    sha = raw.sha256
+    return (*parser.read_id(raw.data, sha), sha)
 
 
 _HASHERS: ThreadPoolExecutor | None = None
 
 
 def _hashers() -> ThreadPoolExecutor:
-    """Threads for a batch's sha256 and fingerprints: hashlib lets go of the GIL on large
+    """Threads for a batch's sha256 and Message-IDs: hashlib lets go of the GIL on large
     buffers, so hashing runs on both cores while the parse worker and this thread work."""
     global _HASHERS
     if _HASHERS is None:
@@ -186,7 +203,7 @@ def _hashers() -> ThreadPoolExecutor:
 
 
 def identify(batch: list[RawMail]):
-    """Start hashing a batch (sha256, Message-ID, fingerprint) in the hash threads; the
+    """Start hashing a batch (sha256, Message-ID) in the hash threads; the
     result is handed to `keep_batch`, so the caller can record parse results meanwhile."""
     return [_hashers().submit(_ident, raw) for raw in batch] if len(batch) > 1 else [_Ready(_ident(raw)) for raw in batch]
 
@@ -233,7 +250,7 @@ class Keeping:
             self.counts, self.seen = self._prepare(self.session)
             # the new messages' raw files are written and flushed to disk in a thread (the
             # writes and the sync let go of the GIL) while the rows wait here
-            fresh = {ident[3]: raw.data for raw, ident in zip(batch, idents) if ident[3] in self.seen.writing}
+            fresh = {ident[2]: raw.data for raw, ident in zip(batch, idents) if ident[2] in self.seen.writing}
             self.written = _hashers().submit(_write_all, raws, [(data, sha) for sha, data in fresh.items()])
         except BaseException:
             self.session.close()
@@ -242,7 +259,7 @@ class Keeping:
     def _prepare(self, session: Session) -> tuple[Counts, _Seen]:
         counts = Counts(fetched=len(self.batch))
         seen = _Seen(session, self.batch, [i[1] for i in self.idents])
-        seen.writing = {ident[3] for ident in self.idents if seen.rows.get(ident[1]) is None}
+        seen.writing = {ident[2] for ident in self.idents if seen.rows.get(ident[1]) is None}
         for raw, ident in zip(self.batch, self.idents):
             _row, outcome = keep(session, self.raws, raw, self.folder, seen, ident)
             if outcome == "stored":
@@ -278,8 +295,8 @@ class Keeping:
             try:
                 with Session(self.engine) as session:
                     counts, seen = self._prepare(session)
-                    missing = [(raw.data, ident[3]) for raw, ident in zip(self.batch, self.idents)
-                               if ident[3] in seen.writing and not self.raws.path_for(ident[3]).exists()]
+                    missing = [(raw.data, ident[2]) for raw, ident in zip(self.batch, self.idents)
+                               if ident[2] in seen.writing and not self.raws.path_for(ident[2]).exists()]
                     _write_all(self.raws, missing)
                     seen.flush_copies()
                     self.state_update(session)
@@ -487,12 +504,14 @@ def _apply(session: Session, results: list[tuple[int, Parsed]], ctx=None) -> tup
             sent, route = result.columns["sent_at"], result.route
             parsed.append({**result.columns, "sent_at": datetime.fromisoformat(sent) if sent else None,
                            "route_json": json.dumps(route.to_json(), ensure_ascii=False) if route else None,
-                           "_id": inbound_id, "parsed_json": result.summary, "status": "parsed", "processed_at": now})
+                           "_id": inbound_id, "parsed_json": result.summary, "status": "parsed", "processed_at": now,
+                           "fingerprint": result.fingerprint})
             if route is not None and ctx is not None:
                 routed.append((inbound_id, result))
         else:
             row = session.get(InboundMessage, inbound_id)
             row.attempts += 1
+            row.fingerprint = result.fingerprint or row.fingerprint
             _quarantine(session, row, result.reason)
             if ctx is not None:
                 alerts.about_message(session, ctx, row, "quarantined", result.reason)

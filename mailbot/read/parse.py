@@ -20,6 +20,8 @@ from datetime import datetime, timedelta, timezone
 from email import message_from_bytes, policy, utils
 from email.message import Message, _parseparam
 
+import pybase64
+
 from mailbot.models import (
     Address,
     Attachment,
@@ -446,7 +448,7 @@ def _payload(part: Message, ctx: _Context) -> bytes:
         token = raw.strip()
         if token in ctx.blobs:
             start, end = ctx.blobs[token]
-            return _b64(memoryview(ctx.raw)[start:end], ctx)
+            return _b64(ctx.raw, start, end, ctx)
     try:
         data = part.get_payload(decode=True)
     except Exception as exc:  # cpython #94606 and friends
@@ -457,17 +459,33 @@ def _payload(part: Message, ctx: _Context) -> bytes:
     return data
 
 
-def _b64(block: bytes, ctx: _Context) -> bytes:
+def _b64(raw: bytes, start: int, end: int, ctx: _Context) -> bytes:
+    """raw[start:end] decoded from base64 as binascii does it (line breaks and stray
+    characters skipped), leniently when it is broken (with a defect noted)."""
+    block = memoryview(raw)[start:end]
+    pad = raw.find(b"=", start, end)
     try:  # the usual case: one pass, line breaks skipped by the decoder, no copies
+        if pad < 0 or not raw[pad:end].strip(b"= \t\r\n"):
+            # padding only at the end: pybase64 (SIMD, ~6x faster) gives binascii's bytes and
+            # errors; with "=" inside, binascii stops at the first one and pybase64 does not
+            return pybase64.b64decode(block, validate=False)
         return binascii.a2b_base64(block)
-    except binascii.Error:
+    except (binascii.Error, ValueError):
         pass
     data = bytes(block).translate(None, b"\r\n \t")
     try:
         return base64.b64decode(data + b"=" * (-len(data.rstrip(b"=")) % 4))
     except binascii.Error:
         ctx.defects.append("base64-invalid: decoded leniently")
+    try:
         return binascii.a2b_base64(data, strict_mode=False)
+    except binascii.Error:  # one character after the last whole group (a body cut off): dropped
+        alpha = data.translate(None, _NOT_BASE64)
+        alpha = alpha[: len(alpha) - 1] if len(alpha) % 4 == 1 else alpha
+        return binascii.a2b_base64(alpha + b"=" * (-len(alpha) % 4))
+
+
+_NOT_BASE64 = bytes(sorted(set(range(256)) - set(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/")))
 
 
 # --- attachments -------------------------------------------------------------------
@@ -742,24 +760,55 @@ def _hash_text(digest, raw: bytes, start: int, chunk: int = 1 << 20) -> None:
 
 
 def read_key(raw: bytes) -> tuple[str | None, str, str]:
-    """(Message-ID, dedup key, content fingerprint) from the bytes, without parsing the body.
+    """(Message-ID, dedup key, content fingerprint) from the bytes: `read_id` and
+    `fingerprint` together."""
+    message_id, key = read_id(raw)
+    return message_id, key, fingerprint(raw)
 
-    The fingerprint hashes what a re-delivery cannot change (the addressing headers and
-    the body, line ends normalised) and ignores what it does (Received, Delivered-To …),
-    so a copy of one message in two mailboxes matches, and two different messages that
-    happen to share a Message-ID do not.
-    """
+
+def _head(raw: bytes) -> bytes:
     end = raw.find(b"\r\n\r\n")
     end = raw.find(b"\n\n") if end < 0 else end
-    head = raw[: end if 0 <= end < 1 << 20 else 1 << 20]
+    return raw[: end if 0 <= end < 1 << 20 else 1 << 20]
+
+
+def _header_message(head: bytes) -> Message | None:
+    try:
+        return message_from_bytes(head + b"\n\n", policy=policy.compat32)
+    except Exception:  # header junk: the content identifies it
+        return None
+
+
+def read_id(raw: bytes, sha256: str | None = None) -> tuple[str | None, str]:
+    """(Message-ID, dedup key) from the header block, without reading the body. The key is
+    the Message-ID, or for a message without one its bytes' sha256 (`sha256` when the
+    caller has it)."""
+    msg = _header_message(_head(raw))
+    try:
+        message_id = _message_id(_raw_get(msg, "message-id")) if msg is not None else None
+    except Exception:  # header junk
+        message_id = None
+    return message_id, message_id or f"sha256:{sha256 or hashlib.sha256(raw).hexdigest()}"
+
+
+def fingerprint(raw: bytes) -> str:
+    """The content fingerprint: a hash of what a re-delivery cannot change (the addressing
+    headers and the body, line ends normalised), ignoring what it does (Received,
+    Delivered-To …). A copy of one message in two mailboxes matches; two different messages
+    that happen to share a Message-ID do not. It reads the whole message, so the pipeline
+    asks for it only where it decides something (a Message-ID seen before with other bytes)
+    and the parse worker fills it in for every stored message.
+    """
+    head = _head(raw)
+    msg = _header_message(head)
     digest = hashlib.sha256()
     try:
-        msg = message_from_bytes(head + b"\n\n", policy=policy.compat32)
-        message_id = _message_id(_raw_get(msg, "message-id"))
-        for name in _FINGERPRINT_HEADERS:
-            for value in _raw_all(msg, name):
-                digest.update(name.encode() + b":" + re.sub(r"\s+", " ", value).strip()
-                              .encode("utf-8", "surrogateescape") + b"\n")
+        message_id = _message_id(_raw_get(msg, "message-id")) if msg is not None else None
+        if message_id is not None:
+            for name in _FINGERPRINT_HEADERS:
+                for value in _raw_all(msg, name):
+                    digest.update(name.encode() + b":" + re.sub(r"\s+", " ", value).strip()
+                                  .encode("utf-8", "surrogateescape") + b"\n")
     except Exception:  # header junk: the content hash identifies it
         message_id = None
     if message_id is None:  # no identity in the headers: the whole text is the identity
@@ -768,8 +817,7 @@ def read_key(raw: bytes) -> tuple[str | None, str, str]:
     else:
         digest.update(b"\n")
         _hash_text(digest, raw, len(head))
-    key = message_id or f"sha256:{hashlib.sha256(raw).hexdigest()}"
-    return message_id, key, digest.hexdigest()
+    return digest.hexdigest()
 
 
 def received_hops(raw: bytes) -> list[dict]:

@@ -15,6 +15,7 @@ from sqlmodel import Session, select
 
 from mailbot import pipeline
 from mailbot.ingest import FLAG_STORED
+from mailbot.read import parse
 from mailbot.runtime import daemon
 from mailbot.store import Event, InboundMessage, MailboxState, MessageCopy
 
@@ -105,6 +106,55 @@ def test_message_delivered_twice_or_to_two_mailboxes_is_stored_once(servers, mak
     assert len(copies) == 5 and sum(c.duplicate for c in copies) == 3
     assert rt.totals.duplicates == 3
     assert len(rows(rt.engine, Event)) >= 3
+
+
+def test_a_message_id_used_again_for_other_content_keeps_both_and_a_redelivery_stays_one(servers, make_settings):
+    """Dedup by Message-ID, checked by the content fingerprint: a second delivery of the same
+    message (other Received lines, other bytes) is a copy; another message that reuses the
+    Message-ID (a broken client, a copied template) is kept beside the first. The robot
+    computes a fingerprint only for such a clash, from the bytes in hand or the stored file
+    (the parse worker fills the column for every message), and decides the same either way."""
+    def with_id(body: str) -> bytes:
+        m = EmailMessage()
+        m["From"] = "沂水县科协 <unit1@example.test>"
+        m["To"] = "skxkpb@example.test"
+        m["Subject"] = "同一个 Message-ID"
+        m["Message-ID"] = "<reused@unit.example>"
+        m.set_content(body)
+        return m.as_bytes()
+
+    def redelivered(raw: bytes, hop: str) -> bytes:
+        return f"Received: from {hop} by mx.example.test; Wed, 9 Dec 2026 10:00:00 +0800\r\n".encode() + raw
+
+    first, second = with_id("第一篇稿件"), with_id("第二篇，内容不同")
+    for raw in (first, second, redelivered(first, "relay1")):  # one batch: the clash found among new rows
+        servers.append("skxkpb", raw)
+    rt = daemon.Runtime.build(make_settings(servers, boxes=("skxkpb",), filing=STAY))
+    daemon.run_once(rt)
+    inbound = sorted(rows(rt.engine, InboundMessage), key=lambda r: r.id)
+    assert [r.message_id for r in inbound] == ["<reused@unit.example>"] * 2
+    assert inbound[0].key == "<reused@unit.example>" and inbound[1].key.startswith("<reused@unit.example>#")
+    assert rt.totals.duplicates == 1
+    assert sum(e.kind == "message-id-collision" for e in rows(rt.engine, Event)) == 1
+    for row in inbound:  # filled in by the parse worker, from the stored bytes
+        assert row.status == "parsed" and row.fingerprint == parse.fingerprint(rt.raws.read(row.raw_path))
+
+    # a robot that stopped between storing and parsing leaves rows without a fingerprint:
+    # the clash is then decided from the stored file
+    with Session(rt.engine) as s:
+        for row in s.exec(select(InboundMessage)).all():
+            row.fingerprint = ""
+            s.add(row)
+        s.commit()
+    servers.append("skxkpb", redelivered(first, "relay2"))   # a copy of the first message
+    servers.append("skxkpb", redelivered(second, "relay2"))  # a copy of the second message
+    servers.append("skxkpb", with_id("第三篇，又一个"))          # a third message with the same id
+    rt.totals = pipeline.Counts()
+    daemon.run_once(rt)
+    assert (rt.totals.stored, rt.totals.duplicates) == (1, 2)
+    inbound = rows(rt.engine, InboundMessage)
+    assert len(inbound) == 3 and len({r.key for r in inbound}) == 3
+    assert len(rows(rt.engine, MessageCopy)) == 6
 
 
 def test_uidvalidity_change_rescans_and_dedup_keeps_it_exact(servers, make_settings):
