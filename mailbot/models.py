@@ -263,8 +263,7 @@ class Parsed:
     `status` is 'parsed' or 'quarantined' (then `reason` says why, for the operator).
     `summary` is the `mailbot parse --json` object as JSON text, stored as it is; `columns`
     are the fields the database indexes; `route` and `staged` exist when a configuration
-    classified the message; `fingerprint` is the content fingerprint the robot leaves to the
-    worker (the robot computes one itself only where a Message-ID comes again)."""
+    classified the message."""
 
     status: str
     reason: str | None = None
@@ -272,8 +271,7 @@ class Parsed:
     columns: dict = field(default_factory=dict)
     route: Route | None = None
     staged: tuple[Staged, ...] = ()
-    fingerprint: str = ""  # `parse.fingerprint` of the bytes ("" when they could not be read)
 
     @classmethod
-    def quarantined(cls, reason: str, fingerprint: str = "") -> "Parsed":
-        return cls("quarantined", reason=reason, fingerprint=fingerprint)
+    def quarantined(cls, reason: str) -> "Parsed":
+        return cls("quarantined", reason=reason)

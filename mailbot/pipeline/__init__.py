@@ -57,7 +57,7 @@ class Counts:
 @dataclass
 class _Known:
     id: int | None  # None until the batch's new rows are INSERTed (`_Seen.flush_inbound`)
-    fingerprint: str  # "" until the parse worker (or a Message-ID collision) computes it
+    fingerprint: str  # "" until a Message-ID clash needs it (`content_fingerprint`)
     sha256: str
     status: str
     data: bytes | None = None  # a row new in this batch: its bytes (its file may not be written yet)
@@ -146,7 +146,7 @@ def keep(session: Session, raws: RawStore, raw: RawMail, folder: str = "INBOX",
     was already recorded). The caller commits; nothing here talks to the server.
     """
     message_id, key, sha = ident or _ident(raw)
-    fingerprint = ""  # computed only where it decides something (below); the parse worker fills it in
+    fingerprint = ""  # computed only where it decides something: a Message-ID seen before, other bytes
     alone = seen is None
     seen = seen or _Seen(session, [raw], [key])
     if raw.uid is not None and (raw.mailbox, raw.uidvalidity, raw.uid) in seen.copies:
@@ -504,14 +504,12 @@ def _apply(session: Session, results: list[tuple[int, Parsed]], ctx=None) -> tup
             sent, route = result.columns["sent_at"], result.route
             parsed.append({**result.columns, "sent_at": datetime.fromisoformat(sent) if sent else None,
                            "route_json": json.dumps(route.to_json(), ensure_ascii=False) if route else None,
-                           "_id": inbound_id, "parsed_json": result.summary, "status": "parsed", "processed_at": now,
-                           "fingerprint": result.fingerprint})
+                           "_id": inbound_id, "parsed_json": result.summary, "status": "parsed", "processed_at": now})
             if route is not None and ctx is not None:
                 routed.append((inbound_id, result))
         else:
             row = session.get(InboundMessage, inbound_id)
             row.attempts += 1
-            row.fingerprint = result.fingerprint or row.fingerprint
             _quarantine(session, row, result.reason)
             if ctx is not None:
                 alerts.about_message(session, ctx, row, "quarantined", result.reason)

@@ -63,14 +63,13 @@ def parse_file(path: str, sha256: str, job: dict | None = None) -> Parsed:
         data = Path(path).read_bytes()
     except OSError as exc:
         return Parsed.quarantined(f"原始邮件文件无法读取（{exc.strerror or exc}）")
-    fingerprint = parser.fingerprint(data)  # here, off the robot's thread (see `pipeline.keep`)
     try:
         mail = parser.parse(data, sha256=sha256)
     except parser.UnreadableMessage as exc:
-        return Parsed.quarantined(f"无法解析：不是一封可读的邮件（{exc}）", fingerprint)
+        return Parsed.quarantined(f"无法解析：不是一封可读的邮件（{exc}）")
     except Exception as exc:  # a parser bug must not stop the loop: keep the message, say why
         log.exception("parse failed for %s", path)
-        return Parsed.quarantined(f"解析时出错（{type(exc).__name__}: {str(exc)[:200]}）", fingerprint)
+        return Parsed.quarantined(f"解析时出错（{type(exc).__name__}: {str(exc)[:200]}）")
     summary = mail.to_json()
     route, staged = None, ()
     if job is not None:  # classify (on the whole text), and stage the attachments a 稿件 will keep
@@ -86,7 +85,7 @@ def parse_file(path: str, sha256: str, job: dict | None = None) -> Parsed:
             try:
                 staged = stage_attachments(mail, Path(job["staging"]))
             except OSError as exc:
-                return Parsed.quarantined(f"附件无法写入暂存目录（{exc.strerror or exc}）", fingerprint)
+                return Parsed.quarantined(f"附件无法写入暂存目录（{exc.strerror or exc}）")
         if route.kind in ("submission", "resubmission") and job.get("links") and mail.large_attachment_links:
             staged += fetch_links(mail, job, summary)
     columns = {
@@ -95,7 +94,7 @@ def parse_file(path: str, sha256: str, job: dict | None = None) -> Parsed:
         "bounce": mail.bounce, "attachment_count": len(mail.attachments), "kind": route.kind if route else None,
     }
     return Parsed("parsed", summary=json.dumps(summary, ensure_ascii=False), columns=columns, route=route,
-                  staged=staged, fingerprint=fingerprint)
+                  staged=staged)
 
 
 def fetch_links(mail, job: dict, summary: dict) -> tuple:

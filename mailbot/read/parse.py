@@ -49,32 +49,28 @@ _BLANK_LINE = re.compile(rb"\r?\n\r?\n")
 _HOLLOW_MIN = 65536
 
 
-_CTE_VARIANTS = (b"ransfer-encoding:", b"ransfer-Encoding:", b"RANSFER-ENCODING:")
-
-
 def _cte_headers(raw: bytes):
-    """Positions of Content-Transfer-Encoding headers, found with memchr-fast searches
-    (no lower-cased copy of a 40 MB message). Yields (position, end of line); the caller
-    sends back where to continue, so a base64 body is never scanned."""
-    nxt = {v: raw.find(v) for v in _CTE_VARIANTS}
+    """Positions of Content-Transfer-Encoding headers (any letter case), found with
+    memchr-fast searches (no lower-cased copy of a 40 MB message). Yields (position, end of
+    line); the caller sends back where to continue, and the next search starts there, so a
+    base64 body is never scanned."""
     pos = 0
     while True:
-        live = [(p, v) for v, p in nxt.items() if p >= 0]
-        if not live:
+        lower = raw.find(b"ransfer-", pos)
+        # an all-capitals header, looked for only as far as the next lower-case one
+        upper = raw.find(b"RANSFER-", pos, lower if lower >= 0 else len(raw))
+        p = upper if upper >= 0 else lower
+        if p < 0:
             return
-        p, v = min(live)
-        nxt[v] = raw.find(v, p + len(v))
-        if p < pos or raw[max(0, p - 9):p].lower() != b"content-t":
+        pos = p + 8
+        if raw[max(0, p - 9):p].lower() != b"content-t" or raw[p + 8:p + 17].lower() != b"encoding:":
             continue
         eol = raw.find(b"\n", p)
         if eol < 0:
             return
         resume = yield p, eol
         if resume:
-            pos = resume
-            for var, q in nxt.items():
-                if 0 <= q < pos:
-                    nxt[var] = raw.find(var, pos)
+            pos = max(pos, resume)
 
 
 def hollow(raw: bytes, nonce: str) -> tuple[bytes, dict[str, tuple[int, int]]]:
@@ -796,8 +792,7 @@ def fingerprint(raw: bytes) -> str:
     headers and the body, line ends normalised), ignoring what it does (Received,
     Delivered-To …). A copy of one message in two mailboxes matches; two different messages
     that happen to share a Message-ID do not. It reads the whole message, so the pipeline
-    asks for it only where it decides something (a Message-ID seen before with other bytes)
-    and the parse worker fills it in for every stored message.
+    asks for it only where it decides something: a Message-ID seen before, with other bytes.
     """
     head = _head(raw)
     msg = _header_message(head)

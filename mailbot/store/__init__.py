@@ -54,7 +54,7 @@ class InboundMessage(SQLModel, table=True):
     key: str = Field(max_length=1000, unique=True)
     message_id: str | None = Field(default=None, max_length=1000)
     sha256: str = Field(max_length=64, index=True)
-    fingerprint: str = Field(max_length=64)  # parse.read_key: same message, any delivery
+    fingerprint: str = Field(max_length=64)  # parse.fingerprint, or "" until a Message-ID clash needs it
     size: int = Field(sa_type=BigInteger)
     raw_path: str = Field(max_length=300)
     first_mailbox: str = Field(max_length=100)
