@@ -651,6 +651,17 @@ def phases(robot: dict, v: dict) -> dict:
 # --- main --------------------------------------------------------------------------
 
 
+def compile_robot() -> None:
+    """Bytecode for the robot's package, as an installed robot has it (pip compiles a package
+    when it installs it): without it, where PYTHONDONTWRITEBYTECODE is set, every robot and
+    parse worker started would compile ~75 modules first (~0.25 s of its start-up)."""
+    import compileall
+
+    import mailbot
+
+    compileall.compile_dir(Path(mailbot.__file__).parent, quiet=1, workers=0)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(prog="bench/ingest", description=__doc__.split("\n\n")[0])
     ap.add_argument("--n", type=int, default=2000, help="messages to seed (default 2000)")
@@ -674,6 +685,7 @@ def main() -> int:
     if args.n < 1:
         ap.error("--n must be at least 1")
 
+    compile_robot()
     mount, kind = fs_type(args.workdir)
     if kind in ("tmpfs", "ramfs"):
         fail(f"--workdir {args.workdir} is on {kind}; the robot's default storage is a normal disk")

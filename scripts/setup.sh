@@ -70,3 +70,7 @@ fi
 # root goes on the virtualenv's path so `mailbot demo`, the tests and the benches find it.
 site=$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
 [ -f "$site/mailbot-checkout.pth" ] && [ "$(cat "$site/mailbot-checkout.pth")" = "$PWD" ] || echo "$PWD" > "$site/mailbot-checkout.pth"
+# The checkout's bytecode, as pip writes it for an installed package: every robot, CLI and
+# parse worker a test or bench starts then skips compiling ~75 modules (~0.25 s each start),
+# also where PYTHONDONTWRITEBYTECODE is set. Only changed files are compiled again.
+.venv/bin/python -m compileall -q -j 0 mailbot devtools >/dev/null
