@@ -412,12 +412,10 @@ def _mark_stale(engine, now: datetime, lease: float) -> int:
         return len(stale)
 
 
-def _due(engine, now: datetime, limit: int = 500, max_bytes: int | None = None) -> list[tuple[int, str]]:
-    """(id, mailbox) of the rows due now (no larger than `max_bytes`), oldest first; nothing is claimed yet."""
+def _due(engine, now: datetime, limit: int = 500) -> list[tuple[int, str]]:
+    """(id, mailbox) of the rows due now, oldest first; nothing is claimed yet."""
     query = select(OutboxMessage.id, OutboxMessage.mailbox).where(
         OutboxMessage.status == "pending", OutboxMessage.next_attempt_at <= now)
-    if max_bytes is not None:
-        query = query.where(func.length(OutboxMessage.raw) <= max_bytes)
     with Session(engine) as session:
         return [tuple(r) for r in session.exec(query.order_by(OutboxMessage.id).limit(limit)).all()]
 
@@ -556,10 +554,9 @@ class _Connection:
             client.close()
 
 
-async def drain(engine, settings, now: datetime | None = None, max_bytes: int | None = None) -> DrainCounts:
+async def drain(engine, settings, now: datetime | None = None) -> DrainCounts:
     """Send every due outbox row once, one SMTP connection per sending mailbox; each row is
-    claimed just before it is sent and its outcome recorded just after. Returns the counts.
-    `max_bytes`: only letters no larger (the rest wait for a drain without it)."""
+    claimed just before it is sent and its outcome recorded just after. Returns the counts."""
     counts = DrainCounts()
     cfg = settings.outbox
     connections: dict[str, _Connection] = {}
@@ -568,7 +565,7 @@ async def drain(engine, settings, now: datetime | None = None, max_bytes: int | 
         while True:
             stamp = now or clock.now()
             counts.uncertain += _mark_stale(engine, stamp, cfg.sending_lease)
-            due = _due(engine, stamp, max_bytes=max_bytes)
+            due = _due(engine, stamp)
             if not due:
                 return counts
             for outbox_id, mailbox in due:

@@ -12,7 +12,6 @@ import logging
 import random
 import signal
 import threading
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -123,10 +122,9 @@ class Runtime:
         for event in self.pokes.values():
             event.set()
 
-    def send_due(self, now=None, max_bytes: int | None = None) -> outbox.DrainCounts:
-        """Send what the outbox owes now (blocking; for run --once and tests); only letters
-        no larger than `max_bytes` when given."""
-        counts = asyncio.run(outbox.drain(self.engine, self.settings, now or self.clock(), max_bytes))
+    def send_due(self, now=None) -> outbox.DrainCounts:
+        """Send what the outbox owes now (blocking; for run --once and tests)."""
+        counts = asyncio.run(outbox.drain(self.engine, self.settings, now or self.clock()))
         self._add_sent(counts)
         return counts
 
@@ -197,49 +195,18 @@ class Runtime:
 def run_once(rt: Runtime) -> list[ingest.MailboxError]:
     """Process everything pending in every mailbox once, then return the mailboxes' errors.
 
-    Mail the processing queues (receipts, forwards, replies) is sent while the next batches
-    are read, by a sender thread, as the daemon's drainer does; what the clock makes due
-    after the mailboxes (reminders, alerts, the digest) goes at the end."""
+    What the run queued (receipts, forwards, replies) and what the clock makes due
+    (reminders, alerts, the digest) is sent at its end. (Sending from a thread while later
+    batches were read, as the daemon's drainer does, made the reading 1–2 s slower for
+    2,000 messages and the whole run no shorter: bench/README.md, 2026-12-07.)"""
     errors: list[ingest.MailboxError] = []
-    with _sending_meanwhile(rt):
-        _read_all(rt, errors)
+    _read_all(rt, errors)
     rt.processor.close()  # workers end with the run; the next run starts fresh ones
     rt.chase()
     rt.watch()
     rt.catch_up()  # run from cron: the digest goes out on the first run after its minute
     rt.send_due()
     return errors
-
-
-SEND_MEANWHILE_MAX = 1 << 20  # letters with files (a 稿件 forwarded with its video) wait for the run's end
-
-
-@contextmanager
-def _sending_meanwhile(rt: Runtime):
-    """A thread that sends what the outbox owes whenever a commit queued mail, until the block
-    ends. Only letters up to SEND_MEANWHILE_MAX: a large one is read whole from the database to
-    be sent, and that is not added to the memory of the messages still being read and parsed."""
-    done = threading.Event()
-
-    def sender() -> None:
-        while True:
-            rt.mail_due.wait()
-            rt.mail_due.clear()
-            if done.is_set():
-                return
-            try:
-                rt.send_due(max_bytes=SEND_MEANWHILE_MAX)
-            except Exception:  # the database or the disk: the send at the end of the run tries again
-                log.exception("sending during the run failed; trying again at its end")
-
-    thread = threading.Thread(target=sender, name="sender", daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        done.set()
-        rt.mail_due.set()
-        thread.join()
 
 
 def _read_all(rt: Runtime, errors: list[ingest.MailboxError]) -> None:

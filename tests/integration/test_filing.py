@@ -7,7 +7,6 @@ import asyncio
 import base64
 import functools
 import hashlib
-import time
 from datetime import timedelta
 from email import message_from_bytes, policy
 from email.message import EmailMessage
@@ -207,28 +206,3 @@ def test_revision_and_oversized_mail(servers, make_settings):
     assert len([f for f in table(rt.engine, SubmissionFile) if f.revision == 2]) == 2
     second = [m for m in inbox(servers, "unit1") if "第2版" in m["Subject"]]
     assert len(second) == 1 and sub.tracking in second[0]["Subject"]
-
-
-def test_run_once_sends_receipts_while_it_is_still_reading(servers, make_settings, monkeypatch):
-    """The receipt of the first 稿件 reaches the unit before the robot gets to moving the
-    messages on the server, the last step of reading a mailbox: sending does not wait for the
-    whole mailbox (the sender thread of run --once)."""
-    from mailbot.pipeline import sync
-
-    servers.append("skxkpb", submission())
-    rt = daemon.Runtime.build(make_settings(servers, boxes=("skxkpb",)))
-    seen_before_moves = []
-    real = sync.apply_server_actions
-
-    def moves_after_a_look(*args, **kwargs):
-        deadline = time.monotonic() + 15
-        while not servers.fetch_all("unit1") and time.monotonic() < deadline:
-            time.sleep(0.1)
-        seen_before_moves.append(len(servers.fetch_all("unit1")))
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(sync, "apply_server_actions", moves_after_a_look)
-    assert daemon.run_once(rt) == []
-    assert seen_before_moves == [1]
-    [receipt] = inbox(servers, "unit1")
-    assert receipt["Subject"].startswith("[KP-")

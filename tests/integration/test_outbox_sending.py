@@ -139,30 +139,6 @@ def test_a_large_letter_is_streamed_intact_and_the_connection_goes_on(servers, m
     assert sorted(m["Subject"] for m in got if m is not returned) == ["第 2 封"]
 
 
-def test_a_drain_with_a_size_limit_leaves_the_large_letters_for_later(servers, make_settings, engine):
-    """run --once sends small letters while it still reads mail (`max_bytes`); a letter with a
-    large file waits for the drain at the end, which sends it."""
-    settings = make_settings(servers)
-    now = clock.now()
-    with Session(engine) as session:
-        big = outbox.letter("result", "review-returned", settings=settings, to="unit1@example.test", now=now,
-                            tag="KP-2026-0001", from_department="kepu", tracking="KP-2026-0001", title="稿件",
-                            greeting="沂水县科协", stage="初审", reason="请修改", revision=1, files=["批注.bin"],
-                            attachments=(("批注.bin", bytes(2 << 20), "application/octet-stream"),))
-        outbox.enqueue(session, big, settings.outbox, now)
-        session.commit()
-    queue(engine, settings, "skxkpb", "unit1@example.test", 2)
-    counts = asyncio.run(outbox.drain(engine, settings, max_bytes=1 << 20))
-    assert (counts.sent, counts.failed, counts.retry) == (1, 0, 0)
-    with Session(engine) as session:
-        rows = session.exec(select(OutboxMessage).order_by(OutboxMessage.id)).all()
-    assert [r.status for r in rows] == ["pending", "sent"]
-    assert [m["Subject"] for m in (message_from_bytes(raw, policy=policy.default)
-                                   for raw in servers.fetch_all("unit1"))] == ["第 2 封"]
-    assert asyncio.run(outbox.drain(engine, settings)).sent == 1
-    assert len(servers.fetch_all("unit1")) == 2
-
-
 def test_an_smtp_outage_shows_in_status_and_run_once_exits_non_zero(servers, make_settings, tmp_path):
     import json
 
