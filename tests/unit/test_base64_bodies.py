@@ -60,3 +60,18 @@ def test_a_large_attachment_comes_back_byte_for_byte():
     mail = parse.parse(raw)
     assert [a.data for a in mail.attachments] == [data]
     assert not mail.defects
+
+
+def test_a_large_body_cut_off_one_character_after_a_whole_group_keeps_the_message():
+    """Before 2026-12-07 the lenient decoder itself raised on this, and the message was
+    quarantined whole; now its text and its file are kept, with the defect noted."""
+    data = random.Random(8).randbytes(120_000)
+    body = base64.encodebytes(data).replace(b"\n", b"\r\n") + b"Q\r\n"  # a stray character after the last group
+    raw = (b"From: unit1@example.test\r\nMessage-ID: <cut@x>\r\nMIME-Version: 1.0\r\n"
+           b"Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n"
+           b"hi\r\n--b\r\nContent-Type: application/pdf; name=a.pdf\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+           + body + b"--b--\r\n")
+    mail = parse.parse(raw)
+    assert mail.text.strip() == "hi"
+    assert [a.data for a in mail.attachments] == [data]
+    assert "base64-invalid: decoded leniently" in mail.defects
