@@ -414,10 +414,10 @@ def _mark_stale(engine, now: datetime, lease: float) -> int:
 
 def _due(engine, now: datetime, limit: int = 500) -> list[tuple[int, str]]:
     """(id, mailbox) of the rows due now, oldest first; nothing is claimed yet."""
-    query = select(OutboxMessage.id, OutboxMessage.mailbox).where(
-        OutboxMessage.status == "pending", OutboxMessage.next_attempt_at <= now)
     with Session(engine) as session:
-        return [tuple(r) for r in session.exec(query.order_by(OutboxMessage.id).limit(limit)).all()]
+        return [tuple(r) for r in session.exec(select(OutboxMessage.id, OutboxMessage.mailbox).where(
+            OutboxMessage.status == "pending", OutboxMessage.next_attempt_at <= now)
+            .order_by(OutboxMessage.id).limit(limit)).all()]
 
 
 _OUTBOX = OutboxMessage.__table__

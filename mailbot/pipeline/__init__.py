@@ -244,7 +244,6 @@ class Keeping:
     def __init__(self, engine, raws: RawStore, batch: list[RawMail], folder: str, state_update, idents: list):
         self.engine, self.raws, self.batch, self.folder, self.state_update = engine, raws, batch, folder, state_update
         self.idents = idents
-        self.size = sum(len(raw.data) for raw in batch)  # the fetched bytes held until `finish`
         self.session = Session(engine)
         try:
             self.counts, self.seen = self._prepare(self.session)

@@ -143,10 +143,6 @@ class _Pending:
         self.box, self.raws, self.processor, self.counts = box, raws, processor, counts
         self.keeping: Keeping | None = None
 
-    @property
-    def size(self) -> int:
-        return self.keeping.size if self.keeping is not None else 0
-
     def start(self, engine, got, folder: str, state_update, idents) -> None:
         try:
             self.keeping = start_keep(engine, self.raws, got, folder, state_update, idents)

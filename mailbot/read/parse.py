@@ -801,7 +801,10 @@ def read_id(raw: bytes, sha256: str | None = None) -> tuple[str | None, str]:
 
 def _parsed_id(head: bytes) -> str | None:
     """The first Message-ID header as the stdlib's parser reads the header block."""
-    msg = _header_message(head)
+    return _id_of(_header_message(head))
+
+
+def _id_of(msg: Message | None) -> str | None:
     try:
         return _message_id(_raw_get(msg, "message-id")) if msg is not None else None
     except Exception:  # header junk
@@ -817,9 +820,9 @@ def fingerprint(raw: bytes) -> str:
     """
     head = _head(raw)
     msg = _header_message(head)
+    message_id = _id_of(msg)
     digest = hashlib.sha256()
     try:
-        message_id = _message_id(_raw_get(msg, "message-id")) if msg is not None else None
         if message_id is not None:
             for name in _FINGERPRINT_HEADERS:
                 for value in _raw_all(msg, name):
